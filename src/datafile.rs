@@ -1,0 +1,239 @@
+//! A data file: a header, then records, append-only while active and immutable after.
+//! Reads are positioned (`pread`), so any number of readers share one descriptor
+//! with the appending writer and never move a file cursor.
+
+use crate::error::{Error, Result};
+use crate::format::*;
+use crate::record::{self, Bad, Header};
+use std::fs::{File, OpenOptions};
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+
+/// An open data file. Shared behind `Arc` by readers, merge and the writer: the
+/// descriptor closes when the last user drops it, so a merge can unlink a file
+/// while a read of it is still in flight.
+#[derive(Debug)]
+pub struct DataFile {
+    pub id: u32,
+    pub path: PathBuf,
+    pub(crate) file: File,
+}
+
+impl DataFile {
+    /// Opens an existing data file for reading (and appending, when `writable`).
+    pub fn open(dir: &Path, id: u32, writable: bool) -> Result<DataFile> {
+        let path = dir.join(data_file_name(id));
+        let file = OpenOptions::new()
+            .read(true)
+            .append(writable)
+            .open(&path)
+            .map_err(|e| Error::io("opening", &path, e))?;
+        Ok(DataFile { id, path, file })
+    }
+
+    /// Creates a new data file with its header, fsynced along with the directory so
+    /// that the file survives a power loss once a write into it is acknowledged.
+    pub fn create(dir: &Path, id: u32) -> Result<DataFile> {
+        let path = dir.join(data_file_name(id));
+        let mut file = OpenOptions::new()
+            .read(true)
+            .append(true)
+            .create_new(true)
+            .open(&path)
+            .map_err(|e| Error::io("creating", &path, e))?;
+        file.write_all(&file_header(&DATA_MAGIC))
+            .and_then(|_| file.sync_data())
+            .map_err(|e| Error::io("writing header of", &path, e))?;
+        sync_dir(dir)?;
+        Ok(DataFile { id, path, file })
+    }
+
+    pub fn len(&self) -> Result<u64> {
+        self.file
+            .metadata()
+            .map(|m| m.len())
+            .map_err(|e| Error::io("reading size of", &self.path, e))
+    }
+
+    /// Reads the record whose value starts at `value_offset`, checks its checksum and
+    /// that it belongs to `key`, and returns the value.
+    pub fn read_value(&self, key: &[u8], value_offset: u32, value_len: u32) -> Result<Vec<u8>> {
+        let start = value_offset as u64 - (RECORD_HEADER_LEN + key.len()) as u64;
+        let mut buf = vec![0u8; record::record_len(key.len(), value_len as usize)];
+        self.file
+            .read_exact_at(&mut buf, start)
+            .map_err(|e| Error::io("reading", &self.path, e))?;
+        let h = record::decode(&buf).map_err(|b| self.bad(start, b))?;
+        if h.key_len as usize != key.len() || &buf[RECORD_HEADER_LEN..][..key.len()] != key {
+            return Err(Error::corruption(
+                &self.path,
+                start,
+                "record is not the key's",
+            ));
+        }
+        buf.drain(..RECORD_HEADER_LEN + key.len());
+        Ok(buf)
+    }
+
+    /// Flushes file data to the device.
+    pub fn sync(&self) -> Result<()> {
+        self.file
+            .sync_data()
+            .map_err(|e| Error::io("syncing", &self.path, e))
+    }
+
+    pub(crate) fn bad(&self, offset: u64, bad: Bad) -> Error {
+        Error::corruption(&self.path, offset, bad_reason(bad))
+    }
+}
+
+pub(crate) fn bad_reason(bad: Bad) -> &'static str {
+    match bad {
+        Bad::Truncated => "record runs past the end of the file",
+        Bad::Invalid(why) => why,
+    }
+}
+
+/// fsyncs a directory, making created, renamed and removed names durable.
+pub fn sync_dir(dir: &Path) -> Result<()> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| Error::io("syncing directory", dir, e))
+}
+
+/// Checks a file header read from `path`. `Ok(false)` means the file is shorter than
+/// a header (a crash right after creation); anything else wrong is `BadFormat`.
+pub fn check_header(path: &Path, head: &[u8], magic: &[u8; 8]) -> Result<bool> {
+    if head.len() < FILE_HEADER_LEN {
+        return Ok(false);
+    }
+    if &head[..8] != magic {
+        return Err(Error::BadFormat {
+            file: path.to_path_buf(),
+            reason: "wrong magic".into(),
+        });
+    }
+    let version = le_u32(head, 8);
+    if version != FORMAT_VERSION {
+        return Err(Error::BadFormat {
+            file: path.to_path_buf(),
+            reason: format!("format version {version}, this build reads {FORMAT_VERSION}"),
+        });
+    }
+    Ok(true)
+}
+
+/// A record met during a scan; slices borrow the scan buffer.
+pub struct RecordRef<'a> {
+    /// Offset of the record's first byte in the file.
+    pub offset: u64,
+    pub header: Header,
+    pub key: &'a [u8],
+}
+
+/// How a scan ended.
+#[derive(Debug, PartialEq, Eq)]
+pub enum ScanEnd {
+    /// Every byte up to the end was a valid record.
+    Clean,
+    /// The bytes at `offset` are not a valid record.
+    Bad { offset: u64, bad: Bad },
+}
+
+/// Reads records from `from` up to `end`, calling `f` for each valid one, and stops
+/// at the first byte that is not a record. Reads in large sequential chunks.
+pub fn scan(
+    file: &File,
+    from: u64,
+    end: u64,
+    mut f: impl FnMut(RecordRef<'_>) -> Result<()>,
+    path: &Path,
+) -> Result<ScanEnd> {
+    const CHUNK: usize = 1 << 20;
+    let mut reader = file;
+    reader
+        .seek(SeekFrom::Start(from))
+        .map_err(|e| Error::io("seeking", path, e))?;
+    let mut buf: Vec<u8> = Vec::with_capacity(CHUNK);
+    // File offset of buf[0], and how far into buf the next record starts.
+    let mut base = from;
+    let mut at = 0usize;
+    loop {
+        let pos = base + at as u64;
+        if pos == end {
+            return Ok(ScanEnd::Clean);
+        }
+        let have = buf.len() - at;
+        let header = if have >= RECORD_HEADER_LEN {
+            record::parse_header(&buf[at..])
+        } else {
+            Err(Bad::Truncated)
+        };
+        let need = match header {
+            Ok(h) => h.record_len(),
+            Err(Bad::Truncated) => RECORD_HEADER_LEN as u64,
+            Err(bad) => return Ok(ScanEnd::Bad { offset: pos, bad }),
+        };
+        if pos + need > end {
+            return Ok(ScanEnd::Bad {
+                offset: pos,
+                bad: Bad::Truncated,
+            });
+        }
+        if (have as u64) < need {
+            // Refill: keep the partial record, read at least what it needs.
+            buf.drain(..at);
+            base = pos;
+            at = 0;
+            let want = (need as usize).max(CHUNK).min((end - base) as usize);
+            let old = buf.len();
+            buf.resize(want, 0);
+            read_full(&mut reader, &mut buf[old..]).map_err(|e| Error::io("reading", path, e))?;
+            continue;
+        }
+        let h = header.expect("a full header is buffered");
+        let rec = &buf[at..at + need as usize];
+        if let Err(bad) = record::verify(&h, rec) {
+            return Ok(ScanEnd::Bad { offset: pos, bad });
+        }
+        let k = RECORD_HEADER_LEN + h.key_len as usize;
+        f(RecordRef {
+            offset: pos,
+            header: h,
+            key: &rec[RECORD_HEADER_LEN..k],
+        })?;
+        at += need as usize;
+    }
+}
+
+fn read_full(r: &mut impl Read, mut buf: &mut [u8]) -> io::Result<()> {
+    while !buf.is_empty() {
+        match r.read(buf) {
+            Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
+            Ok(n) => buf = &mut buf[n..],
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// Finds the first offset in `(from, end)` where a whole valid record that ends a
+/// write begins. Used to tell a torn tail (nothing valid follows) from damage in the
+/// middle of a file, and by salvage to resume after damage.
+pub fn find_next_valid(file: &File, from: u64, end: u64, path: &Path) -> Result<Option<u64>> {
+    if end <= from + 1 {
+        return Ok(None);
+    }
+    let mut region = vec![0u8; (end - from) as usize];
+    file.read_exact_at(&mut region, from)
+        .map_err(|e| Error::io("reading", path, e))?;
+    for i in 1..region.len() {
+        // Random bytes pass the framing checks and a CRC32 about once in 2^32 tries.
+        if record::decode(&region[i..]).is_ok() {
+            return Ok(Some(from + i as u64));
+        }
+    }
+    Ok(None)
+}

@@ -1,0 +1,876 @@
+//! The engine: ties the log, the keydir, the writer and the background thread
+//! together behind [`Bitcask`].
+//!
+//! Locks, in the order they may be taken: the write queue's leadership, then
+//! `writer`, then `index` or `buffer` (never both at once by one thread). Reads take
+//! only `index` (shared) and, with a write buffer, `buffer` briefly; no lock a read
+//! takes is ever held across an fsync.
+
+use crate::batch::{RecordIter, WriteBatch};
+use crate::datafile::{self, DataFile, ScanEnd};
+use crate::error::{Error, Result};
+use crate::format::*;
+use crate::hint::HintWriter;
+use crate::keydir::{KeyDir, Loc};
+use crate::lock::DirLock;
+use crate::options::{Options, SyncPolicy};
+use crate::record;
+use crate::recovery;
+use crate::stats::{FileStats, Stats};
+use crate::write::{Request, WriteQueue};
+use parking_lot::{Mutex, RwLock};
+use std::collections::{BTreeMap, VecDeque};
+use std::ops::Bound;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::mpsc;
+use std::sync::{Arc, Weak};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// A data file and what the keydir says of its bytes.
+pub(crate) struct FileInfo {
+    pub file: Arc<DataFile>,
+    /// File length, header included.
+    pub total: u64,
+    /// Bytes of records the keydir points at.
+    pub live: u64,
+}
+
+/// The keydir and the files it points into, under one lock so that a reader always
+/// finds the file of the location it looked up.
+#[derive(Default)]
+pub(crate) struct Index {
+    pub keydir: KeyDir,
+    pub files: BTreeMap<u32, FileInfo>,
+}
+
+fn live_len(key: &[u8], loc: &Loc) -> u64 {
+    record::record_len(key.len(), loc.len as usize) as u64
+}
+
+impl Index {
+    pub fn apply_put(&mut self, key: &[u8], loc: Loc) {
+        if let Some(old) = self.keydir.insert(key, loc) {
+            self.unlive(key, &old);
+        }
+        if let Some(f) = self.files.get_mut(&loc.file_id) {
+            f.live += live_len(key, &loc);
+        }
+    }
+
+    pub fn apply_delete(&mut self, key: &[u8]) {
+        if let Some(old) = self.keydir.remove(key) {
+            self.unlive(key, &old);
+        }
+    }
+
+    pub fn unlive(&mut self, key: &[u8], old: &Loc) {
+        if let Some(f) = self.files.get_mut(&old.file_id) {
+            f.live = f.live.saturating_sub(live_len(key, old));
+        }
+    }
+
+    /// The location of `key` and the file holding it.
+    fn locate(&self, key: &[u8]) -> Option<(Loc, Arc<DataFile>)> {
+        let loc = self.keydir.get(key)?;
+        let file = self.files.get(&loc.file_id)?.file.clone();
+        Some((loc, file))
+    }
+}
+
+/// Writes not yet handed to the OS (only with `write_buffer_size > 0`).
+struct WriteBuf {
+    file_id: u32,
+    /// File offset of `data[0]`: everything before it has been written.
+    start: u64,
+    data: Vec<u8>,
+}
+
+impl WriteBuf {
+    /// The value of a record still held here, if it is.
+    fn value(&self, loc: &Loc) -> Option<Vec<u8>> {
+        if loc.file_id != self.file_id || (loc.offset as u64) < self.start {
+            return None;
+        }
+        let at = (loc.offset as u64 - self.start) as usize;
+        self.data.get(at..at + loc.len as usize).map(<[u8]>::to_vec)
+    }
+
+    fn flush(&mut self, file: &DataFile) -> Result<()> {
+        if self.data.is_empty() {
+            return Ok(());
+        }
+        use std::io::Write;
+        (&file.file)
+            .write_all(&self.data)
+            .map_err(|e| Error::io("appending to", &file.path, e))?;
+        self.start += self.data.len() as u64;
+        self.data.clear();
+        Ok(())
+    }
+}
+
+/// State only the write leader touches.
+struct Writer {
+    active: Arc<DataFile>,
+    /// Logical length of the active file, buffered bytes included.
+    len: u64,
+    next_seq: u64,
+    scratch: Vec<u8>,
+}
+
+enum Job {
+    /// Write the hint file of a data file that just became immutable.
+    Hint(u32),
+    Stop,
+}
+
+pub(crate) struct Inner {
+    pub(crate) dir: PathBuf,
+    pub(crate) opts: Options,
+    pub(crate) index: RwLock<Index>,
+    writer: Mutex<Option<Writer>>,
+    queue: WriteQueue,
+    buffer: Option<Mutex<WriteBuf>>,
+    active_id: AtomicU32,
+    closed: AtomicBool,
+    /// Unsynced writes exist (for `SyncPolicy::EveryMs`).
+    dirty: AtomicBool,
+    refused: Mutex<Option<String>>,
+    lock: Mutex<Option<DirLock>>,
+    background: Mutex<Option<(mpsc::Sender<Job>, JoinHandle<()>)>>,
+    dropped_bytes: u64,
+    salvaged_bytes: u64,
+}
+
+/// An open database. `Send + Sync`: share it between threads (behind an `Arc` or by
+/// reference); reads run in parallel, writes are merged into group commits.
+pub struct Bitcask {
+    pub(crate) inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Bitcask {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Bitcask")
+            .field("dir", &self.inner.dir)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Per-write options.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct WriteOptions {
+    /// fdatasync before returning, whatever the database's sync policy.
+    pub sync: bool,
+}
+
+pub(crate) fn now_secs() -> u32 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as u32)
+        .unwrap_or(0)
+}
+
+impl Bitcask {
+    /// Opens the database in `dir`, creating the directory if it is missing. A
+    /// writable open takes the directory's writer lock or fails with `Locked`.
+    pub fn open(dir: impl AsRef<Path>, opts: Options) -> Result<Bitcask> {
+        opts.validate()?;
+        let dir = dir.as_ref().to_path_buf();
+        if !opts.read_only {
+            std::fs::create_dir_all(&dir).map_err(|e| Error::io("creating", &dir, e))?;
+        }
+        let lock = if opts.read_only {
+            None
+        } else {
+            Some(DirLock::acquire(&dir)?)
+        };
+        let rec = recovery::recover(&dir, &opts)?;
+        let mut index = rec.index;
+        let mut writer = None;
+        let mut active_id = rec.last_id.unwrap_or(0);
+        if !opts.read_only {
+            let (active, len) = match rec.last_id {
+                Some(id) => {
+                    let f = &index.files[&id];
+                    (f.file.clone(), f.total)
+                }
+                None => {
+                    active_id = 1;
+                    let f = Arc::new(DataFile::create(&dir, 1)?);
+                    index.files.insert(
+                        1,
+                        FileInfo {
+                            file: f.clone(),
+                            total: FILE_HEADER_LEN as u64,
+                            live: 0,
+                        },
+                    );
+                    (f, FILE_HEADER_LEN as u64)
+                }
+            };
+            writer = Some(Writer {
+                active,
+                len,
+                next_seq: rec.next_seq,
+                scratch: Vec::new(),
+            });
+        }
+        let buffer = (opts.write_buffer_size > 0 && !opts.read_only).then(|| {
+            let w = writer.as_ref().expect("writable");
+            Mutex::new(WriteBuf {
+                file_id: w.active.id,
+                start: w.len,
+                data: Vec::with_capacity(opts.write_buffer_size),
+            })
+        });
+        let inner = Arc::new(Inner {
+            queue: WriteQueue::new(opts.write_merging),
+            dir,
+            index: RwLock::new(index),
+            writer: Mutex::new(writer),
+            buffer,
+            active_id: AtomicU32::new(active_id),
+            closed: AtomicBool::new(false),
+            dirty: AtomicBool::new(false),
+            refused: Mutex::new(None),
+            lock: Mutex::new(lock),
+            background: Mutex::new(None),
+            dropped_bytes: rec.dropped_bytes,
+            salvaged_bytes: rec.salvaged_bytes,
+            opts,
+        });
+        if !inner.opts.read_only {
+            Inner::start_background(&inner)?;
+        }
+        Ok(Bitcask { inner })
+    }
+
+    /// The value of `key`, or `None`. One keydir lookup and one positioned read, with
+    /// the record's checksum verified.
+    pub fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        self.inner.check_open()?;
+        let Some((loc, file)) = self.inner.index.read().locate(key) else {
+            return Ok(None);
+        };
+        self.inner.read_value(key, &loc, &file).map(Some)
+    }
+
+    /// Whether `key` has a value. No I/O.
+    pub fn contains(&self, key: &[u8]) -> Result<bool> {
+        self.inner.check_open()?;
+        Ok(self.inner.index.read().keydir.get(key).is_some())
+    }
+
+    /// Number of keys.
+    pub fn len(&self) -> Result<usize> {
+        self.inner.check_open()?;
+        Ok(self.inner.index.read().keydir.len())
+    }
+
+    pub fn is_empty(&self) -> Result<bool> {
+        Ok(self.len()? == 0)
+    }
+
+    /// Stores `value` under `key`. Returns the write's sequence number.
+    pub fn put(&self, key: &[u8], value: &[u8]) -> Result<u64> {
+        let mut b = WriteBatch::new();
+        b.put(key, value);
+        self.inner.submit(b, WriteOptions::default())
+    }
+
+    /// Removes `key` (writing a tombstone). Deleting a missing key is not an error.
+    pub fn delete(&self, key: &[u8]) -> Result<u64> {
+        let mut b = WriteBatch::new();
+        b.delete(key);
+        self.inner.submit(b, WriteOptions::default())
+    }
+
+    /// Applies every operation of `batch`, or none of them, even across a crash.
+    /// Returns the batch's sequence number (one for the whole batch).
+    pub fn write(&self, batch: &WriteBatch) -> Result<u64> {
+        self.inner.submit(batch.clone(), WriteOptions::default())
+    }
+
+    /// `write` with per-write options (durability on top of the sync policy).
+    pub fn write_opt(&self, batch: &WriteBatch, wo: WriteOptions) -> Result<u64> {
+        self.inner.submit(batch.clone(), wo)
+    }
+
+    /// Flushes buffered writes and fdatasyncs the active file.
+    pub fn sync(&self) -> Result<()> {
+        self.inner.check_open()?;
+        if self.inner.opts.read_only {
+            return Ok(());
+        }
+        self.inner.sync_active()
+    }
+
+    /// Iterates over all keys and values in key order. See [`Iter`] for what it
+    /// sees of concurrent writes.
+    pub fn iter(&self) -> Result<Iter> {
+        self.range::<&[u8]>(.., false)
+    }
+
+    /// Iterates over keys in `range`, ascending, or descending when `reverse`.
+    pub fn range<K: AsRef<[u8]>>(
+        &self,
+        range: impl std::ops::RangeBounds<K>,
+        reverse: bool,
+    ) -> Result<Iter> {
+        self.inner.check_open()?;
+        let own = |b: Bound<&K>| match b {
+            Bound::Included(k) => Bound::Included(k.as_ref().to_vec()),
+            Bound::Excluded(k) => Bound::Excluded(k.as_ref().to_vec()),
+            Bound::Unbounded => Bound::Unbounded,
+        };
+        Ok(Iter {
+            inner: self.inner.clone(),
+            lower: own(range.start_bound()),
+            upper: own(range.end_bound()),
+            reverse,
+            buf: VecDeque::new(),
+            done: false,
+        })
+    }
+
+    /// Iterates over keys that start with `prefix`.
+    pub fn prefix(&self, prefix: &[u8], reverse: bool) -> Result<Iter> {
+        let upper = match prefix_successor(prefix) {
+            Some(s) => Bound::Excluded(s),
+            None => Bound::Unbounded,
+        };
+        let mut it = self.range::<&[u8]>(.., reverse)?;
+        it.lower = Bound::Included(prefix.to_vec());
+        it.upper = upper;
+        Ok(it)
+    }
+
+    /// All keys, in key order.
+    pub fn keys(&self) -> Result<Vec<Vec<u8>>> {
+        self.inner.check_open()?;
+        let mut keys = Vec::new();
+        self.inner
+            .index
+            .read()
+            .keydir
+            .for_each(|k, _| keys.push(k.to_vec()));
+        keys.sort_unstable();
+        Ok(keys)
+    }
+
+    /// Folds over every key and value in key order.
+    pub fn fold<A>(&self, init: A, mut f: impl FnMut(A, &[u8], &[u8]) -> A) -> Result<A> {
+        let mut acc = init;
+        for kv in self.iter()? {
+            let (k, v) = kv?;
+            acc = f(acc, &k, &v);
+        }
+        Ok(acc)
+    }
+
+    /// Counters and per-file space use.
+    pub fn stats(&self) -> Result<Stats> {
+        self.inner.check_open()?;
+        self.inner.stats()
+    }
+
+    /// Flushes and syncs outstanding writes, stops background work and releases the
+    /// writer lock. Later calls on this handle return `Error::Closed`. Idempotent;
+    /// also done on drop (where an error cannot be reported).
+    pub fn close(&self) -> Result<()> {
+        self.inner.close()
+    }
+
+    /// The database directory.
+    pub fn path(&self) -> &Path {
+        &self.inner.dir
+    }
+}
+
+impl Drop for Bitcask {
+    fn drop(&mut self) {
+        let _ = self.inner.close();
+    }
+}
+
+/// The smallest key greater than every key starting with `p`, if there is one.
+pub(crate) fn prefix_successor(p: &[u8]) -> Option<Vec<u8>> {
+    let mut s = p.to_vec();
+    while let Some(last) = s.pop() {
+        if last != 0xFF {
+            s.push(last + 1);
+            return Some(s);
+        }
+    }
+    None
+}
+
+impl Inner {
+    pub(crate) fn check_open(&self) -> Result<()> {
+        if self.closed.load(Ordering::Acquire) {
+            return Err(Error::Closed);
+        }
+        Ok(())
+    }
+
+    fn check_writable(&self) -> Result<()> {
+        self.check_open()?;
+        if self.opts.read_only {
+            return Err(Error::ReadOnly);
+        }
+        if let Some(cause) = self.refused.lock().as_ref() {
+            return Err(Error::WritesRefused {
+                cause: cause.clone(),
+            });
+        }
+        Ok(())
+    }
+
+    /// After a failed write or sync the file's state is unknown: refuse writes.
+    fn refuse(&self, e: &Error) {
+        self.refused.lock().get_or_insert_with(|| e.to_string());
+    }
+
+    pub(crate) fn read_value(&self, key: &[u8], loc: &Loc, file: &DataFile) -> Result<Vec<u8>> {
+        if let Some(buf) = &self.buffer {
+            if let Some(v) = buf.lock().value(loc) {
+                return Ok(v);
+            }
+        }
+        file.read_value(key, loc.offset, loc.len)
+    }
+
+    fn validate(&self, batch: &WriteBatch) -> Result<()> {
+        if let Some(e) = &batch.oversize {
+            return Err(e.clone());
+        }
+        if batch.encoded_len() > MAX_WRITE_LEN {
+            return Err(Error::BatchTooLarge {
+                len: batch.encoded_len(),
+                max: MAX_WRITE_LEN,
+            });
+        }
+        for (_, key, value) in (RecordIter { rep: &batch.rep }) {
+            if key.is_empty() {
+                return Err(Error::EmptyKey);
+            }
+            if key.len() > self.opts.max_key_size {
+                return Err(Error::KeyTooLarge {
+                    len: key.len(),
+                    max: self.opts.max_key_size,
+                });
+            }
+            if value.len() > self.opts.max_value_size {
+                return Err(Error::ValueTooLarge {
+                    len: value.len(),
+                    max: self.opts.max_value_size,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    pub(crate) fn submit(&self, batch: WriteBatch, wo: WriteOptions) -> Result<u64> {
+        self.check_writable()?;
+        self.validate(&batch)?;
+        let req = Request {
+            batch,
+            sync: wo.sync,
+        };
+        self.queue.submit(req, |group| self.commit(group))
+    }
+
+    /// Commits a group of writes: one append, at most one fdatasync, one keydir
+    /// update. Runs on the leader's thread with the writer locked.
+    fn commit(&self, group: &[&Request]) -> Result<Vec<u64>> {
+        let mut guard = self.writer.lock();
+        let w = guard.as_mut().ok_or(Error::Closed)?;
+        self.check_writable()?;
+        let total: u64 = group.iter().map(|r| r.batch.encoded_len() as u64).sum();
+        if w.len > FILE_HEADER_LEN as u64 && w.len + total > self.opts.max_file_size {
+            let next = w.active.id + 1;
+            self.rotate(w, next).inspect_err(|e| self.refuse(e))?;
+        }
+        let base = w.len;
+        let tstamp = now_secs();
+        let mut scratch = std::mem::take(&mut w.scratch);
+        scratch.clear();
+        let mut seqs = Vec::with_capacity(group.len());
+        for req in group {
+            if req.batch.is_empty() {
+                seqs.push(w.next_seq - 1);
+                continue;
+            }
+            let seq = w.next_seq;
+            w.next_seq += 1;
+            seqs.push(seq);
+            let start = scratch.len();
+            scratch.extend_from_slice(&req.batch.rep);
+            stamp(&mut scratch[start..], seq, tstamp);
+        }
+        let sync = self.opts.sync == SyncPolicy::Always || group.iter().any(|r| r.sync);
+        let res = self.append(w, &scratch, sync);
+        if let Err(e) = res {
+            self.refuse(&e);
+            w.scratch = scratch;
+            return Err(e);
+        }
+        {
+            let mut ix = self.index.write();
+            let mut off = base;
+            for (flags, key, value) in (RecordIter { rep: &scratch }) {
+                let value_offset = off + (RECORD_HEADER_LEN + key.len()) as u64;
+                off = value_offset + value.len() as u64;
+                if flags & FLAG_TOMBSTONE != 0 {
+                    ix.apply_delete(key);
+                } else {
+                    let loc = Loc {
+                        file_id: w.active.id,
+                        offset: value_offset as u32,
+                        len: value.len() as u32,
+                        tstamp,
+                    };
+                    ix.apply_put(key, loc);
+                }
+            }
+            if let Some(f) = ix.files.get_mut(&w.active.id) {
+                f.total += total;
+            }
+        }
+        w.len += total;
+        w.scratch = scratch;
+        Ok(seqs)
+    }
+
+    /// Hands `bytes` to the OS (or the write buffer), then syncs if asked.
+    fn append(&self, w: &Writer, bytes: &[u8], sync: bool) -> Result<()> {
+        use std::io::Write;
+        match &self.buffer {
+            Some(buf) => {
+                let mut b = buf.lock();
+                if b.data.len() + bytes.len() > self.opts.write_buffer_size {
+                    b.flush(&w.active)?;
+                }
+                if bytes.len() >= self.opts.write_buffer_size {
+                    (&w.active.file)
+                        .write_all(bytes)
+                        .map_err(|e| Error::io("appending to", &w.active.path, e))?;
+                    b.start += bytes.len() as u64;
+                } else {
+                    b.data.extend_from_slice(bytes);
+                }
+                if sync {
+                    b.flush(&w.active)?;
+                }
+            }
+            None => (&w.active.file)
+                .write_all(bytes)
+                .map_err(|e| Error::io("appending to", &w.active.path, e))?,
+        }
+        if sync {
+            w.active.sync()?;
+        } else {
+            self.dirty.store(true, Ordering::Release);
+        }
+        Ok(())
+    }
+
+    /// Seals the active file and starts data file `next_id`. Merge passes an id
+    /// beyond the next one to leave room for its output files.
+    fn rotate(&self, w: &mut Writer, next_id: u32) -> Result<u32> {
+        if let Some(buf) = &self.buffer {
+            buf.lock().flush(&w.active)?;
+        }
+        w.active.sync()?;
+        let file = Arc::new(DataFile::create(&self.dir, next_id)?);
+        self.index.write().files.insert(
+            next_id,
+            FileInfo {
+                file: file.clone(),
+                total: FILE_HEADER_LEN as u64,
+                live: 0,
+            },
+        );
+        let sealed = w.active.id;
+        w.active = file;
+        w.len = FILE_HEADER_LEN as u64;
+        if let Some(buf) = &self.buffer {
+            let mut b = buf.lock();
+            b.file_id = next_id;
+            b.start = w.len;
+        }
+        self.active_id.store(next_id, Ordering::Release);
+        if let Some((tx, _)) = self.background.lock().as_ref() {
+            let _ = tx.send(Job::Hint(sealed));
+        }
+        Ok(sealed)
+    }
+
+    fn sync_active(&self) -> Result<()> {
+        let file = {
+            let ix = self.index.read();
+            match ix.files.get(&self.active_id.load(Ordering::Acquire)) {
+                Some(f) => f.file.clone(),
+                None => return Ok(()),
+            }
+        };
+        self.dirty.store(false, Ordering::Release);
+        let res = (|| {
+            if let Some(buf) = &self.buffer {
+                let mut b = buf.lock();
+                if b.file_id == file.id {
+                    b.flush(&file)?;
+                }
+            }
+            file.sync()
+        })();
+        res.inspect_err(|e| self.refuse(e))
+    }
+
+    /// Writes the hint file of an immutable data file by scanning it.
+    fn write_hint(&self, id: u32) -> Result<()> {
+        let Some(file) = self.index.read().files.get(&id).map(|f| f.file.clone()) else {
+            return Ok(());
+        };
+        let len = file.len()?;
+        let mut h = HintWriter::create(&self.dir, id)?;
+        let end = datafile::scan(
+            &file.file,
+            FILE_HEADER_LEN as u64,
+            len,
+            |r| {
+                let vo = r.offset as u32 + (RECORD_HEADER_LEN + r.key.len()) as u32;
+                h.add(
+                    r.header.seq,
+                    r.header.tstamp,
+                    r.header.flags,
+                    r.key,
+                    vo,
+                    r.header.value_len,
+                )
+            },
+            &file.path,
+        )?;
+        if end != ScanEnd::Clean {
+            return Ok(());
+        }
+        // Merge may have removed the file meanwhile: then the hint must not appear.
+        if !self.index.read().files.contains_key(&id) {
+            return Ok(());
+        }
+        h.finish(len)
+    }
+
+    fn start_background(this: &Arc<Inner>) -> Result<()> {
+        let (tx, rx) = mpsc::channel();
+        let weak = Arc::downgrade(this);
+        let handle = std::thread::Builder::new()
+            .name("bitcask-bg".into())
+            .spawn(move || background(weak, rx))
+            .map_err(|e| Error::io("starting background thread for", &this.dir, e))?;
+        *this.background.lock() = Some((tx, handle));
+        Ok(())
+    }
+
+    fn close(&self) -> Result<()> {
+        if self.closed.swap(true, Ordering::AcqRel) {
+            return Ok(());
+        }
+        if let Some((tx, handle)) = self.background.lock().take() {
+            let _ = tx.send(Job::Stop);
+            if handle.thread().id() != std::thread::current().id() {
+                let _ = handle.join();
+            }
+        }
+        let mut res = Ok(());
+        if let Some(w) = self.writer.lock().take() {
+            if let Some(buf) = &self.buffer {
+                res = buf.lock().flush(&w.active);
+            }
+            if res.is_ok() && self.refused.lock().is_none() {
+                res = w.active.sync();
+            }
+        }
+        *self.index.write() = Index::default();
+        self.lock.lock().take();
+        res
+    }
+
+    fn stats(&self) -> Result<Stats> {
+        let ix = self.index.read();
+        let mut files = Vec::with_capacity(ix.files.len());
+        let mut data_bytes = 0;
+        for (&id, f) in &ix.files {
+            data_bytes += f.total;
+            files.push(FileStats {
+                id,
+                total_bytes: f.total,
+                live_bytes: f.live,
+                dead_bytes: f.total.saturating_sub(f.live),
+            });
+        }
+        let hint_bytes = ix
+            .files
+            .keys()
+            .filter_map(|&id| std::fs::metadata(self.dir.join(hint_file_name(id))).ok())
+            .map(|m| m.len())
+            .sum();
+        let next_seq = self.writer.lock().as_ref().map(|w| w.next_seq);
+        Ok(Stats {
+            keys: ix.keydir.len() as u64,
+            keydir_bytes: ix.keydir.heap_bytes() as u64,
+            data_bytes,
+            hint_bytes,
+            disk_bytes: data_bytes + hint_bytes,
+            files,
+            dropped_bytes_at_open: self.dropped_bytes,
+            salvaged_bytes_at_open: self.salvaged_bytes,
+            last_seq: next_seq.map(|s| s - 1),
+        })
+    }
+}
+
+/// Stamps the sequence number and time into encoded batch records, marks the last
+/// one as the end of the write, and fills in the checksums.
+fn stamp(rep: &mut [u8], seq: u64, tstamp: u32) {
+    let mut at = 0;
+    while at < rep.len() {
+        let k = le_u32(rep, at + REC_KEY_LEN) as usize;
+        let v = le_u32(rep, at + REC_VALUE_LEN) as usize;
+        let end = at + RECORD_HEADER_LEN + k + v;
+        rep[at + REC_SEQ..at + REC_SEQ + 8].copy_from_slice(&seq.to_le_bytes());
+        rep[at + REC_TSTAMP..at + REC_TSTAMP + 4].copy_from_slice(&tstamp.to_le_bytes());
+        if end == rep.len() {
+            rep[at + REC_FLAGS] |= FLAG_WRITE_END;
+        }
+        let crc = crc32fast::hash(&rep[at + 4..end]);
+        rep[at..at + 4].copy_from_slice(&crc.to_le_bytes());
+        at = end;
+    }
+}
+
+fn background(inner: Weak<Inner>, rx: mpsc::Receiver<Job>) {
+    let sync_every = match inner.upgrade().map(|i| i.opts.sync) {
+        Some(SyncPolicy::EveryMs(ms)) => Some(Duration::from_millis(ms)),
+        _ => None,
+    };
+    let tick = sync_every.unwrap_or(Duration::from_millis(500));
+    let mut last_sync = Instant::now();
+    loop {
+        let job = rx.recv_timeout(tick);
+        let Some(db) = inner.upgrade() else { return };
+        match job {
+            Ok(Job::Hint(id)) => {
+                let _ = db.write_hint(id);
+            }
+            Ok(Job::Stop) | Err(mpsc::RecvTimeoutError::Disconnected) => return,
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
+        }
+        if let Some(every) = sync_every {
+            if last_sync.elapsed() >= every && db.dirty.load(Ordering::Acquire) {
+                let _ = db.sync_active();
+                last_sync = Instant::now();
+            }
+        }
+    }
+}
+
+/// Iterator over keys and values in key order (descending when reversed).
+///
+/// It reads the keydir in chunks under its lock, so it never blocks writers for
+/// long. What it sees of concurrent writes: every key present for the iterator's
+/// whole life is yielded exactly once; a key written or deleted meanwhile may or may
+/// not be; a value is the one current when its chunk was read (never older than the
+/// iterator) and stays readable even if a merge removes its file meanwhile.
+pub struct Iter {
+    inner: Arc<Inner>,
+    lower: Bound<Vec<u8>>,
+    upper: Bound<Vec<u8>>,
+    reverse: bool,
+    buf: VecDeque<IterEntry>,
+    done: bool,
+}
+
+const ITER_CHUNK: usize = 256;
+
+/// A key, where its value was, and the file kept open for reading it.
+type IterEntry = (Vec<u8>, Loc, Arc<DataFile>);
+
+fn bound_ref(b: &Bound<Vec<u8>>) -> Bound<&[u8]> {
+    match b {
+        Bound::Included(k) => Bound::Included(k.as_slice()),
+        Bound::Excluded(k) => Bound::Excluded(k.as_slice()),
+        Bound::Unbounded => Bound::Unbounded,
+    }
+}
+
+impl Iter {
+    fn refill(&mut self) {
+        let mut out = Vec::with_capacity(ITER_CHUNK);
+        {
+            let ix = self.inner.index.read();
+            ix.keydir.scan(
+                bound_ref(&self.lower),
+                bound_ref(&self.upper),
+                self.reverse,
+                ITER_CHUNK,
+                &mut out,
+            );
+            for (k, loc) in out.drain(..) {
+                if let Some(f) = ix.files.get(&loc.file_id) {
+                    self.buf.push_back((k, loc, f.file.clone()));
+                }
+            }
+        }
+        match self.buf.back() {
+            None => self.done = true,
+            Some((k, _, _)) if self.reverse => self.upper = Bound::Excluded(k.clone()),
+            Some((k, _, _)) => self.lower = Bound::Excluded(k.clone()),
+        }
+    }
+
+    /// Repositions: the next item is the first key at or after `key` (at or before,
+    /// when reversed).
+    pub fn seek(&mut self, key: &[u8]) {
+        self.buf.clear();
+        self.done = false;
+        if self.reverse {
+            self.upper = Bound::Included(key.to_vec());
+        } else {
+            self.lower = Bound::Included(key.to_vec());
+        }
+    }
+
+    /// The next key without reading its value.
+    pub fn next_key(&mut self) -> Option<Result<Vec<u8>>> {
+        self.advance().map(|r| r.map(|(k, _, _)| k))
+    }
+
+    fn advance(&mut self) -> Option<Result<IterEntry>> {
+        if let Err(e) = self.inner.check_open() {
+            // Report the close once, then end.
+            let first = !self.done;
+            self.done = true;
+            self.buf.clear();
+            return first.then_some(Err(e));
+        }
+        if self.buf.is_empty() && !self.done {
+            self.refill();
+        }
+        self.buf.pop_front().map(Ok)
+    }
+}
+
+impl Iterator for Iter {
+    type Item = Result<(Vec<u8>, Vec<u8>)>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let (k, loc, file) = match self.advance()? {
+            Ok(x) => x,
+            Err(e) => return Some(Err(e)),
+        };
+        Some(self.inner.read_value(&k, &loc, &file).map(|v| (k, v)))
+    }
+}

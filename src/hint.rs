@@ -1,0 +1,192 @@
+//! Hint files: for an immutable data file, every record's key and location without
+//! its value, so that open builds the keydir without reading values. A hint file is
+//! only an accelerator: one that is missing, damaged or written for another length of
+//! its data file is ignored and the data file is scanned instead.
+
+use crate::datafile::{check_header, sync_dir};
+use crate::error::{Error, Result};
+use crate::format::*;
+use std::fs::{self, File, OpenOptions};
+use std::io::{BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
+
+/// One hint entry, borrowed from the loaded file.
+#[derive(Debug)]
+pub struct HintRef<'a> {
+    pub seq: u64,
+    pub tstamp: u32,
+    pub flags: u8,
+    pub key: &'a [u8],
+    pub value_offset: u32,
+    pub value_len: u32,
+}
+
+/// Writes a hint file under a temporary name and renames it into place when
+/// finished, so a crash never leaves a partial file under the real name.
+pub struct HintWriter {
+    tmp: PathBuf,
+    path: PathBuf,
+    dir: PathBuf,
+    out: BufWriter<File>,
+    crc: crc32fast::Hasher,
+    count: u64,
+}
+
+impl HintWriter {
+    pub fn create(dir: &Path, id: u32) -> Result<HintWriter> {
+        let path = dir.join(hint_file_name(id));
+        let tmp = dir.join(format!("{}.{TMP_EXT}", hint_file_name(id)));
+        let file = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&tmp)
+            .map_err(|e| Error::io("creating", &tmp, e))?;
+        let mut w = HintWriter {
+            tmp,
+            path,
+            dir: dir.to_path_buf(),
+            out: BufWriter::with_capacity(1 << 20, file),
+            crc: crc32fast::Hasher::new(),
+            count: 0,
+        };
+        w.put(&file_header(&HINT_MAGIC))?;
+        Ok(w)
+    }
+
+    fn put(&mut self, b: &[u8]) -> Result<()> {
+        self.crc.update(b);
+        self.out
+            .write_all(b)
+            .map_err(|e| Error::io("writing", &self.tmp, e))
+    }
+
+    pub fn add(
+        &mut self,
+        seq: u64,
+        tstamp: u32,
+        flags: u8,
+        key: &[u8],
+        value_offset: u32,
+        value_len: u32,
+    ) -> Result<()> {
+        let mut h = [0u8; HINT_ENTRY_HEADER_LEN];
+        h[0..8].copy_from_slice(&seq.to_le_bytes());
+        h[8..12].copy_from_slice(&tstamp.to_le_bytes());
+        h[12..16].copy_from_slice(&(key.len() as u32).to_le_bytes());
+        h[16..20].copy_from_slice(&value_len.to_le_bytes());
+        h[20..24].copy_from_slice(&value_offset.to_le_bytes());
+        h[24] = flags;
+        self.put(&h)?;
+        self.put(key)?;
+        self.count += 1;
+        Ok(())
+    }
+
+    /// Seals the file for a data file of `data_len` bytes and makes it durable.
+    pub fn finish(mut self, data_len: u64) -> Result<()> {
+        let mut t = [0u8; HINT_TRAILER_LEN];
+        t[0..8].copy_from_slice(&self.count.to_le_bytes());
+        t[8..16].copy_from_slice(&data_len.to_le_bytes());
+        self.crc.update(&t[..16]);
+        let crc = self.crc.clone().finalize();
+        t[16..20].copy_from_slice(&crc.to_le_bytes());
+        t[20..24].copy_from_slice(&HINT_TRAILER_MAGIC);
+        self.out
+            .write_all(&t)
+            .map_err(|e| Error::io("writing", &self.tmp, e))?;
+        let file = self
+            .out
+            .into_inner()
+            .map_err(|e| Error::io("writing", &self.tmp, e.into_error()))?;
+        file.sync_data()
+            .map_err(|e| Error::io("syncing", &self.tmp, e))?;
+        fs::rename(&self.tmp, &self.path).map_err(|e| Error::io("renaming", &self.tmp, e))?;
+        sync_dir(&self.dir)
+    }
+}
+
+/// Loads the hint file of data file `id` if it is whole and was written for a data
+/// file of exactly `data_len` bytes; calls `f` for each entry only after the whole
+/// file is verified. Returns false (and calls nothing) when the hint cannot be used.
+pub fn load(
+    dir: &Path,
+    id: u32,
+    data_len: u64,
+    mut f: impl FnMut(HintRef<'_>) -> Result<()>,
+) -> Result<bool> {
+    let path = dir.join(hint_file_name(id));
+    let mut bytes = Vec::new();
+    match File::open(&path) {
+        Ok(mut file) => {
+            // A hint file is smaller than its data file; a longer one is not ours.
+            let len = file.metadata().map(|m| m.len()).unwrap_or(u64::MAX);
+            if len > data_len + (HINT_TRAILER_LEN + FILE_HEADER_LEN) as u64 {
+                return Ok(false);
+            }
+            if file.read_to_end(&mut bytes).is_err() {
+                return Ok(false);
+            }
+        }
+        Err(_) => return Ok(false),
+    }
+    let Some(entries) = verified_entries(&path, &bytes, data_len) else {
+        return Ok(false);
+    };
+    let mut at = 0;
+    while at < entries.len() {
+        let e = &entries[at..];
+        let key_len = le_u32(e, 12) as usize;
+        let key = &e[HINT_ENTRY_HEADER_LEN..HINT_ENTRY_HEADER_LEN + key_len];
+        f(HintRef {
+            seq: le_u64(e, 0),
+            tstamp: le_u32(e, 8),
+            value_len: le_u32(e, 16),
+            value_offset: le_u32(e, 20),
+            flags: e[24],
+            key,
+        })?;
+        at += HINT_ENTRY_HEADER_LEN + key_len;
+    }
+    Ok(true)
+}
+
+/// Checks header, trailer, checksum and the framing of every entry; returns the
+/// entry bytes when all hold.
+fn verified_entries<'a>(path: &Path, bytes: &'a [u8], data_len: u64) -> Option<&'a [u8]> {
+    if bytes.len() < FILE_HEADER_LEN + HINT_TRAILER_LEN {
+        return None;
+    }
+    if !check_header(path, bytes, &HINT_MAGIC).ok()? {
+        return None;
+    }
+    let t = &bytes[bytes.len() - HINT_TRAILER_LEN..];
+    if t[20..24] != HINT_TRAILER_MAGIC || le_u64(t, 8) != data_len {
+        return None;
+    }
+    let covered = bytes.len() - HINT_TRAILER_LEN + 16;
+    if crc32fast::hash(&bytes[..covered]) != le_u32(t, 16) {
+        return None;
+    }
+    let entries = &bytes[FILE_HEADER_LEN..bytes.len() - HINT_TRAILER_LEN];
+    let (mut at, mut count) = (0usize, 0u64);
+    while at < entries.len() {
+        let e = &entries[at..];
+        if e.len() < HINT_ENTRY_HEADER_LEN {
+            return None;
+        }
+        let key_len = le_u32(e, 12) as usize;
+        let end = (le_u32(e, 20) as u64).checked_add(le_u32(e, 16) as u64)?;
+        if key_len == 0
+            || key_len > MAX_KEY_LEN_LIMIT
+            || e.len() < HINT_ENTRY_HEADER_LEN + key_len
+            || end > data_len
+            || e[24] & !KNOWN_FLAGS != 0
+        {
+            return None;
+        }
+        at += HINT_ENTRY_HEADER_LEN + key_len;
+        count += 1;
+    }
+    (count == le_u64(t, 0)).then_some(entries)
+}

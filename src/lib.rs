@@ -1,0 +1,39 @@
+//! libbitcask: a Bitcask storage engine, a log-structured hash table.
+//!
+//! A database is a directory of append-only data files. Every write appends a
+//! checksummed record to the one active file; an in-memory keydir maps each key to
+//! the newest value's location, so a read is one lookup and one positioned read.
+//! See `ARCHITECTURE.md` for the design and `docs/format.md` for the bytes.
+//!
+//! ```no_run
+//! use bitcask::{Bitcask, Options};
+//! let db = Bitcask::open("/tmp/my-db", Options::default())?;
+//! db.put(b"hello", b"world")?;
+//! assert_eq!(db.get(b"hello")?.as_deref(), Some(&b"world"[..]));
+//! db.delete(b"hello")?;
+//! # Ok::<(), bitcask::Error>(())
+//! ```
+#![deny(unsafe_code)]
+
+mod batch;
+mod datafile;
+mod db;
+mod error;
+mod format;
+mod hint;
+mod keydir;
+mod lock;
+mod options;
+mod record;
+mod recovery;
+mod stats;
+mod write;
+
+pub use batch::{BatchOp, WriteBatch};
+pub use db::{Bitcask, Iter, WriteOptions};
+pub use error::{Error, Result};
+pub use options::{Options, SyncPolicy};
+pub use stats::{FileStats, Stats};
+
+/// The on-disk format version this build reads and writes.
+pub const FORMAT_VERSION: u32 = format::FORMAT_VERSION;

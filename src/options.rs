@@ -1,0 +1,137 @@
+//! Options for [`crate::Bitcask::open`].
+
+use crate::error::{Error, Result};
+use crate::format::{MAX_FILE_SIZE_LIMIT, MAX_KEY_LEN_LIMIT, MAX_VALUE_LEN_LIMIT};
+use std::time::Duration;
+
+/// When acknowledged writes reach the disk (not just the OS).
+///
+/// Whatever the policy, a write has been handed to the OS (a `write(2)`) before it
+/// returns, unless a write buffer is configured, so a process crash loses nothing
+/// acknowledged. The policy decides what a power loss may take.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SyncPolicy {
+    /// fdatasync before every write returns (group commit shares one sync among
+    /// concurrent writers).
+    Always,
+    /// A background fdatasync at most this many milliseconds apart.
+    EveryMs(u64),
+    /// Left to the OS.
+    Never,
+}
+
+/// Database options. Construct with `Options::default()` and set fields.
+#[non_exhaustive]
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// Durability of writes; see [`SyncPolicy`]. Default: `Never`.
+    pub sync: SyncPolicy,
+    /// Size at which the active data file becomes immutable. Default 128 MiB.
+    pub max_file_size: u64,
+    /// Largest key accepted. Default 4096.
+    pub max_key_size: usize,
+    /// Largest value accepted. Default 64 MiB.
+    pub max_value_size: usize,
+    /// Open without the writer lock; every write returns `Error::ReadOnly`.
+    pub read_only: bool,
+    /// Skip corrupt records in immutable files (counting them in `Stats`) instead of
+    /// failing the open with `Error::Corruption`.
+    pub salvage: bool,
+    /// Bytes of writes held in memory before a `write(2)`. 0 (the default) writes
+    /// every put through to the OS; a buffer speeds bulk loads and loses at most the
+    /// buffered bytes if the process crashes.
+    pub write_buffer_size: usize,
+    /// Merge concurrent writers into one append and one fsync (group commit).
+    /// Default on; off serialises writers, for comparison.
+    pub write_merging: bool,
+    /// Run merges automatically when the triggers below fire. Default on.
+    pub auto_merge: bool,
+    /// How often the background thread checks merge triggers.
+    pub merge_check_interval: Duration,
+    /// A file whose dead bytes reach this percentage of its size triggers a merge.
+    pub merge_trigger_fragmentation: u8,
+    /// A file with this many dead bytes triggers a merge.
+    pub merge_trigger_dead_bytes: u64,
+    /// Total dead bytes over all immutable files that trigger a merge.
+    pub merge_trigger_total_dead_bytes: u64,
+    /// Once merging, files at or above this fragmentation percentage are included.
+    pub merge_threshold_fragmentation: u8,
+    /// Once merging, files with at least this many dead bytes are included.
+    pub merge_threshold_dead_bytes: u64,
+    /// Cap on merge reads plus writes, bytes per second; 0 means no cap.
+    pub merge_bytes_per_sec: u64,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            sync: SyncPolicy::Never,
+            max_file_size: 128 << 20,
+            max_key_size: 4096,
+            max_value_size: 64 << 20,
+            read_only: false,
+            salvage: false,
+            write_buffer_size: 0,
+            write_merging: true,
+            auto_merge: true,
+            merge_check_interval: Duration::from_secs(1),
+            // Riak's Bitcask defaults.
+            merge_trigger_fragmentation: 60,
+            merge_trigger_dead_bytes: 512 << 20,
+            merge_trigger_total_dead_bytes: 512 << 20,
+            merge_threshold_fragmentation: 40,
+            merge_threshold_dead_bytes: 128 << 20,
+            merge_bytes_per_sec: 0,
+        }
+    }
+}
+
+impl Options {
+    pub(crate) fn validate(&self) -> Result<()> {
+        fn bad(name: &'static str, reason: String) -> Result<()> {
+            Err(Error::InvalidOption { name, reason })
+        }
+        if self.max_file_size < 1024 || self.max_file_size > MAX_FILE_SIZE_LIMIT {
+            return bad(
+                "max_file_size",
+                format!("must be between 1024 and {MAX_FILE_SIZE_LIMIT}"),
+            );
+        }
+        if self.max_key_size == 0 || self.max_key_size > MAX_KEY_LEN_LIMIT {
+            return bad(
+                "max_key_size",
+                format!("must be between 1 and {MAX_KEY_LEN_LIMIT}"),
+            );
+        }
+        if self.max_value_size > MAX_VALUE_LEN_LIMIT {
+            return bad(
+                "max_value_size",
+                format!("must be at most {MAX_VALUE_LEN_LIMIT}"),
+            );
+        }
+        if self.write_buffer_size > 1 << 30 {
+            return bad("write_buffer_size", "must be at most 1 GiB".into());
+        }
+        if let SyncPolicy::EveryMs(0) = self.sync {
+            return bad("sync", "EveryMs interval must be at least 1 ms".into());
+        }
+        for (name, v) in [
+            (
+                "merge_trigger_fragmentation",
+                self.merge_trigger_fragmentation,
+            ),
+            (
+                "merge_threshold_fragmentation",
+                self.merge_threshold_fragmentation,
+            ),
+        ] {
+            if v > 100 {
+                return bad(name, "is a percentage, 0 to 100".into());
+            }
+        }
+        if self.merge_check_interval.is_zero() {
+            return bad("merge_check_interval", "must be positive".into());
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,37 @@
+//! Counters reported by [`crate::Bitcask::stats`].
+
+/// Space use of one data file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FileStats {
+    pub id: u32,
+    /// File length, header included.
+    pub total_bytes: u64,
+    /// Bytes of records that hold the current value of a key.
+    pub live_bytes: u64,
+    /// Everything else: overwritten and deleted values, tombstones, the header.
+    pub dead_bytes: u64,
+}
+
+/// A snapshot of the database's counters.
+#[non_exhaustive]
+#[derive(Clone, Debug)]
+pub struct Stats {
+    /// Live keys.
+    pub keys: u64,
+    /// Approximate heap bytes of the keydir.
+    pub keydir_bytes: u64,
+    /// Bytes in data files.
+    pub data_bytes: u64,
+    /// Bytes in hint files.
+    pub hint_bytes: u64,
+    /// Data plus hint bytes.
+    pub disk_bytes: u64,
+    /// Per data file, ascending id; the last is the active file.
+    pub files: Vec<FileStats>,
+    /// Bytes of torn tail truncated from the last data file at open.
+    pub dropped_bytes_at_open: u64,
+    /// Bytes skipped by a salvage open.
+    pub salvaged_bytes_at_open: u64,
+    /// Sequence number of the newest write (None when read-only).
+    pub last_seq: Option<u64>,
+}
