@@ -6,7 +6,7 @@ use crate::error::{Error, Result};
 use crate::format::*;
 use crate::record::{self, Bad, Header};
 use std::fs::{File, OpenOptions};
-use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::io::Write;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
@@ -130,6 +130,8 @@ pub struct RecordRef<'a> {
     pub offset: u64,
     pub header: Header,
     pub key: &'a [u8],
+    /// The whole record: header, key and value.
+    pub raw: &'a [u8],
 }
 
 /// How a scan ended.
@@ -142,7 +144,8 @@ pub enum ScanEnd {
 }
 
 /// Reads records from `from` up to `end`, calling `f` for each valid one, and stops
-/// at the first byte that is not a record. Reads in large sequential chunks.
+/// at the first byte that is not a record. Reads in large sequential chunks with
+/// positioned reads, so scans of one file may run at once (merge, hint writing).
 pub fn scan(
     file: &File,
     from: u64,
@@ -151,10 +154,6 @@ pub fn scan(
     path: &Path,
 ) -> Result<ScanEnd> {
     const CHUNK: usize = 1 << 20;
-    let mut reader = file;
-    reader
-        .seek(SeekFrom::Start(from))
-        .map_err(|e| Error::io("seeking", path, e))?;
     let mut buf: Vec<u8> = Vec::with_capacity(CHUNK);
     // File offset of buf[0], and how far into buf the next record starts.
     let mut base = from;
@@ -189,7 +188,8 @@ pub fn scan(
             let want = (need as usize).max(CHUNK).min((end - base) as usize);
             let old = buf.len();
             buf.resize(want, 0);
-            read_full(&mut reader, &mut buf[old..]).map_err(|e| Error::io("reading", path, e))?;
+            file.read_exact_at(&mut buf[old..], base + old as u64)
+                .map_err(|e| Error::io("reading", path, e))?;
             continue;
         }
         let h = header.expect("a full header is buffered");
@@ -202,21 +202,10 @@ pub fn scan(
             offset: pos,
             header: h,
             key: &rec[RECORD_HEADER_LEN..k],
+            raw: rec,
         })?;
         at += need as usize;
     }
-}
-
-fn read_full(r: &mut impl Read, mut buf: &mut [u8]) -> io::Result<()> {
-    while !buf.is_empty() {
-        match r.read(buf) {
-            Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
-            Ok(n) => buf = &mut buf[n..],
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(())
 }
 
 /// Finds the first offset in `(from, end)` where a whole valid record that ends a

@@ -13,6 +13,7 @@ use crate::format::*;
 use crate::hint::HintWriter;
 use crate::keydir::{KeyDir, Loc};
 use crate::lock::DirLock;
+use crate::merge::{MergeStats, Selection};
 use crate::options::{Options, SyncPolicy};
 use crate::record;
 use crate::recovery;
@@ -133,8 +134,13 @@ pub(crate) struct Inner {
     writer: Mutex<Option<Writer>>,
     queue: WriteQueue,
     buffer: Option<Mutex<WriteBuf>>,
-    active_id: AtomicU32,
+    pub(crate) active_id: AtomicU32,
     closed: AtomicBool,
+    /// Held for the whole of a merge: one at a time.
+    pub(crate) merge_lock: Mutex<()>,
+    pub(crate) last_merge: Mutex<Option<MergeStats>>,
+    /// The automatic merge in progress, if any.
+    merge_thread: Mutex<Option<JoinHandle<()>>>,
     /// Unsynced writes exist (for `SyncPolicy::EveryMs`).
     dirty: AtomicBool,
     refused: Mutex<Option<String>>,
@@ -233,6 +239,9 @@ impl Bitcask {
             buffer,
             active_id: AtomicU32::new(active_id),
             closed: AtomicBool::new(false),
+            merge_lock: Mutex::new(()),
+            last_merge: Mutex::new(None),
+            merge_thread: Mutex::new(None),
             dirty: AtomicBool::new(false),
             refused: Mutex::new(None),
             lock: Mutex::new(lock),
@@ -368,6 +377,14 @@ impl Bitcask {
             acc = f(acc, &k, &v);
         }
         Ok(acc)
+    }
+
+    /// Rewrites every immutable data file with dead bytes into files of live
+    /// records, with hint files, and removes the old files. Reads and writes go on
+    /// meanwhile; a write that lands during the merge always wins. One merge runs at
+    /// a time; a second call waits for the first.
+    pub fn merge(&self) -> Result<MergeStats> {
+        self.inner.merge(Selection::All)
     }
 
     /// Counters and per-file space use.
@@ -608,6 +625,43 @@ impl Inner {
         Ok(sealed)
     }
 
+    /// Seals the active file and starts the next one `reserve` ids further on,
+    /// leaving the ids between for a merge's outputs. Returns (sealed, new active).
+    pub(crate) fn seal_for_merge(&self, reserve: u32) -> Result<(u32, u32)> {
+        let mut guard = self.writer.lock();
+        let w = guard.as_mut().ok_or(Error::Closed)?;
+        self.check_writable()?;
+        let next = w
+            .active
+            .id
+            .checked_add(1 + reserve)
+            .ok_or_else(|| Error::BadFormat {
+                file: self.dir.clone(),
+                reason: "data file ids exhausted".into(),
+            })?;
+        let sealed = self.rotate(w, next).inspect_err(|e| self.refuse(e))?;
+        Ok((sealed, next))
+    }
+
+    /// Starts an automatic merge on its own thread if the triggers fire and none
+    /// is running.
+    fn maybe_auto_merge(this: &Arc<Inner>) {
+        let mut slot = this.merge_thread.lock();
+        if slot.as_ref().is_some_and(|h| !h.is_finished()) || !this.merge_triggered() {
+            return;
+        }
+        if let Some(h) = slot.take() {
+            let _ = h.join();
+        }
+        let db = this.clone();
+        *slot = std::thread::Builder::new()
+            .name("bitcask-merge".into())
+            .spawn(move || {
+                let _ = db.merge(Selection::Thresholds);
+            })
+            .ok();
+    }
+
     fn sync_active(&self) -> Result<()> {
         let file = {
             let ix = self.index.read();
@@ -678,9 +732,16 @@ impl Inner {
         if self.closed.swap(true, Ordering::AcqRel) {
             return Ok(());
         }
+        let me = std::thread::current().id();
         if let Some((tx, handle)) = self.background.lock().take() {
             let _ = tx.send(Job::Stop);
-            if handle.thread().id() != std::thread::current().id() {
+            if handle.thread().id() != me {
+                let _ = handle.join();
+            }
+        }
+        // A running merge sees the close at its next record and stops.
+        if let Some(handle) = self.merge_thread.lock().take() {
+            if handle.thread().id() != me {
                 let _ = handle.join();
             }
         }
@@ -728,6 +789,7 @@ impl Inner {
             dropped_bytes_at_open: self.dropped_bytes,
             salvaged_bytes_at_open: self.salvaged_bytes,
             last_seq: next_seq.map(|s| s - 1),
+            last_merge: self.last_merge.lock().clone(),
         })
     }
 }
@@ -756,8 +818,16 @@ fn background(inner: Weak<Inner>, rx: mpsc::Receiver<Job>) {
         Some(SyncPolicy::EveryMs(ms)) => Some(Duration::from_millis(ms)),
         _ => None,
     };
-    let tick = sync_every.unwrap_or(Duration::from_millis(500));
-    let mut last_sync = Instant::now();
+    let merge_every = match inner.upgrade() {
+        Some(i) if i.opts.auto_merge => Some(i.opts.merge_check_interval),
+        _ => None,
+    };
+    let tick = [sync_every, merge_every]
+        .into_iter()
+        .flatten()
+        .min()
+        .unwrap_or(Duration::from_millis(500));
+    let (mut last_sync, mut last_merge_check) = (Instant::now(), Instant::now());
     loop {
         let job = rx.recv_timeout(tick);
         let Some(db) = inner.upgrade() else { return };
@@ -772,6 +842,12 @@ fn background(inner: Weak<Inner>, rx: mpsc::Receiver<Job>) {
             if last_sync.elapsed() >= every && db.dirty.load(Ordering::Acquire) {
                 let _ = db.sync_active();
                 last_sync = Instant::now();
+            }
+        }
+        if let Some(every) = merge_every {
+            if last_merge_check.elapsed() >= every {
+                Inner::maybe_auto_merge(&db);
+                last_merge_check = Instant::now();
             }
         }
     }

@@ -83,6 +83,11 @@ impl HintWriter {
         Ok(())
     }
 
+    /// Drops an unfinished hint file.
+    pub fn discard(self) {
+        let _ = fs::remove_file(&self.tmp);
+    }
+
     /// Seals the file for a data file of `data_len` bytes and makes it durable.
     pub fn finish(mut self, data_len: u64) -> Result<()> {
         let mut t = [0u8; HINT_TRAILER_LEN];

@@ -23,6 +23,7 @@ mod format;
 mod hint;
 mod keydir;
 mod lock;
+mod merge;
 mod options;
 mod record;
 mod recovery;
@@ -32,6 +33,7 @@ mod write;
 pub use batch::{BatchOp, WriteBatch};
 pub use db::{Bitcask, Iter, WriteOptions};
 pub use error::{Error, Result};
+pub use merge::MergeStats;
 pub use options::{Options, SyncPolicy};
 pub use stats::{FileStats, Stats};
 

@@ -104,7 +104,7 @@ impl Replay {
 /// Data file ids in the directory, ascending. Removes leftover temporary files of an
 /// interrupted hint write or merge when `writable`.
 pub(crate) fn list_data_files(dir: &Path, writable: bool) -> Result<Vec<u32>> {
-    let mut ids = Vec::new();
+    let (mut ids, mut hints) = (Vec::new(), Vec::new());
     let entries = fs::read_dir(dir).map_err(|e| Error::io("listing", dir, e))?;
     for entry in entries {
         let entry = entry.map_err(|e| Error::io("listing", dir, e))?;
@@ -112,13 +112,30 @@ pub(crate) fn list_data_files(dir: &Path, writable: bool) -> Result<Vec<u32>> {
         let Some(name) = name.to_str() else { continue };
         if let Some(id) = parse_file_name(name, DATA_EXT) {
             ids.push(id);
+        } else if let Some(id) = parse_file_name(name, HINT_EXT) {
+            hints.push(id);
         } else if writable && name.ends_with(&format!(".{TMP_EXT}")) {
-            let p = entry.path();
-            fs::remove_file(&p).map_err(|e| Error::io("removing", &p, e))?;
+            remove(&entry.path())?;
         }
     }
     ids.sort_unstable();
+    if writable {
+        // A hint whose data file is gone (a merge removed it, or a crash came
+        // between removing the two) would only waste a lookup at every open.
+        for id in hints {
+            if ids.binary_search(&id).is_err() {
+                remove(&dir.join(hint_file_name(id)))?;
+            }
+        }
+    }
     Ok(ids)
+}
+
+fn remove(p: &Path) -> Result<()> {
+    match fs::remove_file(p) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(Error::io("removing", p, e)),
+        _ => Ok(()),
+    }
 }
 
 pub(crate) fn recover(dir: &Path, opts: &Options) -> Result<Recovered> {

@@ -34,4 +34,6 @@ pub struct Stats {
     pub salvaged_bytes_at_open: u64,
     /// Sequence number of the newest write (None when read-only).
     pub last_seq: Option<u64>,
+    /// The outcome of the last merge since open.
+    pub last_merge: Option<crate::MergeStats>,
 }
