@@ -733,14 +733,17 @@ impl Inner {
             return Ok(());
         }
         let me = std::thread::current().id();
-        if let Some((tx, handle)) = self.background.lock().take() {
+        // Take each handle out before joining, so no lock is held while waiting.
+        let background = self.background.lock().take();
+        if let Some((tx, handle)) = background {
             let _ = tx.send(Job::Stop);
             if handle.thread().id() != me {
                 let _ = handle.join();
             }
         }
         // A running merge sees the close at its next record and stops.
-        if let Some(handle) = self.merge_thread.lock().take() {
+        let merge_thread = self.merge_thread.lock().take();
+        if let Some(handle) = merge_thread {
             if handle.thread().id() != me {
                 let _ = handle.join();
             }
@@ -760,28 +763,31 @@ impl Inner {
     }
 
     fn stats(&self) -> Result<Stats> {
-        let ix = self.index.read();
-        let mut files = Vec::with_capacity(ix.files.len());
-        let mut data_bytes = 0;
-        for (&id, f) in &ix.files {
-            data_bytes += f.total;
-            files.push(FileStats {
-                id,
-                total_bytes: f.total,
-                live_bytes: f.live,
-                dead_bytes: f.total.saturating_sub(f.live),
-            });
-        }
-        let hint_bytes = ix
-            .files
-            .keys()
-            .filter_map(|&id| std::fs::metadata(self.dir.join(hint_file_name(id))).ok())
+        // Lock order is writer before index: read the sequence first.
+        let next_seq = self.writer.lock().as_ref().map(|w| w.next_seq);
+        let (keys, keydir_bytes, files) = {
+            let ix = self.index.read();
+            let files: Vec<FileStats> = ix
+                .files
+                .iter()
+                .map(|(&id, f)| FileStats {
+                    id,
+                    total_bytes: f.total,
+                    live_bytes: f.live,
+                    dead_bytes: f.total.saturating_sub(f.live),
+                })
+                .collect();
+            (ix.keydir.len() as u64, ix.keydir.heap_bytes() as u64, files)
+        };
+        let data_bytes = files.iter().map(|f| f.total_bytes).sum();
+        let hint_bytes = files
+            .iter()
+            .filter_map(|f| std::fs::metadata(self.dir.join(hint_file_name(f.id))).ok())
             .map(|m| m.len())
             .sum();
-        let next_seq = self.writer.lock().as_ref().map(|w| w.next_seq);
         Ok(Stats {
-            keys: ix.keydir.len() as u64,
-            keydir_bytes: ix.keydir.heap_bytes() as u64,
+            keys,
+            keydir_bytes,
             data_bytes,
             hint_bytes,
             disk_bytes: data_bytes + hint_bytes,
