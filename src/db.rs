@@ -278,8 +278,10 @@ impl Bitcask {
         Ok(self.inner.index.read().keydir.len())
     }
 
+    /// Whether there are no keys.
     pub fn is_empty(&self) -> Result<bool> {
-        Ok(self.len()? == 0)
+        self.inner.check_open()?;
+        Ok(self.inner.index.read().keydir.is_empty())
     }
 
     /// Stores `value` under `key`. Returns the write's sequence number.
@@ -334,10 +336,12 @@ impl Bitcask {
             Bound::Excluded(k) => Bound::Excluded(k.as_ref().to_vec()),
             Bound::Unbounded => Bound::Unbounded,
         };
+        let (lower, upper) = (own(range.start_bound()), own(range.end_bound()));
         Ok(Iter {
             inner: self.inner.clone(),
-            lower: own(range.start_bound()),
-            upper: own(range.end_bound()),
+            range: (lower.clone(), upper.clone()),
+            lower,
+            upper,
             reverse,
             buf: VecDeque::new(),
             done: false,
@@ -350,10 +354,7 @@ impl Bitcask {
             Some(s) => Bound::Excluded(s),
             None => Bound::Unbounded,
         };
-        let mut it = self.range::<&[u8]>(.., reverse)?;
-        it.lower = Bound::Included(prefix.to_vec());
-        it.upper = upper;
-        Ok(it)
+        self.range::<&[u8]>((Bound::Included(prefix), bound_ref(&upper)), reverse)
     }
 
     /// All keys, in key order.
@@ -365,7 +366,6 @@ impl Bitcask {
             .read()
             .keydir
             .for_each(|k, _| keys.push(k.to_vec()));
-        keys.sort_unstable();
         Ok(keys)
     }
 
@@ -868,6 +868,8 @@ fn background(inner: Weak<Inner>, rx: mpsc::Receiver<Job>) {
 /// iterator) and stays readable even if a merge removes its file meanwhile.
 pub struct Iter {
     inner: Arc<Inner>,
+    /// The bounds the iterator was made with; `lower`/`upper` narrow as it moves.
+    range: (Bound<Vec<u8>>, Bound<Vec<u8>>),
     lower: Bound<Vec<u8>>,
     upper: Bound<Vec<u8>>,
     reverse: bool,
@@ -914,14 +916,35 @@ impl Iter {
     }
 
     /// Repositions: the next item is the first key at or after `key` (at or before,
-    /// when reversed).
+    /// when reversed), never leaving the range the iterator was made for.
     pub fn seek(&mut self, key: &[u8]) {
         self.buf.clear();
         self.done = false;
+        let (lower, upper) = (bound_ref(&self.range.0), bound_ref(&self.range.1));
         if self.reverse {
-            self.upper = Bound::Included(key.to_vec());
+            let inside = match upper {
+                Bound::Included(u) => key <= u,
+                Bound::Excluded(u) => key < u,
+                Bound::Unbounded => true,
+            };
+            self.lower = self.range.0.clone();
+            self.upper = if inside {
+                Bound::Included(key.to_vec())
+            } else {
+                self.range.1.clone()
+            };
         } else {
-            self.lower = Bound::Included(key.to_vec());
+            let inside = match lower {
+                Bound::Included(l) => key >= l,
+                Bound::Excluded(l) => key > l,
+                Bound::Unbounded => true,
+            };
+            self.upper = self.range.1.clone();
+            self.lower = if inside {
+                Bound::Included(key.to_vec())
+            } else {
+                self.range.0.clone()
+            };
         }
     }
 
