@@ -237,6 +237,39 @@ enum bitcask_stat_t
    * Sequence number of the newest write; `BITCASK_NOT_FOUND` when read-only.
    */
   BITCASK_STAT_LAST_SEQ = 9,
+  /**
+   * Data files merged and removed by the last merge since open (this and the
+   * other `LAST_MERGE` counters give `BITCASK_NOT_FOUND` before any merge).
+   */
+  BITCASK_STAT_LAST_MERGE_FILES_IN = 10,
+  /**
+   * Data files written by the last merge.
+   */
+  BITCASK_STAT_LAST_MERGE_FILES_OUT = 11,
+  /**
+   * Bytes of the last merge's input files.
+   */
+  BITCASK_STAT_LAST_MERGE_BYTES_IN = 12,
+  /**
+   * Bytes of the last merge's output files.
+   */
+  BITCASK_STAT_LAST_MERGE_BYTES_OUT = 13,
+  /**
+   * Bytes the last merge gave back (input minus output).
+   */
+  BITCASK_STAT_LAST_MERGE_BYTES_RECLAIMED = 14,
+  /**
+   * Live records the last merge copied.
+   */
+  BITCASK_STAT_LAST_MERGE_RECORDS_COPIED = 15,
+  /**
+   * Tombstones the last merge kept for older files outside it.
+   */
+  BITCASK_STAT_LAST_MERGE_TOMBSTONES_KEPT = 16,
+  /**
+   * Wall time of the last merge, in microseconds.
+   */
+  BITCASK_STAT_LAST_MERGE_DURATION_US = 17,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -475,6 +508,16 @@ bitcask_status_t bitcask_sync(const bitcask_t *db);
  * `BITCASK_INVALID_ARGUMENT` when a pointer is NULL, or `BITCASK_CLOSED`.
  */
 bitcask_status_t bitcask_count(const bitcask_t *db, uint64_t *count);
+
+/**
+ * Rewrites every immutable data file that has dead bytes into files of live
+ * records and removes the old files, giving their space back. Reads and writes on
+ * other threads go on meanwhile; one merge runs at a time (a second call waits).
+ * Its counters are then readable as the `BITCASK_STAT_LAST_MERGE_*` stats. Returns
+ * `BITCASK_OK`; `BITCASK_INVALID_ARGUMENT` when `db` is NULL; `BITCASK_READ_ONLY`,
+ * `BITCASK_CLOSED`, `BITCASK_CORRUPTION` or `BITCASK_IO` on failure.
+ */
+bitcask_status_t bitcask_merge(const bitcask_t *db);
 
 /**
  * Stores the counter `stat` (a `bitcask_stat_t`) in `*value`. Returns

@@ -44,11 +44,28 @@ pub enum bitcask_stat_t {
     BITCASK_STAT_SALVAGED_BYTES_AT_OPEN = 8,
     /// Sequence number of the newest write; `BITCASK_NOT_FOUND` when read-only.
     BITCASK_STAT_LAST_SEQ = 9,
+    /// Data files merged and removed by the last merge since open (this and the
+    /// other `LAST_MERGE` counters give `BITCASK_NOT_FOUND` before any merge).
+    BITCASK_STAT_LAST_MERGE_FILES_IN = 10,
+    /// Data files written by the last merge.
+    BITCASK_STAT_LAST_MERGE_FILES_OUT = 11,
+    /// Bytes of the last merge's input files.
+    BITCASK_STAT_LAST_MERGE_BYTES_IN = 12,
+    /// Bytes of the last merge's output files.
+    BITCASK_STAT_LAST_MERGE_BYTES_OUT = 13,
+    /// Bytes the last merge gave back (input minus output).
+    BITCASK_STAT_LAST_MERGE_BYTES_RECLAIMED = 14,
+    /// Live records the last merge copied.
+    BITCASK_STAT_LAST_MERGE_RECORDS_COPIED = 15,
+    /// Tombstones the last merge kept for older files outside it.
+    BITCASK_STAT_LAST_MERGE_TOMBSTONES_KEPT = 16,
+    /// Wall time of the last merge, in microseconds.
+    BITCASK_STAT_LAST_MERGE_DURATION_US = 17,
 }
 
 impl bitcask_stat_t {
     /// Every counter, indexed by its number.
-    const ALL: [bitcask_stat_t; 10] = [
+    const ALL: [bitcask_stat_t; 18] = [
         bitcask_stat_t::BITCASK_STAT_KEYS,
         bitcask_stat_t::BITCASK_STAT_KEYDIR_BYTES,
         bitcask_stat_t::BITCASK_STAT_DATA_BYTES,
@@ -59,6 +76,14 @@ impl bitcask_stat_t {
         bitcask_stat_t::BITCASK_STAT_DROPPED_BYTES_AT_OPEN,
         bitcask_stat_t::BITCASK_STAT_SALVAGED_BYTES_AT_OPEN,
         bitcask_stat_t::BITCASK_STAT_LAST_SEQ,
+        bitcask_stat_t::BITCASK_STAT_LAST_MERGE_FILES_IN,
+        bitcask_stat_t::BITCASK_STAT_LAST_MERGE_FILES_OUT,
+        bitcask_stat_t::BITCASK_STAT_LAST_MERGE_BYTES_IN,
+        bitcask_stat_t::BITCASK_STAT_LAST_MERGE_BYTES_OUT,
+        bitcask_stat_t::BITCASK_STAT_LAST_MERGE_BYTES_RECLAIMED,
+        bitcask_stat_t::BITCASK_STAT_LAST_MERGE_RECORDS_COPIED,
+        bitcask_stat_t::BITCASK_STAT_LAST_MERGE_TOMBSTONES_KEPT,
+        bitcask_stat_t::BITCASK_STAT_LAST_MERGE_DURATION_US,
     ];
 }
 
@@ -327,6 +352,21 @@ pub unsafe extern "C" fn bitcask_count(db: *const bitcask_t, count: *mut u64) ->
     })
 }
 
+/// Rewrites every immutable data file that has dead bytes into files of live
+/// records and removes the old files, giving their space back. Reads and writes on
+/// other threads go on meanwhile; one merge runs at a time (a second call waits).
+/// Its counters are then readable as the `BITCASK_STAT_LAST_MERGE_*` stats. Returns
+/// `BITCASK_OK`; `BITCASK_INVALID_ARGUMENT` when `db` is NULL; `BITCASK_READ_ONLY`,
+/// `BITCASK_CLOSED`, `BITCASK_CORRUPTION` or `BITCASK_IO` on failure.
+#[no_mangle]
+pub unsafe extern "C" fn bitcask_merge(db: *const bitcask_t) -> bitcask_status_t {
+    guard(|| {
+        // SAFETY: the caller promises a live handle.
+        unsafe { handle(db, "db") }?.db.merge()?;
+        Ok(())
+    })
+}
+
 /// Stores the counter `stat` (a `bitcask_stat_t`) in `*value`. Returns
 /// `BITCASK_OK`; `BITCASK_NOT_FOUND` when the counter has no value (the last
 /// sequence number of a read-only database); `BITCASK_INVALID_ARGUMENT` for a NULL
@@ -346,6 +386,7 @@ pub unsafe extern "C" fn bitcask_stat(
             .and_then(|i| bitcask_stat_t::ALL.get(i))
             .ok_or_else(|| Failure::invalid(format!("unknown stat {stat}")))?;
         let s = h.db.stats()?;
+        let m = s.last_merge.as_ref();
         use bitcask_stat_t::*;
         let v = match which {
             BITCASK_STAT_KEYS => Some(s.keys),
@@ -358,6 +399,16 @@ pub unsafe extern "C" fn bitcask_stat(
             BITCASK_STAT_DROPPED_BYTES_AT_OPEN => Some(s.dropped_bytes_at_open),
             BITCASK_STAT_SALVAGED_BYTES_AT_OPEN => Some(s.salvaged_bytes_at_open),
             BITCASK_STAT_LAST_SEQ => s.last_seq,
+            BITCASK_STAT_LAST_MERGE_FILES_IN => m.map(|m| m.files_in.into()),
+            BITCASK_STAT_LAST_MERGE_FILES_OUT => m.map(|m| m.files_out.into()),
+            BITCASK_STAT_LAST_MERGE_BYTES_IN => m.map(|m| m.bytes_in),
+            BITCASK_STAT_LAST_MERGE_BYTES_OUT => m.map(|m| m.bytes_out),
+            BITCASK_STAT_LAST_MERGE_BYTES_RECLAIMED => m.map(|m| m.bytes_reclaimed),
+            BITCASK_STAT_LAST_MERGE_RECORDS_COPIED => m.map(|m| m.records_copied),
+            BITCASK_STAT_LAST_MERGE_TOMBSTONES_KEPT => m.map(|m| m.tombstones_kept),
+            BITCASK_STAT_LAST_MERGE_DURATION_US => {
+                m.map(|m| u64::try_from(m.duration.as_micros()).unwrap_or(u64::MAX))
+            }
         };
         let v = v.ok_or_else(|| Failure::new(Status::BITCASK_NOT_FOUND, "no value"))?;
         // SAFETY: non-NULL, and the caller promises it is writable.

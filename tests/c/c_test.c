@@ -173,6 +173,8 @@ int main(int argc, char **argv) {
   CHECK_OK(bitcask_options_set_max_file_size(opts, 4096));
   CHECK_OK(bitcask_options_set_max_value_size(opts, 1024));
   CHECK_OK(bitcask_options_set_sync(opts, BITCASK_SYNC_NEVER, 0));
+  /* Merges only when the merge phase asks, so its counters are predictable. */
+  CHECK_OK(bitcask_options_set_auto_merge(opts, false));
   CHECK_OK(bitcask_open(dbpath, opts, &db));
   CHECK(db != NULL);
 
@@ -415,6 +417,38 @@ int main(int argc, char **argv) {
     bitcask_iter_destroy(it);
   }
 
+  start_phase("merge");
+  {
+    uint64_t v = 12345, dead_before = 0, dead_after = 0, files = 0, reclaimed = 0;
+    CHECK_STATUS(bitcask_stat(db, BITCASK_STAT_LAST_MERGE_FILES_IN, &v), BITCASK_NOT_FOUND);
+    CHECK(v == 12345);
+    /* Overwrite the same keys across several 4 KiB files to make dead bytes. */
+    for (int round = 0; round < 10; round++) {
+      for (int i = 0; i < 20; i++) {
+        char key[32], val[64];
+        snprintf(key, sizeof key, "merge:%02d", i);
+        snprintf(val, sizeof val, "round %d of key %d, padded to make it longer", round, i);
+        CHECK_OK(bitcask_put(db, S(key), S(val)));
+      }
+    }
+    CHECK_OK(bitcask_stat(db, BITCASK_STAT_DEAD_BYTES, &dead_before));
+    CHECK_OK(bitcask_stat(db, BITCASK_STAT_DATA_FILES, &files));
+    CHECK(files > 2);
+    CHECK_OK(bitcask_merge(db));
+    CHECK_OK(bitcask_stat(db, BITCASK_STAT_LAST_MERGE_FILES_IN, &v));
+    CHECK(v >= 1);
+    CHECK_OK(bitcask_stat(db, BITCASK_STAT_LAST_MERGE_BYTES_RECLAIMED, &reclaimed));
+    CHECK(reclaimed > 0);
+    CHECK_OK(bitcask_stat(db, BITCASK_STAT_LAST_MERGE_DURATION_US, &v));
+    CHECK_OK(bitcask_stat(db, BITCASK_STAT_DEAD_BYTES, &dead_after));
+    CHECK(dead_after < dead_before);
+    check_get(db, "merge:07", "round 9 of key 7, padded to make it longer");
+    check_get(db, "b1", "one");
+    check_get(db, "thread2:050", "v50");
+    check_missing(db, "b2");
+    CHECK_STATUS(bitcask_merge(NULL), BITCASK_INVALID_ARGUMENT);
+  }
+
   start_phase("use after close");
   {
     bitcask_iterator_t *it = NULL;
@@ -431,6 +465,7 @@ int main(int argc, char **argv) {
     CHECK_STATUS(bitcask_delete(db, S("b1")), BITCASK_CLOSED);
     CHECK_STATUS(bitcask_contains(db, S("b1")), BITCASK_CLOSED);
     CHECK_STATUS(bitcask_sync(db), BITCASK_CLOSED);
+    CHECK_STATUS(bitcask_merge(db), BITCASK_CLOSED);
     uint64_t n = 0;
     CHECK_STATUS(bitcask_count(db, &n), BITCASK_CLOSED);
     bitcask_iterator_t *it2 = NULL;
@@ -450,6 +485,7 @@ int main(int argc, char **argv) {
   check_get(db, "b4", "four");
   check_get(db, "empty", "");
   check_get(db, "thread3:099", "v99");
+  check_get(db, "merge:19", "round 9 of key 19, padded to make it longer");
   check_missing(db, "foo");
   check_missing(db, "b2");
 
@@ -561,6 +597,7 @@ int main(int argc, char **argv) {
     CHECK_OK(bitcask_open(dbpath, ro, &rdb));
     check_get(rdb, "b1", "one");
     CHECK_STATUS(bitcask_put(rdb, S("k"), S("v")), BITCASK_READ_ONLY);
+    CHECK_STATUS(bitcask_merge(rdb), BITCASK_READ_ONLY);
     CHECK(contains(bitcask_last_error_message(), "read-only"));
     uint64_t seq = 7;
     CHECK_STATUS(bitcask_stat(rdb, BITCASK_STAT_LAST_SEQ, &seq), BITCASK_NOT_FOUND);
