@@ -1,8 +1,28 @@
 # One entry point for every check. `make test` is what CI runs (via .ci/run).
 CARGO ?= cargo
+CC ?= cc
+CXX ?= g++
 PREFIX ?= /usr/local
+DESTDIR ?=
 
-.PHONY: all build demo test check-fmt clippy rust-test fmt clean
+VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n1)
+LIBDIR := target/release
+# Where the C programs are built; lib/ holds the SONAME link the loader looks for.
+CBUILD := target/c
+CFLAGS_TEST := -std=c11 -Wall -Wextra -Werror -g -Iinclude
+CXXFLAGS_TEST := -std=c++11 -Wall -Wextra -Werror -g -Iinclude
+LINK_SHARED := -L$(LIBDIR) -lbitcask -Wl,-rpath,$(CURDIR)/$(CBUILD)/lib -lpthread
+LINK_STATIC := $(LIBDIR)/libbitcask.a -lpthread -ldl -lm
+VALGRIND := valgrind --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite,indirect
+
+# cbindgen is pinned: another version may format the header differently, which
+# would fail check-header for no reason. One on PATH is used only if it matches.
+CBINDGEN_VERSION := 0.29.4
+CBINDGEN_LOCAL := $(CURDIR)/target/tools/bin/cbindgen
+CBINDGEN := $(shell [ "$$(cbindgen --version 2>/dev/null)" = "cbindgen $(CBINDGEN_VERSION)" ] && command -v cbindgen || echo $(CBINDGEN_LOCAL))
+
+.PHONY: all build demo test check-fmt clippy rust-test fmt clean header check-header \
+	c-test cpp-test c-valgrind example install install-test c-tools
 
 all: build
 
@@ -12,7 +32,7 @@ build:
 demo:
 	$(CARGO) run --release --example demo
 
-test: check-fmt clippy rust-test
+test: check-fmt clippy rust-test check-header c-test cpp-test c-valgrind install-test example
 	@echo "make test: all checks passed"
 
 check-fmt:
@@ -29,4 +49,75 @@ fmt:
 
 clean:
 	$(CARGO) clean
-	rm -rf demo-db
+	rm -rf demo-db hello-db
+
+# --- C ABI -------------------------------------------------------------------
+
+$(CBINDGEN_LOCAL):
+	$(CARGO) install cbindgen --locked --version $(CBINDGEN_VERSION) --root $(CURDIR)/target/tools
+
+# Regenerates the committed header from src/ffi.
+header: $(CBINDGEN)
+	$(CBINDGEN) --config cbindgen.toml --quiet --output include/bitcask.h src/ffi/mod.rs
+
+# Fails when include/bitcask.h is not what the sources generate.
+check-header: $(CBINDGEN)
+	@mkdir -p $(CBUILD)
+	$(CBINDGEN) --config cbindgen.toml --quiet --output $(CBUILD)/bitcask.h src/ffi/mod.rs
+	@diff -u include/bitcask.h $(CBUILD)/bitcask.h || \
+		{ echo "include/bitcask.h is out of date: run 'make header' and commit it"; exit 1; }
+
+# CI runs as root on a machine with only the toolchains.
+c-tools:
+	@command -v pkg-config >/dev/null && command -v valgrind >/dev/null || \
+		{ apt-get update && apt-get install -y pkg-config valgrind; }
+
+$(CBUILD)/lib/libbitcask.so.0: build
+	@mkdir -p $(CBUILD)/lib
+	ln -sf $(CURDIR)/$(LIBDIR)/libbitcask.so $@
+
+c-test: build $(CBUILD)/lib/libbitcask.so.0
+	$(CC) $(CFLAGS_TEST) tests/c/c_test.c -o $(CBUILD)/c_test_shared $(LINK_SHARED)
+	$(CC) $(CFLAGS_TEST) tests/c/c_test.c -o $(CBUILD)/c_test_static $(LINK_STATIC)
+	$(CBUILD)/c_test_shared $(CURDIR)/$(CBUILD)/work-shared
+	$(CBUILD)/c_test_static $(CURDIR)/$(CBUILD)/work-static
+
+cpp-test: build $(CBUILD)/lib/libbitcask.so.0
+	$(CXX) $(CXXFLAGS_TEST) tests/c/cpp_test.cpp -o $(CBUILD)/cpp_test $(LINK_SHARED)
+	$(CBUILD)/cpp_test $(CURDIR)/$(CBUILD)/work-cpp
+
+c-valgrind: c-tools c-test
+	$(VALGRIND) $(CBUILD)/c_test_shared $(CURDIR)/$(CBUILD)/work-valgrind
+
+# The README's C quick start, built against the library in target/release.
+example: build $(CBUILD)/lib/libbitcask.so.0
+	$(CC) $(CFLAGS_TEST) examples/hello.c -o $(CBUILD)/hello $(LINK_SHARED)
+	rm -rf $(CBUILD)/hello-db
+	$(CBUILD)/hello $(CBUILD)/hello-db
+
+$(CBUILD)/bitcask.pc: bitcask.pc.in Cargo.toml FORCE
+	@mkdir -p $(CBUILD)
+	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@VERSION@|$(VERSION)|g' $< > $@
+
+FORCE:
+
+# Installs the libraries (with the SONAME links), the header and bitcask.pc.
+install: build $(CBUILD)/bitcask.pc
+	install -d $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/include
+	install -m 755 $(LIBDIR)/libbitcask.so $(DESTDIR)$(PREFIX)/lib/libbitcask.so.$(VERSION)
+	ln -sf libbitcask.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/libbitcask.so.0
+	ln -sf libbitcask.so.0 $(DESTDIR)$(PREFIX)/lib/libbitcask.so
+	install -m 644 $(LIBDIR)/libbitcask.a $(DESTDIR)$(PREFIX)/lib/libbitcask.a
+	install -m 644 include/bitcask.h $(DESTDIR)$(PREFIX)/include/bitcask.h
+	install -m 644 $(CBUILD)/bitcask.pc $(DESTDIR)$(PREFIX)/lib/pkgconfig/bitcask.pc
+
+# Installs into a temporary prefix and builds the example the way a user would.
+install-test: c-tools build
+	@set -e; tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; \
+	$(MAKE) --no-print-directory install PREFIX=$$tmp; \
+	export PKG_CONFIG_PATH=$$tmp/lib/pkgconfig; \
+	echo "pkg-config: $$(pkg-config --cflags --libs bitcask)"; \
+	$(CC) -Wall -Werror examples/hello.c -o $$tmp/hello $$(pkg-config --cflags --libs bitcask); \
+	readelf -d $$tmp/hello | grep -q 'NEEDED.*\[libbitcask.so.0\]'; \
+	LD_LIBRARY_PATH=$$tmp/lib $$tmp/hello $$tmp/db; \
+	echo "install-test: 1 passed, 0 failed"

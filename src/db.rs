@@ -866,6 +866,9 @@ fn background(inner: Weak<Inner>, rx: mpsc::Receiver<Job>) {
 /// whole life is yielded exactly once; a key written or deleted meanwhile may or may
 /// not be; a value is the one current when its chunk was read (never older than the
 /// iterator) and stays readable even if a merge removes its file meanwhile.
+///
+/// A clone continues independently from the same position.
+#[derive(Clone)]
 pub struct Iter {
     inner: Arc<Inner>,
     /// The bounds the iterator was made with; `lower`/`upper` narrow as it moves.

@@ -19,6 +19,9 @@ mod batch;
 mod datafile;
 mod db;
 mod error;
+// The C ABI: the only module allowed unsafe code.
+#[allow(unsafe_code)]
+mod ffi;
 mod format;
 mod hint;
 mod keydir;

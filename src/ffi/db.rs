@@ -1,0 +1,430 @@
+//! `bitcask_t`: the database handle.
+//!
+//! `bitcask_close` and `bitcask_destroy` are separate so that a handle shared by
+//! threads can be closed while others still hold it: they then get
+//! `BITCASK_CLOSED` instead of touching freed memory. Only `bitcask_destroy` frees.
+
+use super::batch::bitcask_batch_t;
+use super::options::bitcask_options_t;
+use super::{
+    bitcask_status_t, guard, guard_value, handle, malloc_copy, out_ptr, slice, utf8, Failure,
+    Status,
+};
+use crate::db::{Bitcask, WriteOptions};
+use crate::options::Options;
+
+/// An open (or closed, not yet destroyed) database. Thread-safe: every function may
+/// be called on one handle from many threads at once, except `bitcask_destroy`,
+/// which must be the handle's last use.
+pub struct bitcask_t {
+    pub(crate) db: Bitcask,
+}
+
+/// Counters readable with `bitcask_stat`. The numbers are stable.
+#[repr(i32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum bitcask_stat_t {
+    /// Live keys.
+    BITCASK_STAT_KEYS = 0,
+    /// Approximate heap bytes of the in-memory keydir.
+    BITCASK_STAT_KEYDIR_BYTES = 1,
+    /// Bytes in data files.
+    BITCASK_STAT_DATA_BYTES = 2,
+    /// Bytes in hint files.
+    BITCASK_STAT_HINT_BYTES = 3,
+    /// Data plus hint bytes.
+    BITCASK_STAT_DISK_BYTES = 4,
+    /// Number of data files, the active one included.
+    BITCASK_STAT_DATA_FILES = 5,
+    /// Bytes of all data files that no longer hold a current value.
+    BITCASK_STAT_DEAD_BYTES = 6,
+    /// Bytes of torn tail truncated from the last data file at open.
+    BITCASK_STAT_DROPPED_BYTES_AT_OPEN = 7,
+    /// Bytes skipped by a salvage open.
+    BITCASK_STAT_SALVAGED_BYTES_AT_OPEN = 8,
+    /// Sequence number of the newest write; `BITCASK_NOT_FOUND` when read-only.
+    BITCASK_STAT_LAST_SEQ = 9,
+    /// Data files merged and removed by the last merge since open (this and the
+    /// other `LAST_MERGE` counters give `BITCASK_NOT_FOUND` before any merge).
+    BITCASK_STAT_LAST_MERGE_FILES_IN = 10,
+    /// Data files written by the last merge.
+    BITCASK_STAT_LAST_MERGE_FILES_OUT = 11,
+    /// Bytes of the last merge's input files.
+    BITCASK_STAT_LAST_MERGE_BYTES_IN = 12,
+    /// Bytes of the last merge's output files.
+    BITCASK_STAT_LAST_MERGE_BYTES_OUT = 13,
+    /// Bytes the last merge gave back (input minus output).
+    BITCASK_STAT_LAST_MERGE_BYTES_RECLAIMED = 14,
+    /// Live records the last merge copied.
+    BITCASK_STAT_LAST_MERGE_RECORDS_COPIED = 15,
+    /// Tombstones the last merge kept for older files outside it.
+    BITCASK_STAT_LAST_MERGE_TOMBSTONES_KEPT = 16,
+    /// Wall time of the last merge, in microseconds.
+    BITCASK_STAT_LAST_MERGE_DURATION_US = 17,
+}
+
+impl bitcask_stat_t {
+    /// Every counter, indexed by its number.
+    const ALL: [bitcask_stat_t; 18] = [
+        bitcask_stat_t::BITCASK_STAT_KEYS,
+        bitcask_stat_t::BITCASK_STAT_KEYDIR_BYTES,
+        bitcask_stat_t::BITCASK_STAT_DATA_BYTES,
+        bitcask_stat_t::BITCASK_STAT_HINT_BYTES,
+        bitcask_stat_t::BITCASK_STAT_DISK_BYTES,
+        bitcask_stat_t::BITCASK_STAT_DATA_FILES,
+        bitcask_stat_t::BITCASK_STAT_DEAD_BYTES,
+        bitcask_stat_t::BITCASK_STAT_DROPPED_BYTES_AT_OPEN,
+        bitcask_stat_t::BITCASK_STAT_SALVAGED_BYTES_AT_OPEN,
+        bitcask_stat_t::BITCASK_STAT_LAST_SEQ,
+        bitcask_stat_t::BITCASK_STAT_LAST_MERGE_FILES_IN,
+        bitcask_stat_t::BITCASK_STAT_LAST_MERGE_FILES_OUT,
+        bitcask_stat_t::BITCASK_STAT_LAST_MERGE_BYTES_IN,
+        bitcask_stat_t::BITCASK_STAT_LAST_MERGE_BYTES_OUT,
+        bitcask_stat_t::BITCASK_STAT_LAST_MERGE_BYTES_RECLAIMED,
+        bitcask_stat_t::BITCASK_STAT_LAST_MERGE_RECORDS_COPIED,
+        bitcask_stat_t::BITCASK_STAT_LAST_MERGE_TOMBSTONES_KEPT,
+        bitcask_stat_t::BITCASK_STAT_LAST_MERGE_DURATION_US,
+    ];
+}
+
+/// Opens (creating it if missing, unless read-only) the database in the directory
+/// `path`, a NUL-terminated UTF-8 string, and stores the handle in `*out`.
+/// `options` may be NULL for the defaults; it is copied, so the caller may destroy
+/// it right after. The caller owns the new handle and frees it with
+/// `bitcask_destroy`.
+///
+/// Returns `BITCASK_OK`; `BITCASK_INVALID_ARGUMENT` when `path` or `out` is NULL or
+/// `path` is not UTF-8; `BITCASK_INVALID_OPTION` (the message names the option);
+/// `BITCASK_LOCKED` when another writer holds the directory; `BITCASK_CORRUPTION`,
+/// `BITCASK_BAD_FORMAT` or `BITCASK_IO` when the files cannot be read.
+#[no_mangle]
+pub unsafe extern "C" fn bitcask_open(
+    path: *const std::ffi::c_char,
+    options: *const bitcask_options_t,
+    out: *mut *mut bitcask_t,
+) -> bitcask_status_t {
+    guard(|| {
+        // SAFETY: the caller promises a NUL-terminated path and, unless NULL, live
+        // options not being modified meanwhile.
+        let (path, opts) = unsafe {
+            (
+                utf8(path, "path")?,
+                match options.as_ref() {
+                    Some(o) => o.resolve()?,
+                    None => Options::default(),
+                },
+            )
+        };
+        let out = out_ptr(out, "out")?;
+        let db = Bitcask::open(path, opts)?;
+        // SAFETY: `out` is non-NULL and the caller promises it is writable.
+        unsafe { out.write(Box::into_raw(Box::new(bitcask_t { db }))) };
+        Ok(())
+    })
+}
+
+/// Flushes and syncs outstanding writes, stops background work and releases the
+/// writer lock. The handle stays valid: later calls on it (and on its iterators)
+/// return `BITCASK_CLOSED` until `bitcask_destroy` frees it. Closing twice is not an
+/// error. Returns `BITCASK_OK`, `BITCASK_INVALID_ARGUMENT` when `db` is NULL, or
+/// `BITCASK_IO` when the final sync failed (the database is closed regardless).
+#[no_mangle]
+pub unsafe extern "C" fn bitcask_close(db: *const bitcask_t) -> bitcask_status_t {
+    guard(|| {
+        // SAFETY: the caller promises a live handle.
+        unsafe { handle(db, "db") }?.db.close()?;
+        Ok(())
+    })
+}
+
+/// Closes the database if it is open (an error cannot be reported here: call
+/// `bitcask_close` first to see it) and frees the handle. NULL is accepted and
+/// ignored. Iterators of the database stay valid and report `BITCASK_CLOSED`; they
+/// must still be destroyed.
+#[no_mangle]
+pub unsafe extern "C" fn bitcask_destroy(db: *mut bitcask_t) {
+    guard_value((), || {
+        if !db.is_null() {
+            // SAFETY: a non-NULL handle came from `Box::into_raw` in `bitcask_open`
+            // and the caller gives up ownership with this last use.
+            drop(unsafe { Box::from_raw(db) });
+        }
+    })
+}
+
+/// Looks up `key` on behalf of the two `get` functions.
+unsafe fn lookup(db: *const bitcask_t, key: *const u8, key_len: usize) -> Result<Vec<u8>, Failure> {
+    // SAFETY: the caller promises a live handle and a readable key.
+    let (h, k) = unsafe { (handle(db, "db")?, slice(key, key_len, "key")?) };
+    h.db.get(k)?.ok_or_else(Failure::not_found)
+}
+
+/// Copies the value of `key` into the caller's buffer `buf` of `buf_len` bytes.
+///
+/// On `BITCASK_OK` the value fills the first `*value_len` bytes of `buf`. When the
+/// value is longer than `buf_len`, returns `BITCASK_BUFFER_TOO_SMALL`, stores the
+/// length needed in `*value_len` and leaves `buf` untouched: `buf` may be NULL with
+/// `buf_len` 0 to ask for the size. Returns `BITCASK_NOT_FOUND` (writing nothing)
+/// when the key has no value; `BITCASK_INVALID_ARGUMENT` for a NULL `db` or
+/// `value_len`, or a NULL slice with a non-zero length; `BITCASK_CLOSED`,
+/// `BITCASK_CORRUPTION` or `BITCASK_IO` on failure.
+#[no_mangle]
+pub unsafe extern "C" fn bitcask_get(
+    db: *const bitcask_t,
+    key: *const u8,
+    key_len: usize,
+    buf: *mut u8,
+    buf_len: usize,
+    value_len: *mut usize,
+) -> bitcask_status_t {
+    guard(|| {
+        let value_len = out_ptr(value_len, "value_len")?;
+        if buf.is_null() && buf_len > 0 {
+            return Err(Failure::invalid(format!(
+                "buf is NULL with length {buf_len}"
+            )));
+        }
+        // SAFETY: forwarded caller promise.
+        let v = unsafe { lookup(db, key, key_len) }?;
+        // SAFETY: non-NULL, and the caller promises it is writable.
+        unsafe { value_len.write(v.len()) };
+        if v.len() > buf_len {
+            return Err(Failure::new(
+                Status::BITCASK_BUFFER_TOO_SMALL,
+                format!("value of {} bytes does not fit in {buf_len}", v.len()),
+            ));
+        }
+        // SAFETY: `buf` holds `buf_len >= v.len()` writable bytes (non-NULL when
+        // v.len() > 0, checked above) and cannot overlap our fresh `v`.
+        unsafe { std::ptr::copy_nonoverlapping(v.as_ptr(), buf, v.len()) };
+        Ok(())
+    })
+}
+
+/// Stores the value of `key` in a new buffer at `*value` with its length in
+/// `*value_len`. The caller owns the buffer and frees it with `bitcask_free`; it is
+/// never NULL on `BITCASK_OK`, even for an empty value. Returns `BITCASK_NOT_FOUND`
+/// (writing nothing) when the key has no value; `BITCASK_INVALID_ARGUMENT` for a
+/// NULL `db`, `value` or `value_len`, or a NULL key with a non-zero length;
+/// `BITCASK_CLOSED`, `BITCASK_CORRUPTION` or `BITCASK_IO` on failure.
+#[no_mangle]
+pub unsafe extern "C" fn bitcask_get_alloc(
+    db: *const bitcask_t,
+    key: *const u8,
+    key_len: usize,
+    value: *mut *mut u8,
+    value_len: *mut usize,
+) -> bitcask_status_t {
+    guard(|| {
+        let value = out_ptr(value, "value")?;
+        let value_len = out_ptr(value_len, "value_len")?;
+        // SAFETY: forwarded caller promise.
+        let v = unsafe { lookup(db, key, key_len) }?;
+        let p = malloc_copy(&v)?;
+        // SAFETY: both non-NULL, and the caller promises they are writable.
+        unsafe {
+            value.write(p);
+            value_len.write(v.len());
+        }
+        Ok(())
+    })
+}
+
+/// Returns `BITCASK_OK` when `key` has a value and `BITCASK_NOT_FOUND` when not,
+/// without reading the value. `BITCASK_INVALID_ARGUMENT` for a NULL `db` or a NULL
+/// key with a non-zero length; `BITCASK_CLOSED` after close.
+#[no_mangle]
+pub unsafe extern "C" fn bitcask_contains(
+    db: *const bitcask_t,
+    key: *const u8,
+    key_len: usize,
+) -> bitcask_status_t {
+    guard(|| {
+        // SAFETY: the caller promises a live handle and a readable key.
+        let (h, k) = unsafe { (handle(db, "db")?, slice(key, key_len, "key")?) };
+        if h.db.contains(k)? {
+            Ok(())
+        } else {
+            Err(Failure::not_found())
+        }
+    })
+}
+
+/// Stores `value` under `key` (both copied). The write has reached the OS when this
+/// returns (unless a write buffer was configured) and the disk too under
+/// `BITCASK_SYNC_ALWAYS`. Returns `BITCASK_OK`; `BITCASK_INVALID_ARGUMENT` for a
+/// NULL `db` or a NULL slice with a non-zero length; `BITCASK_EMPTY_KEY`,
+/// `BITCASK_KEY_TOO_LARGE`, `BITCASK_VALUE_TOO_LARGE`, `BITCASK_READ_ONLY`,
+/// `BITCASK_CLOSED`, `BITCASK_WRITES_REFUSED` or `BITCASK_IO` on failure.
+#[no_mangle]
+pub unsafe extern "C" fn bitcask_put(
+    db: *const bitcask_t,
+    key: *const u8,
+    key_len: usize,
+    value: *const u8,
+    value_len: usize,
+) -> bitcask_status_t {
+    guard(|| {
+        // SAFETY: the caller promises a live handle and readable slices.
+        let (h, k, v) = unsafe {
+            (
+                handle(db, "db")?,
+                slice(key, key_len, "key")?,
+                slice(value, value_len, "value")?,
+            )
+        };
+        h.db.put(k, v)?;
+        Ok(())
+    })
+}
+
+/// Removes `key`; deleting a missing key is not an error. Returns as `bitcask_put`.
+#[no_mangle]
+pub unsafe extern "C" fn bitcask_delete(
+    db: *const bitcask_t,
+    key: *const u8,
+    key_len: usize,
+) -> bitcask_status_t {
+    guard(|| {
+        // SAFETY: the caller promises a live handle and a readable key.
+        let (h, k) = unsafe { (handle(db, "db")?, slice(key, key_len, "key")?) };
+        h.db.delete(k)?;
+        Ok(())
+    })
+}
+
+/// Applies every operation of `batch`, or none of them, even across a crash. The
+/// batch is not consumed. Returns as `bitcask_put`, plus `BITCASK_BATCH_TOO_LARGE`.
+#[no_mangle]
+pub unsafe extern "C" fn bitcask_write(
+    db: *const bitcask_t,
+    batch: *const bitcask_batch_t,
+) -> bitcask_status_t {
+    // SAFETY: forwarded caller promise.
+    unsafe { bitcask_write_opt(db, batch, false, std::ptr::null_mut()) }
+}
+
+/// `bitcask_write` that, when `sync` is true, also fdatasyncs before returning
+/// whatever the sync policy, and, when `seq` is not NULL, stores the write's
+/// sequence number in `*seq` on success. Returns as `bitcask_write`.
+#[no_mangle]
+pub unsafe extern "C" fn bitcask_write_opt(
+    db: *const bitcask_t,
+    batch: *const bitcask_batch_t,
+    sync: bool,
+    seq: *mut u64,
+) -> bitcask_status_t {
+    guard(|| {
+        // SAFETY: the caller promises live handles not modified meanwhile.
+        let (h, b) = unsafe { (handle(db, "db")?, handle(batch, "batch")?) };
+        let s = h.db.write_opt(&b.batch, WriteOptions { sync })?;
+        if !seq.is_null() {
+            // SAFETY: non-NULL, and the caller promises it is writable.
+            unsafe { seq.write(s) };
+        }
+        Ok(())
+    })
+}
+
+/// Flushes buffered writes and fdatasyncs the active file. Returns `BITCASK_OK`,
+/// `BITCASK_INVALID_ARGUMENT` when `db` is NULL, `BITCASK_CLOSED` or `BITCASK_IO`.
+#[no_mangle]
+pub unsafe extern "C" fn bitcask_sync(db: *const bitcask_t) -> bitcask_status_t {
+    guard(|| {
+        // SAFETY: the caller promises a live handle.
+        unsafe { handle(db, "db") }?.db.sync()?;
+        Ok(())
+    })
+}
+
+/// Stores the number of keys in `*count`. Returns `BITCASK_OK`,
+/// `BITCASK_INVALID_ARGUMENT` when a pointer is NULL, or `BITCASK_CLOSED`.
+#[no_mangle]
+pub unsafe extern "C" fn bitcask_count(db: *const bitcask_t, count: *mut u64) -> bitcask_status_t {
+    guard(|| {
+        // SAFETY: the caller promises a live handle.
+        let h = unsafe { handle(db, "db") }?;
+        let count = out_ptr(count, "count")?;
+        let n = h.db.len()? as u64;
+        // SAFETY: non-NULL, and the caller promises it is writable.
+        unsafe { count.write(n) };
+        Ok(())
+    })
+}
+
+/// Rewrites every immutable data file that has dead bytes into files of live
+/// records and removes the old files, giving their space back. Reads and writes on
+/// other threads go on meanwhile; one merge runs at a time (a second call waits).
+/// Its counters are then readable as the `BITCASK_STAT_LAST_MERGE_*` stats. Returns
+/// `BITCASK_OK`; `BITCASK_INVALID_ARGUMENT` when `db` is NULL; `BITCASK_READ_ONLY`,
+/// `BITCASK_CLOSED`, `BITCASK_CORRUPTION` or `BITCASK_IO` on failure.
+#[no_mangle]
+pub unsafe extern "C" fn bitcask_merge(db: *const bitcask_t) -> bitcask_status_t {
+    guard(|| {
+        // SAFETY: the caller promises a live handle.
+        unsafe { handle(db, "db") }?.db.merge()?;
+        Ok(())
+    })
+}
+
+/// Stores the counter `stat` (a `bitcask_stat_t`) in `*value`. Returns
+/// `BITCASK_OK`; `BITCASK_NOT_FOUND` when the counter has no value (the last
+/// sequence number of a read-only database); `BITCASK_INVALID_ARGUMENT` for a NULL
+/// pointer or an unknown `stat`; `BITCASK_CLOSED` after close.
+#[no_mangle]
+pub unsafe extern "C" fn bitcask_stat(
+    db: *const bitcask_t,
+    stat: i32,
+    value: *mut u64,
+) -> bitcask_status_t {
+    guard(|| {
+        // SAFETY: the caller promises a live handle.
+        let h = unsafe { handle(db, "db") }?;
+        let value = out_ptr(value, "value")?;
+        let which = usize::try_from(stat)
+            .ok()
+            .and_then(|i| bitcask_stat_t::ALL.get(i))
+            .ok_or_else(|| Failure::invalid(format!("unknown stat {stat}")))?;
+        let s = h.db.stats()?;
+        let m = s.last_merge.as_ref();
+        use bitcask_stat_t::*;
+        let v = match which {
+            BITCASK_STAT_KEYS => Some(s.keys),
+            BITCASK_STAT_KEYDIR_BYTES => Some(s.keydir_bytes),
+            BITCASK_STAT_DATA_BYTES => Some(s.data_bytes),
+            BITCASK_STAT_HINT_BYTES => Some(s.hint_bytes),
+            BITCASK_STAT_DISK_BYTES => Some(s.disk_bytes),
+            BITCASK_STAT_DATA_FILES => Some(s.files.len() as u64),
+            BITCASK_STAT_DEAD_BYTES => Some(s.files.iter().map(|f| f.dead_bytes).sum()),
+            BITCASK_STAT_DROPPED_BYTES_AT_OPEN => Some(s.dropped_bytes_at_open),
+            BITCASK_STAT_SALVAGED_BYTES_AT_OPEN => Some(s.salvaged_bytes_at_open),
+            BITCASK_STAT_LAST_SEQ => s.last_seq,
+            BITCASK_STAT_LAST_MERGE_FILES_IN => m.map(|m| m.files_in.into()),
+            BITCASK_STAT_LAST_MERGE_FILES_OUT => m.map(|m| m.files_out.into()),
+            BITCASK_STAT_LAST_MERGE_BYTES_IN => m.map(|m| m.bytes_in),
+            BITCASK_STAT_LAST_MERGE_BYTES_OUT => m.map(|m| m.bytes_out),
+            BITCASK_STAT_LAST_MERGE_BYTES_RECLAIMED => m.map(|m| m.bytes_reclaimed),
+            BITCASK_STAT_LAST_MERGE_RECORDS_COPIED => m.map(|m| m.records_copied),
+            BITCASK_STAT_LAST_MERGE_TOMBSTONES_KEPT => m.map(|m| m.tombstones_kept),
+            BITCASK_STAT_LAST_MERGE_DURATION_US => {
+                m.map(|m| u64::try_from(m.duration.as_micros()).unwrap_or(u64::MAX))
+            }
+        };
+        let v = v.ok_or_else(|| Failure::new(Status::BITCASK_NOT_FOUND, "no value"))?;
+        // SAFETY: non-NULL, and the caller promises it is writable.
+        unsafe { value.write(v) };
+        Ok(())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::bitcask_stat_t;
+
+    #[test]
+    fn stats_are_indexed_by_their_number() {
+        for (i, s) in bitcask_stat_t::ALL.iter().enumerate() {
+            assert_eq!(*s as i32, i as i32);
+        }
+    }
+}

@@ -1,0 +1,371 @@
+//! `bitcask_iterator_t`: a bidirectional cursor over the engine's one-directional
+//! `Iter`.
+//!
+//! The handle keeps two untouched engine iterators over its range, one ascending and
+//! one descending, and moves by streaming a clone of one of them. A move against the
+//! current stream (`prev` after `next`) restarts the other one just past the current
+//! key. Both hold the engine's internals (an `Arc`), not the `bitcask_t`, so a
+//! destroyed database leaves them reporting `BITCASK_CLOSED`.
+
+use super::db::bitcask_t;
+use super::{
+    bitcask_status_t, borrowed_ptr, guard, guard_value, handle, handle_mut, out_ptr, slice,
+    Failure, Status,
+};
+use crate::db::{prefix_successor, Bitcask, Iter};
+use std::ops::Bound;
+
+/// A cursor over keys in order, with the current key and value. Not thread-safe:
+/// use one iterator from one thread at a time (it may move between threads). It
+/// stays valid after its database is closed or destroyed (moves then return
+/// `BITCASK_CLOSED`) and must be freed with `bitcask_iter_destroy`.
+pub struct bitcask_iterator_t {
+    /// Fresh iterators over the whole range, cloned to (re)start a stream.
+    ascending: Iter,
+    descending: Iter,
+    /// Inclusive lower bound; empty when unbounded (the empty key cannot exist).
+    start: Vec<u8>,
+    /// Exclusive upper bound.
+    end: Option<Vec<u8>>,
+    /// The iteration direction `next` follows.
+    reverse: bool,
+    /// The stream the current entry came from, and whether it is descending.
+    stream: Option<(Iter, bool)>,
+    /// The current entry; the key and value handed out borrow from it.
+    current: Option<(Vec<u8>, Vec<u8>)>,
+}
+
+impl bitcask_iterator_t {
+    fn new(
+        db: &Bitcask,
+        start: Vec<u8>,
+        end: Option<Vec<u8>>,
+        reverse: bool,
+    ) -> Result<Self, Failure> {
+        let lower = if start.is_empty() {
+            Bound::Unbounded
+        } else {
+            Bound::Included(start.clone())
+        };
+        let upper = end.clone().map_or(Bound::Unbounded, Bound::Excluded);
+        let ascending = db.range::<Vec<u8>>((lower.clone(), upper.clone()), false)?;
+        let descending = db.range::<Vec<u8>>((lower, upper), true)?;
+        let mut it = bitcask_iterator_t {
+            ascending,
+            descending,
+            start,
+            end,
+            reverse,
+            stream: None,
+            current: None,
+        };
+        it.seek_first()?;
+        Ok(it)
+    }
+
+    /// Takes the next entry of the current stream.
+    fn step(&mut self) -> Result<(), Failure> {
+        let next = self.stream.as_mut().and_then(|(it, _)| it.next());
+        match next {
+            Some(Ok(kv)) => {
+                self.current = Some(kv);
+                Ok(())
+            }
+            None => {
+                self.current = None;
+                Ok(())
+            }
+            Some(Err(e)) => {
+                self.current = None;
+                self.stream = None;
+                Err(e.into())
+            }
+        }
+    }
+
+    /// Starts a stream in the given direction at `from` (the first key at or after
+    /// it, ascending; at or before it, descending), or at the range's edge. With
+    /// `exclusive`, `from` itself is skipped.
+    fn start_stream(
+        &mut self,
+        descending: bool,
+        from: Option<&[u8]>,
+        exclusive: bool,
+    ) -> Result<(), Failure> {
+        let mut it = if descending {
+            self.descending.clone()
+        } else {
+            self.ascending.clone()
+        };
+        if let Some(key) = from {
+            // The engine's seek replaces the range's bound on that side, so seek
+            // only to keys inside the range; the range itself covers the rest.
+            let inside = if descending {
+                self.end.as_deref().is_none_or(|e| key < e)
+            } else {
+                key > self.start.as_slice()
+            };
+            if inside {
+                it.seek(key);
+            }
+        }
+        self.stream = Some((it, descending));
+        self.step()?;
+        if let (Some(key), true) = (from, exclusive) {
+            if self.current.as_ref().is_some_and(|(k, _)| k == key) {
+                self.step()?;
+            }
+        }
+        Ok(())
+    }
+
+    fn seek_first(&mut self) -> Result<(), Failure> {
+        self.start_stream(self.reverse, None, false)
+    }
+
+    fn seek_last(&mut self) -> Result<(), Failure> {
+        self.start_stream(!self.reverse, None, false)
+    }
+
+    /// Moves one entry, descending or ascending.
+    fn advance(&mut self, descending: bool) -> Result<(), Failure> {
+        let Some((key, _)) = self.current.take() else {
+            return Err(Failure::invalid("iterator is not positioned on an entry"));
+        };
+        if self.stream.as_ref().is_some_and(|(_, d)| *d == descending) {
+            return self.step();
+        }
+        self.start_stream(descending, Some(&key), true)
+    }
+}
+
+/// Creates the iterator behind the three constructors.
+unsafe fn create(
+    db: *const bitcask_t,
+    out: *mut *mut bitcask_iterator_t,
+    make: impl FnOnce(&Bitcask) -> Result<bitcask_iterator_t, Failure>,
+) -> bitcask_status_t {
+    guard(|| {
+        // SAFETY: the caller promises a live database handle.
+        let h = unsafe { handle(db, "db") }?;
+        let out = out_ptr(out, "out")?;
+        let it = make(&h.db)?;
+        // SAFETY: `out` is non-NULL and the caller promises it is writable.
+        unsafe { out.write(Box::into_raw(Box::new(it))) };
+        Ok(())
+    })
+}
+
+/// Creates an iterator over every key, ascending (descending when `reverse`),
+/// positioned on the first entry (check `bitcask_iter_valid`), and stores it in
+/// `*out`. The caller owns it and frees it with `bitcask_iter_destroy`.
+///
+/// What it sees of concurrent writes: every key present for the iterator's whole
+/// life is visited exactly once per pass; a key written or deleted meanwhile may or
+/// may not be. Returns `BITCASK_OK`; `BITCASK_INVALID_ARGUMENT` when `db` or `out`
+/// is NULL; `BITCASK_CLOSED`, `BITCASK_CORRUPTION` or `BITCASK_IO` on failure.
+#[no_mangle]
+pub unsafe extern "C" fn bitcask_iter_create(
+    db: *const bitcask_t,
+    reverse: bool,
+    out: *mut *mut bitcask_iterator_t,
+) -> bitcask_status_t {
+    // SAFETY: forwarded caller promise.
+    unsafe {
+        create(db, out, |d| {
+            bitcask_iterator_t::new(d, Vec::new(), None, reverse)
+        })
+    }
+}
+
+/// Creates an iterator over the keys `k` with `start <= k < end`, as
+/// `bitcask_iter_create`. An empty `start` (length 0, the pointer may be NULL)
+/// means no lower bound and an empty `end` no upper bound. The bounds are copied.
+/// Returns as `bitcask_iter_create`, and `BITCASK_INVALID_ARGUMENT` for a NULL
+/// bound with a non-zero length.
+#[no_mangle]
+pub unsafe extern "C" fn bitcask_iter_create_range(
+    db: *const bitcask_t,
+    start: *const u8,
+    start_len: usize,
+    end: *const u8,
+    end_len: usize,
+    reverse: bool,
+    out: *mut *mut bitcask_iterator_t,
+) -> bitcask_status_t {
+    // SAFETY: the caller promises readable bounds; the rest is forwarded.
+    unsafe {
+        let bounds = slice(start, start_len, "start").and_then(|s| {
+            let e = slice(end, end_len, "end")?;
+            Ok((s.to_vec(), (!e.is_empty()).then(|| e.to_vec())))
+        });
+        create(db, out, |d| {
+            let (s, e) = bounds?;
+            bitcask_iterator_t::new(d, s, e, reverse)
+        })
+    }
+}
+
+/// Creates an iterator over the keys that start with `prefix` (copied), as
+/// `bitcask_iter_create`. An empty prefix means every key. Returns as
+/// `bitcask_iter_create`, and `BITCASK_INVALID_ARGUMENT` for a NULL prefix with a
+/// non-zero length.
+#[no_mangle]
+pub unsafe extern "C" fn bitcask_iter_create_prefix(
+    db: *const bitcask_t,
+    prefix: *const u8,
+    prefix_len: usize,
+    reverse: bool,
+    out: *mut *mut bitcask_iterator_t,
+) -> bitcask_status_t {
+    // SAFETY: the caller promises a readable prefix; the rest is forwarded.
+    unsafe {
+        let prefix = slice(prefix, prefix_len, "prefix").map(<[u8]>::to_vec);
+        create(db, out, |d| {
+            let p = prefix?;
+            let end = prefix_successor(&p);
+            bitcask_iterator_t::new(d, p, end, reverse)
+        })
+    }
+}
+
+/// Frees an iterator. NULL is accepted and ignored. Keys and values borrowed from
+/// it become invalid.
+#[no_mangle]
+pub unsafe extern "C" fn bitcask_iter_destroy(it: *mut bitcask_iterator_t) {
+    guard_value((), || {
+        if !it.is_null() {
+            // SAFETY: a non-NULL handle came from `Box::into_raw` in a constructor
+            // and the caller gives up ownership.
+            drop(unsafe { Box::from_raw(it) });
+        }
+    })
+}
+
+/// Runs a move on a non-NULL iterator.
+unsafe fn move_with(
+    it: *mut bitcask_iterator_t,
+    f: impl FnOnce(&mut bitcask_iterator_t) -> Result<(), Failure>,
+) -> bitcask_status_t {
+    guard(|| {
+        // SAFETY: the caller promises a live iterator used by one thread at a time.
+        let h = unsafe { handle_mut(it, "iterator") }?;
+        f(h)
+    })
+}
+
+/// Positions on the first entry in the iteration direction (the smallest key, or
+/// the largest when reversed). Like every move it ends the borrow of the previous
+/// key and value, and returns `BITCASK_OK` whether or not an entry was found (see
+/// `bitcask_iter_valid`); `BITCASK_INVALID_ARGUMENT` when `it` is NULL;
+/// `BITCASK_CLOSED` when the database was closed or destroyed; `BITCASK_CORRUPTION`
+/// or `BITCASK_IO` when the value cannot be read (the iterator is then not valid).
+#[no_mangle]
+pub unsafe extern "C" fn bitcask_iter_seek_first(it: *mut bitcask_iterator_t) -> bitcask_status_t {
+    // SAFETY: forwarded caller promise.
+    unsafe { move_with(it, |h| h.seek_first()) }
+}
+
+/// Positions on the last entry in the iteration direction. Returns as
+/// `bitcask_iter_seek_first`.
+#[no_mangle]
+pub unsafe extern "C" fn bitcask_iter_seek_last(it: *mut bitcask_iterator_t) -> bitcask_status_t {
+    // SAFETY: forwarded caller promise.
+    unsafe { move_with(it, |h| h.seek_last()) }
+}
+
+/// Positions on the first key at or after `key` in the iteration direction (at or
+/// before it when reversed), within the iterator's range. Returns as
+/// `bitcask_iter_seek_first`, and `BITCASK_INVALID_ARGUMENT` for a NULL key with a
+/// non-zero length.
+#[no_mangle]
+pub unsafe extern "C" fn bitcask_iter_seek(
+    it: *mut bitcask_iterator_t,
+    key: *const u8,
+    key_len: usize,
+) -> bitcask_status_t {
+    // SAFETY: the caller promises a readable key; the rest is forwarded.
+    unsafe {
+        let key = slice(key, key_len, "key");
+        move_with(it, |h| h.start_stream(h.reverse, Some(key?), false))
+    }
+}
+
+/// Moves to the next entry in the iteration direction. Returns as
+/// `bitcask_iter_seek_first`, and `BITCASK_INVALID_ARGUMENT` when the iterator is
+/// not valid.
+#[no_mangle]
+pub unsafe extern "C" fn bitcask_iter_next(it: *mut bitcask_iterator_t) -> bitcask_status_t {
+    // SAFETY: forwarded caller promise.
+    unsafe { move_with(it, |h| h.advance(h.reverse)) }
+}
+
+/// Moves to the previous entry (against the iteration direction). Returns as
+/// `bitcask_iter_next`.
+#[no_mangle]
+pub unsafe extern "C" fn bitcask_iter_prev(it: *mut bitcask_iterator_t) -> bitcask_status_t {
+    // SAFETY: forwarded caller promise.
+    unsafe { move_with(it, |h| h.advance(!h.reverse)) }
+}
+
+/// Whether the iterator is on an entry. False for NULL, past either end, and after a
+/// move returned an error.
+#[no_mangle]
+pub unsafe extern "C" fn bitcask_iter_valid(it: *const bitcask_iterator_t) -> bool {
+    // SAFETY: the caller promises a live iterator or NULL.
+    guard_value(false, || {
+        unsafe { it.as_ref() }.is_some_and(|h| h.current.is_some())
+    })
+}
+
+/// Hands out part of the current entry.
+unsafe fn borrow_part(
+    it: *const bitcask_iterator_t,
+    ptr: *mut *const u8,
+    len: *mut usize,
+    pick: impl FnOnce(&(Vec<u8>, Vec<u8>)) -> &[u8],
+) -> bitcask_status_t {
+    guard(|| {
+        // SAFETY: the caller promises a live iterator.
+        let h = unsafe { handle(it, "iterator") }?;
+        let ptr = out_ptr(ptr, "ptr")?;
+        let len = out_ptr(len, "len")?;
+        let cur = h
+            .current
+            .as_ref()
+            .ok_or_else(|| Failure::new(Status::BITCASK_NOT_FOUND, "iterator is not valid"))?;
+        let bytes = pick(cur);
+        // SAFETY: both non-NULL, and the caller promises they are writable.
+        unsafe {
+            ptr.write(borrowed_ptr(bytes));
+            len.write(bytes.len());
+        }
+        Ok(())
+    })
+}
+
+/// Stores the current key in `*key` and `*key_len`. The bytes are borrowed from the
+/// iterator: valid until its next move or destroy; do not free them. Returns
+/// `BITCASK_OK`; `BITCASK_NOT_FOUND` when the iterator is not valid;
+/// `BITCASK_INVALID_ARGUMENT` when a pointer is NULL.
+#[no_mangle]
+pub unsafe extern "C" fn bitcask_iter_key(
+    it: *const bitcask_iterator_t,
+    key: *mut *const u8,
+    key_len: *mut usize,
+) -> bitcask_status_t {
+    // SAFETY: forwarded caller promise.
+    unsafe { borrow_part(it, key, key_len, |(k, _)| k) }
+}
+
+/// Stores the current value in `*value` and `*value_len` (never NULL, even when
+/// empty). Borrowed like `bitcask_iter_key`, and returns as it.
+#[no_mangle]
+pub unsafe extern "C" fn bitcask_iter_value(
+    it: *const bitcask_iterator_t,
+    value: *mut *const u8,
+    value_len: *mut usize,
+) -> bitcask_status_t {
+    // SAFETY: forwarded caller promise.
+    unsafe { borrow_part(it, value, value_len, |(_, v)| v) }
+}

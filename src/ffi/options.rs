@@ -1,0 +1,351 @@
+//! `bitcask_options_t`: open options as an opaque handle with one setter per option,
+//! so that options can be added without changing any struct layout.
+//!
+//! Setters never fail on a value: the engine checks ranges at `bitcask_open`, which
+//! reports `BITCASK_INVALID_OPTION` naming the option. A value the engine's types
+//! cannot even hold (an unknown sync policy, a percentage above 255) is remembered
+//! here and reported the same way at open.
+
+use super::{bitcask_status_t, guard, guard_value, handle_mut, out_ptr, Failure};
+use crate::error::Error;
+use crate::options::{Options, SyncPolicy};
+use std::time::Duration;
+
+/// How `bitcask_options_set_sync` makes writes durable. The numbers are stable.
+#[repr(i32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum bitcask_sync_t {
+    /// Left to the OS (the default).
+    BITCASK_SYNC_NEVER = 0,
+    /// fdatasync before every write returns.
+    BITCASK_SYNC_ALWAYS = 1,
+    /// A background fdatasync at most `interval_ms` apart.
+    BITCASK_SYNC_EVERY_MS = 2,
+}
+
+/// Open options. Create with `bitcask_options_create`, free with
+/// `bitcask_options_destroy`. Not thread-safe while being set; `bitcask_open` copies
+/// it, so it may be destroyed or reused right after.
+pub struct bitcask_options_t {
+    pub(crate) opts: Options,
+    /// The first setter value that `Options` cannot represent: (option, reason).
+    pub(crate) invalid: Option<(&'static str, String)>,
+}
+
+impl bitcask_options_t {
+    /// The options to open with, or the `InvalidOption` error a setter deferred.
+    pub(crate) fn resolve(&self) -> Result<Options, Failure> {
+        match &self.invalid {
+            Some((name, reason)) => Err(Error::InvalidOption {
+                name,
+                reason: reason.clone(),
+            }
+            .into()),
+            None => Ok(self.opts.clone()),
+        }
+    }
+
+    fn defer(&mut self, name: &'static str, reason: String) {
+        self.invalid.get_or_insert((name, reason));
+    }
+}
+
+/// Creates options holding the defaults and stores the handle in `*out`.
+/// Returns `BITCASK_OK`, or `BITCASK_INVALID_ARGUMENT` when `out` is NULL. The
+/// caller owns the handle and frees it with `bitcask_options_destroy`.
+#[no_mangle]
+pub unsafe extern "C" fn bitcask_options_create(
+    out: *mut *mut bitcask_options_t,
+) -> bitcask_status_t {
+    guard(|| {
+        let out = out_ptr(out, "out")?;
+        let h = Box::new(bitcask_options_t {
+            opts: Options::default(),
+            invalid: None,
+        });
+        // SAFETY: `out` is non-NULL and the caller promises it is writable.
+        unsafe { out.write(Box::into_raw(h)) };
+        Ok(())
+    })
+}
+
+/// Frees options made by `bitcask_options_create`. NULL is accepted and ignored.
+#[no_mangle]
+pub unsafe extern "C" fn bitcask_options_destroy(opts: *mut bitcask_options_t) {
+    guard_value((), || {
+        if !opts.is_null() {
+            // SAFETY: a non-NULL handle came from `Box::into_raw` in
+            // `bitcask_options_create` and the caller gives up ownership.
+            drop(unsafe { Box::from_raw(opts) });
+        }
+    })
+}
+
+/// Runs a setter on a non-NULL handle.
+unsafe fn set(
+    opts: *mut bitcask_options_t,
+    f: impl FnOnce(&mut bitcask_options_t),
+) -> bitcask_status_t {
+    guard(|| {
+        // SAFETY: the caller promises a live options handle not used concurrently.
+        let h = unsafe { handle_mut(opts, "options") }?;
+        f(h);
+        Ok(())
+    })
+}
+
+/// Sets when writes reach the disk: `policy` is a `bitcask_sync_t`; `interval_ms`
+/// is used only by `BITCASK_SYNC_EVERY_MS` (and must then be at least 1). An unknown
+/// policy fails the open with `BITCASK_INVALID_OPTION`. Returns `BITCASK_OK`, or
+/// `BITCASK_INVALID_ARGUMENT` when `opts` is NULL.
+#[no_mangle]
+pub unsafe extern "C" fn bitcask_options_set_sync(
+    opts: *mut bitcask_options_t,
+    policy: i32,
+    interval_ms: u64,
+) -> bitcask_status_t {
+    // SAFETY: forwarded caller promise.
+    unsafe {
+        set(opts, |h| {
+            use bitcask_sync_t::*;
+            match policy {
+                p if p == BITCASK_SYNC_NEVER as i32 => h.opts.sync = SyncPolicy::Never,
+                p if p == BITCASK_SYNC_ALWAYS as i32 => h.opts.sync = SyncPolicy::Always,
+                p if p == BITCASK_SYNC_EVERY_MS as i32 => {
+                    h.opts.sync = SyncPolicy::EveryMs(interval_ms)
+                }
+                _ => h.defer("sync", format!("unknown sync policy {policy}")),
+            }
+        })
+    }
+}
+
+/// Sets the size at which the active data file becomes immutable (default
+/// 128 MiB; 1024 to 2 GiB).
+///
+/// Returns `BITCASK_OK`, or `BITCASK_INVALID_ARGUMENT` when `opts` is NULL.
+/// An out-of-range value fails `bitcask_open` with `BITCASK_INVALID_OPTION`.
+#[no_mangle]
+pub unsafe extern "C" fn bitcask_options_set_max_file_size(
+    opts: *mut bitcask_options_t,
+    value: u64,
+) -> bitcask_status_t {
+    // SAFETY: forwarded caller promise.
+    unsafe { set(opts, |h| h.opts.max_file_size = value) }
+}
+
+/// Sets the largest key accepted (default 4096; 1 to 65535).
+///
+/// Returns `BITCASK_OK`, or `BITCASK_INVALID_ARGUMENT` when `opts` is NULL.
+/// An out-of-range value fails `bitcask_open` with `BITCASK_INVALID_OPTION`.
+#[no_mangle]
+pub unsafe extern "C" fn bitcask_options_set_max_key_size(
+    opts: *mut bitcask_options_t,
+    value: usize,
+) -> bitcask_status_t {
+    // SAFETY: forwarded caller promise.
+    unsafe { set(opts, |h| h.opts.max_key_size = value) }
+}
+
+/// Sets the largest value accepted (default 64 MiB; at most 1 GiB).
+///
+/// Returns `BITCASK_OK`, or `BITCASK_INVALID_ARGUMENT` when `opts` is NULL.
+/// An out-of-range value fails `bitcask_open` with `BITCASK_INVALID_OPTION`.
+#[no_mangle]
+pub unsafe extern "C" fn bitcask_options_set_max_value_size(
+    opts: *mut bitcask_options_t,
+    value: usize,
+) -> bitcask_status_t {
+    // SAFETY: forwarded caller promise.
+    unsafe { set(opts, |h| h.opts.max_value_size = value) }
+}
+
+/// Sets the bytes of writes held in memory before a write(2) (default 0: every
+/// write reaches the OS before returning; a buffer speeds bulk loads and loses at
+/// most its contents if the process crashes; at most 1 GiB).
+///
+/// Returns `BITCASK_OK`, or `BITCASK_INVALID_ARGUMENT` when `opts` is NULL.
+/// An out-of-range value fails `bitcask_open` with `BITCASK_INVALID_OPTION`.
+#[no_mangle]
+pub unsafe extern "C" fn bitcask_options_set_write_buffer_size(
+    opts: *mut bitcask_options_t,
+    value: usize,
+) -> bitcask_status_t {
+    // SAFETY: forwarded caller promise.
+    unsafe { set(opts, |h| h.opts.write_buffer_size = value) }
+}
+
+/// Sets whether concurrent writers share one append and one fsync (group
+/// commit; default true).
+///
+/// Returns `BITCASK_OK`, or `BITCASK_INVALID_ARGUMENT` when `opts` is NULL.
+#[no_mangle]
+pub unsafe extern "C" fn bitcask_options_set_write_merging(
+    opts: *mut bitcask_options_t,
+    value: bool,
+) -> bitcask_status_t {
+    // SAFETY: forwarded caller promise.
+    unsafe { set(opts, |h| h.opts.write_merging = value) }
+}
+
+/// Opens without the writer lock; every write then returns `BITCASK_READ_ONLY`
+/// (default false).
+///
+/// Returns `BITCASK_OK`, or `BITCASK_INVALID_ARGUMENT` when `opts` is NULL.
+#[no_mangle]
+pub unsafe extern "C" fn bitcask_options_set_read_only(
+    opts: *mut bitcask_options_t,
+    value: bool,
+) -> bitcask_status_t {
+    // SAFETY: forwarded caller promise.
+    unsafe { set(opts, |h| h.opts.read_only = value) }
+}
+
+/// Skips corrupt records in immutable files at open instead of failing with
+/// `BITCASK_CORRUPTION` (default false).
+///
+/// Returns `BITCASK_OK`, or `BITCASK_INVALID_ARGUMENT` when `opts` is NULL.
+#[no_mangle]
+pub unsafe extern "C" fn bitcask_options_set_salvage(
+    opts: *mut bitcask_options_t,
+    value: bool,
+) -> bitcask_status_t {
+    // SAFETY: forwarded caller promise.
+    unsafe { set(opts, |h| h.opts.salvage = value) }
+}
+
+/// Sets whether merges run automatically when a trigger fires (default true).
+///
+/// Returns `BITCASK_OK`, or `BITCASK_INVALID_ARGUMENT` when `opts` is NULL.
+#[no_mangle]
+pub unsafe extern "C" fn bitcask_options_set_auto_merge(
+    opts: *mut bitcask_options_t,
+    value: bool,
+) -> bitcask_status_t {
+    // SAFETY: forwarded caller promise.
+    unsafe { set(opts, |h| h.opts.auto_merge = value) }
+}
+
+/// Sets the dead bytes of one file that trigger a merge (default 512 MiB).
+///
+/// Returns `BITCASK_OK`, or `BITCASK_INVALID_ARGUMENT` when `opts` is NULL.
+/// An out-of-range value fails `bitcask_open` with `BITCASK_INVALID_OPTION`.
+#[no_mangle]
+pub unsafe extern "C" fn bitcask_options_set_merge_trigger_dead_bytes(
+    opts: *mut bitcask_options_t,
+    value: u64,
+) -> bitcask_status_t {
+    // SAFETY: forwarded caller promise.
+    unsafe { set(opts, |h| h.opts.merge_trigger_dead_bytes = value) }
+}
+
+/// Sets the dead bytes over all immutable files that trigger a merge (default
+/// 512 MiB).
+///
+/// Returns `BITCASK_OK`, or `BITCASK_INVALID_ARGUMENT` when `opts` is NULL.
+/// An out-of-range value fails `bitcask_open` with `BITCASK_INVALID_OPTION`.
+#[no_mangle]
+pub unsafe extern "C" fn bitcask_options_set_merge_trigger_total_dead_bytes(
+    opts: *mut bitcask_options_t,
+    value: u64,
+) -> bitcask_status_t {
+    // SAFETY: forwarded caller promise.
+    unsafe { set(opts, |h| h.opts.merge_trigger_total_dead_bytes = value) }
+}
+
+/// Sets the dead bytes from which a file is included once merging (default
+/// 128 MiB).
+///
+/// Returns `BITCASK_OK`, or `BITCASK_INVALID_ARGUMENT` when `opts` is NULL.
+/// An out-of-range value fails `bitcask_open` with `BITCASK_INVALID_OPTION`.
+#[no_mangle]
+pub unsafe extern "C" fn bitcask_options_set_merge_threshold_dead_bytes(
+    opts: *mut bitcask_options_t,
+    value: u64,
+) -> bitcask_status_t {
+    // SAFETY: forwarded caller promise.
+    unsafe { set(opts, |h| h.opts.merge_threshold_dead_bytes = value) }
+}
+
+/// Caps merge reads plus writes, in bytes per second; 0 (the default) means no
+/// cap.
+///
+/// Returns `BITCASK_OK`, or `BITCASK_INVALID_ARGUMENT` when `opts` is NULL.
+/// An out-of-range value fails `bitcask_open` with `BITCASK_INVALID_OPTION`.
+#[no_mangle]
+pub unsafe extern "C" fn bitcask_options_set_merge_bytes_per_sec(
+    opts: *mut bitcask_options_t,
+    value: u64,
+) -> bitcask_status_t {
+    // SAFETY: forwarded caller promise.
+    unsafe { set(opts, |h| h.opts.merge_bytes_per_sec = value) }
+}
+
+/// Sets how often, in milliseconds, the background thread checks the merge
+/// triggers (default 1000; must be at least 1).
+///
+/// Returns `BITCASK_OK`, or `BITCASK_INVALID_ARGUMENT` when `opts` is NULL; 0 fails
+/// `bitcask_open` with `BITCASK_INVALID_OPTION`.
+#[no_mangle]
+pub unsafe extern "C" fn bitcask_options_set_merge_check_interval_ms(
+    opts: *mut bitcask_options_t,
+    value: u64,
+) -> bitcask_status_t {
+    // SAFETY: forwarded caller promise.
+    unsafe {
+        set(opts, |h| {
+            h.opts.merge_check_interval = Duration::from_millis(value)
+        })
+    }
+}
+
+/// Stores a percentage, deferring a value the engine's `u8` cannot hold.
+fn percent(h: &mut bitcask_options_t, name: &'static str, value: u32) -> Option<u8> {
+    match u8::try_from(value) {
+        Ok(v) => Some(v),
+        Err(_) => {
+            h.defer(name, "is a percentage, 0 to 100".into());
+            None
+        }
+    }
+}
+
+/// Sets the fragmentation percentage (dead bytes over file size) of one file that
+/// triggers a merge (default 60; 0 to 100).
+///
+/// Returns `BITCASK_OK`, or `BITCASK_INVALID_ARGUMENT` when `opts` is NULL; a value
+/// above 100 fails `bitcask_open` with `BITCASK_INVALID_OPTION`.
+#[no_mangle]
+pub unsafe extern "C" fn bitcask_options_set_merge_trigger_fragmentation(
+    opts: *mut bitcask_options_t,
+    percentage: u32,
+) -> bitcask_status_t {
+    // SAFETY: forwarded caller promise.
+    unsafe {
+        set(opts, |h| {
+            if let Some(v) = percent(h, "merge_trigger_fragmentation", percentage) {
+                h.opts.merge_trigger_fragmentation = v;
+            }
+        })
+    }
+}
+
+/// Sets the fragmentation percentage from which a file is included once merging
+/// (default 40; 0 to 100).
+///
+/// Returns `BITCASK_OK`, or `BITCASK_INVALID_ARGUMENT` when `opts` is NULL; a value
+/// above 100 fails `bitcask_open` with `BITCASK_INVALID_OPTION`.
+#[no_mangle]
+pub unsafe extern "C" fn bitcask_options_set_merge_threshold_fragmentation(
+    opts: *mut bitcask_options_t,
+    percentage: u32,
+) -> bitcask_status_t {
+    // SAFETY: forwarded caller promise.
+    unsafe {
+        set(opts, |h| {
+            if let Some(v) = percent(h, "merge_threshold_fragmentation", percentage) {
+                h.opts.merge_threshold_fragmentation = v;
+            }
+        })
+    }
+}

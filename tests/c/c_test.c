@@ -1,0 +1,705 @@
+/*
+ * C tests of the libbitcask ABI, in named phases (after LevelDB's c_test.c).
+ * Usage: c_test [WORKDIR]. Every database lives under WORKDIR, removed first.
+ * Built twice by `make c-test` (shared and static library) and run under valgrind
+ * by `make c-valgrind`.
+ */
+#define _POSIX_C_SOURCE 200809L
+#include "bitcask.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *phase = "";
+static int phases_passed = 0;
+static char workdir[1024];
+
+static void start_phase(const char *name) {
+  if (*phase) phases_passed++;
+  phase = name;
+  fprintf(stderr, "=== Test %s\n", name);
+}
+
+#define CHECK(cond)                                                         \
+  do {                                                                      \
+    if (!(cond)) {                                                          \
+      fprintf(stderr, "%s:%d: phase %s: check failed: %s\n", __FILE__,     \
+              __LINE__, phase, #cond);                                      \
+      fprintf(stderr, "c_test: %d passed, 1 failed\n", phases_passed);     \
+      exit(1);                                                              \
+    }                                                                       \
+  } while (0)
+
+#define CHECK_STATUS(expr, want)                                              \
+  do {                                                                        \
+    bitcask_status_t got_ = (expr);                                           \
+    if (got_ != (want)) {                                                     \
+      fprintf(stderr, "%s:%d: phase %s: %s returned %d (%s), want %s: %s\n", \
+              __FILE__, __LINE__, phase, #expr, (int)got_,                    \
+              bitcask_strerror(got_), #want, bitcask_last_error_message());  \
+      fprintf(stderr, "c_test: %d passed, 1 failed\n", phases_passed);       \
+      exit(1);                                                                \
+    }                                                                         \
+  } while (0)
+
+#define CHECK_OK(expr) CHECK_STATUS(expr, BITCASK_OK)
+
+#define S(str) (const uint8_t *)(str), strlen(str)
+
+static void path_of(char *out, size_t n, const char *name) {
+  snprintf(out, n, "%s/%s", workdir, name);
+}
+
+static void remove_tree(const char *path) {
+  char cmd[1200];
+  snprintf(cmd, sizeof cmd, "rm -rf '%s'", path);
+  CHECK(system(cmd) == 0);
+}
+
+static int contains(const char *haystack, const char *needle) {
+  return strstr(haystack, needle) != NULL;
+}
+
+/* Checks that `key` holds `want` (a C string) through both get functions. */
+static void check_get(bitcask_t *db, const char *key, const char *want) {
+  uint8_t buf[256];
+  size_t len = 0;
+  CHECK_OK(bitcask_get(db, S(key), buf, sizeof buf, &len));
+  CHECK(len == strlen(want));
+  CHECK(memcmp(buf, want, len) == 0);
+
+  uint8_t *v = NULL;
+  size_t vlen = 0;
+  CHECK_OK(bitcask_get_alloc(db, S(key), &v, &vlen));
+  CHECK(v != NULL);
+  CHECK(vlen == strlen(want));
+  CHECK(memcmp(v, want, vlen) == 0);
+  bitcask_free(v);
+}
+
+static void check_missing(bitcask_t *db, const char *key) {
+  uint8_t buf[16] = "untouched";
+  size_t len = 777;
+  CHECK_STATUS(bitcask_get(db, S(key), buf, sizeof buf, &len), BITCASK_NOT_FOUND);
+  CHECK(len == 777);
+  CHECK(strcmp((char *)buf, "untouched") == 0);
+  uint8_t *v = (uint8_t *)buf;
+  CHECK_STATUS(bitcask_get_alloc(db, S(key), &v, &len), BITCASK_NOT_FOUND);
+  CHECK(v == buf && len == 777);
+  CHECK_STATUS(bitcask_contains(db, S(key)), BITCASK_NOT_FOUND);
+}
+
+/* The iterator's current key as a C string in `out`. */
+static const char *cur_key(bitcask_iterator_t *it, char *out, size_t n) {
+  const uint8_t *k = NULL;
+  size_t klen = 0;
+  CHECK(bitcask_iter_valid(it));
+  CHECK_OK(bitcask_iter_key(it, &k, &klen));
+  CHECK(klen < n);
+  memcpy(out, k, klen);
+  out[klen] = 0;
+  return out;
+}
+
+/* Walks `it` to its end and checks the keys it visits, space-separated. */
+static void check_walk(bitcask_iterator_t *it, const char *want) {
+  char seen[512] = "";
+  char key[128];
+  while (bitcask_iter_valid(it)) {
+    if (*seen) strcat(seen, " ");
+    strcat(seen, cur_key(it, key, sizeof key));
+    CHECK_OK(bitcask_iter_next(it));
+  }
+  if (strcmp(seen, want) != 0) {
+    fprintf(stderr, "walk saw \"%s\", want \"%s\"\n", seen, want);
+    CHECK(0);
+  }
+}
+
+static void check_at(bitcask_iterator_t *it, const char *want) {
+  char key[128];
+  CHECK(strcmp(cur_key(it, key, sizeof key), want) == 0);
+}
+
+struct thread_arg {
+  bitcask_t *db;
+  int id;
+};
+
+static void *writer_thread(void *p) {
+  struct thread_arg *a = p;
+  for (int i = 0; i < 100; i++) {
+    char key[32], val[32];
+    snprintf(key, sizeof key, "thread%d:%03d", a->id, i);
+    snprintf(val, sizeof val, "v%d", i);
+    if (bitcask_put(a->db, S(key), S(val)) != BITCASK_OK) return (void *)1;
+    uint8_t buf[32];
+    size_t len;
+    if (bitcask_get(a->db, S(key), buf, sizeof buf, &len) != BITCASK_OK) return (void *)1;
+    if (len != strlen(val) || memcmp(buf, val, len) != 0) return (void *)1;
+  }
+  return NULL;
+}
+
+int main(int argc, char **argv) {
+  snprintf(workdir, sizeof workdir, "%s",
+           argc > 1 ? argv[1] : "/tmp/bitcask-c-test");
+  remove_tree(workdir);
+  char dbpath[1100];
+  path_of(dbpath, sizeof dbpath, "db");
+
+  bitcask_t *db = NULL;
+  bitcask_options_t *opts = NULL;
+
+  start_phase("version");
+  {
+    char want[64];
+    snprintf(want, sizeof want, "%d.%d.%d", BITCASK_VERSION_MAJOR,
+             BITCASK_VERSION_MINOR, BITCASK_VERSION_PATCH);
+    CHECK(strcmp(bitcask_version(), want) == 0);
+    CHECK(bitcask_format_version() >= 1);
+    CHECK(strcmp(bitcask_strerror(BITCASK_OK), "ok") == 0);
+    CHECK(strcmp(bitcask_strerror(BITCASK_NOT_FOUND), "not found") == 0);
+    CHECK(strcmp(bitcask_strerror(-5), "unknown status") == 0);
+    CHECK(strcmp(bitcask_strerror(9999), "unknown status") == 0);
+    CHECK(strcmp(bitcask_last_error_message(), "") == 0);
+  }
+
+  start_phase("open");
+  CHECK_OK(bitcask_options_create(&opts));
+  CHECK_OK(bitcask_options_set_max_file_size(opts, 4096));
+  CHECK_OK(bitcask_options_set_max_value_size(opts, 1024));
+  CHECK_OK(bitcask_options_set_sync(opts, BITCASK_SYNC_NEVER, 0));
+  /* Merges only when the merge phase asks, so its counters are predictable. */
+  CHECK_OK(bitcask_options_set_auto_merge(opts, false));
+  CHECK_OK(bitcask_open(dbpath, opts, &db));
+  CHECK(db != NULL);
+
+  start_phase("put");
+  CHECK_OK(bitcask_put(db, S("foo"), S("hello")));
+  CHECK_OK(bitcask_put(db, S("bar"), S("world")));
+  CHECK_OK(bitcask_put(db, S("foo"), S("hello again")));
+
+  start_phase("get");
+  check_get(db, "foo", "hello again");
+  check_get(db, "bar", "world");
+  CHECK_OK(bitcask_contains(db, S("foo")));
+  {
+    /* Too small: the size needed is reported and the buffer is untouched. */
+    uint8_t small[4] = {'x', 'x', 'x', 'x'};
+    size_t len = 0;
+    CHECK_STATUS(bitcask_get(db, S("foo"), small, sizeof small, &len),
+                 BITCASK_BUFFER_TOO_SMALL);
+    CHECK(len == strlen("hello again"));
+    CHECK(memcmp(small, "xxxx", 4) == 0);
+    CHECK(contains(bitcask_last_error_message(), "does not fit"));
+    len = 0;
+    CHECK_STATUS(bitcask_get(db, S("foo"), NULL, 0, &len), BITCASK_BUFFER_TOO_SMALL);
+    CHECK(len == strlen("hello again"));
+    /* Exactly the right size fits. */
+    uint8_t exact[11];
+    CHECK_OK(bitcask_get(db, S("foo"), exact, sizeof exact, &len));
+    CHECK(len == 11 && memcmp(exact, "hello again", 11) == 0);
+  }
+
+  start_phase("missing key");
+  check_missing(db, "nope");
+
+  start_phase("delete");
+  CHECK_OK(bitcask_delete(db, S("bar")));
+  check_missing(db, "bar");
+  CHECK_OK(bitcask_delete(db, S("never-existed")));
+
+  start_phase("empty value");
+  {
+    CHECK_OK(bitcask_put(db, S("empty"), NULL, 0));
+    uint8_t buf[4];
+    size_t len = 99;
+    CHECK_OK(bitcask_get(db, S("empty"), buf, sizeof buf, &len));
+    CHECK(len == 0);
+    CHECK_OK(bitcask_get(db, S("empty"), NULL, 0, &len));
+    CHECK(len == 0);
+    uint8_t *v = NULL;
+    CHECK_OK(bitcask_get_alloc(db, S("empty"), &v, &len));
+    CHECK(v != NULL && len == 0);
+    bitcask_free(v);
+    CHECK_OK(bitcask_contains(db, S("empty")));
+  }
+
+  start_phase("batch");
+  {
+    bitcask_batch_t *b = NULL;
+    size_t n = 99;
+    CHECK_OK(bitcask_batch_create(&b));
+    CHECK_OK(bitcask_batch_count(b, &n));
+    CHECK(n == 0);
+    CHECK_OK(bitcask_batch_put(b, S("b1"), S("one")));
+    CHECK_OK(bitcask_batch_put(b, S("b2"), S("two")));
+    CHECK_OK(bitcask_batch_put(b, S("b3"), S("three")));
+    CHECK_OK(bitcask_batch_delete(b, S("b2")));
+    CHECK_OK(bitcask_batch_delete(b, S("foo")));
+    CHECK_OK(bitcask_batch_count(b, &n));
+    CHECK(n == 5);
+    CHECK_OK(bitcask_write(db, b));
+    check_get(db, "b1", "one");
+    check_missing(db, "b2");
+    check_get(db, "b3", "three");
+    check_missing(db, "foo");
+
+    uint64_t seq1 = 0, seq2 = 0;
+    CHECK_OK(bitcask_batch_clear(b));
+    CHECK_OK(bitcask_batch_count(b, &n));
+    CHECK(n == 0);
+    CHECK_OK(bitcask_batch_put(b, S("b4"), S("four")));
+    CHECK_OK(bitcask_write_opt(db, b, true, &seq1));
+    CHECK_OK(bitcask_write_opt(db, b, false, &seq2));
+    CHECK(seq1 > 0 && seq2 == seq1 + 1);
+    CHECK_OK(bitcask_write_opt(db, b, false, NULL));
+    check_get(db, "b4", "four");
+
+    /* A batch with one bad operation writes nothing. */
+    CHECK_OK(bitcask_batch_clear(b));
+    CHECK_OK(bitcask_batch_put(b, S("b5"), S("five")));
+    CHECK_OK(bitcask_batch_put(b, NULL, 0, S("empty key")));
+    CHECK_STATUS(bitcask_write(db, b), BITCASK_EMPTY_KEY);
+    check_missing(db, "b5");
+    bitcask_batch_destroy(b);
+    CHECK_OK(bitcask_sync(db));
+  }
+
+  start_phase("iteration");
+  {
+    const char *keys[] = {"it:a", "it:b", "it:c", "it:d", "it:e"};
+    for (int i = 0; i < 5; i++) {
+      char val[16];
+      snprintf(val, sizeof val, "val-%c", keys[i][3]);
+      CHECK_OK(bitcask_put(db, S(keys[i]), S(val)));
+    }
+    CHECK_OK(bitcask_put(db, S("it"), S("outside")));
+    CHECK_OK(bitcask_put(db, S("iu"), S("outside")));
+    bitcask_iterator_t *it = NULL;
+
+    /* forward and reverse over a prefix */
+    CHECK_OK(bitcask_iter_create_prefix(db, S("it:"), false, &it));
+    {
+      const uint8_t *v = NULL;
+      size_t vlen = 0;
+      CHECK_OK(bitcask_iter_value(it, &v, &vlen));
+      CHECK(vlen == 5 && memcmp(v, "val-a", 5) == 0);
+    }
+    check_walk(it, "it:a it:b it:c it:d it:e");
+    CHECK(!bitcask_iter_valid(it));
+    {
+      const uint8_t *k = (const uint8_t *)"x";
+      size_t klen = 7;
+      CHECK_STATUS(bitcask_iter_key(it, &k, &klen), BITCASK_NOT_FOUND);
+      CHECK(klen == 7);
+      CHECK_STATUS(bitcask_iter_next(it), BITCASK_INVALID_ARGUMENT);
+    }
+    /* seek, clamped to the prefix */
+    CHECK_OK(bitcask_iter_seek(it, S("it:c")));
+    check_at(it, "it:c");
+    CHECK_OK(bitcask_iter_seek(it, S("it:bb")));
+    check_at(it, "it:c");
+    CHECK_OK(bitcask_iter_seek(it, S("a")));
+    check_at(it, "it:a");
+    CHECK_OK(bitcask_iter_seek(it, S("zzz")));
+    CHECK(!bitcask_iter_valid(it));
+    /* prev, and switching direction both ways */
+    CHECK_OK(bitcask_iter_seek(it, S("it:c")));
+    CHECK_OK(bitcask_iter_prev(it));
+    check_at(it, "it:b");
+    CHECK_OK(bitcask_iter_next(it));
+    check_at(it, "it:c");
+    CHECK_OK(bitcask_iter_next(it));
+    check_at(it, "it:d");
+    CHECK_OK(bitcask_iter_prev(it));
+    CHECK_OK(bitcask_iter_prev(it));
+    CHECK_OK(bitcask_iter_prev(it));
+    check_at(it, "it:a");
+    CHECK_OK(bitcask_iter_prev(it));
+    CHECK(!bitcask_iter_valid(it));
+    CHECK_OK(bitcask_iter_seek_last(it));
+    check_at(it, "it:e");
+    CHECK_OK(bitcask_iter_prev(it));
+    check_at(it, "it:d");
+    CHECK_OK(bitcask_iter_seek_first(it));
+    check_walk(it, "it:a it:b it:c it:d it:e");
+    bitcask_iter_destroy(it);
+
+    CHECK_OK(bitcask_iter_create_prefix(db, S("it:"), true, &it));
+    check_walk(it, "it:e it:d it:c it:b it:a");
+    CHECK_OK(bitcask_iter_seek(it, S("it:cc")));
+    check_at(it, "it:c");
+    CHECK_OK(bitcask_iter_seek(it, S("zzz")));
+    check_at(it, "it:e");
+    CHECK_OK(bitcask_iter_prev(it));
+    CHECK(!bitcask_iter_valid(it));
+    CHECK_OK(bitcask_iter_seek(it, S("it:b")));
+    CHECK_OK(bitcask_iter_prev(it));
+    check_at(it, "it:c");
+    CHECK_OK(bitcask_iter_next(it));
+    check_at(it, "it:b");
+    bitcask_iter_destroy(it);
+
+    /* range [it:b, it:d), both directions; an empty end means unbounded */
+    CHECK_OK(bitcask_iter_create_range(db, S("it:b"), S("it:d"), false, &it));
+    check_walk(it, "it:b it:c");
+    bitcask_iter_destroy(it);
+    CHECK_OK(bitcask_iter_create_range(db, S("it:b"), S("it:d"), true, &it));
+    check_walk(it, "it:c it:b");
+    CHECK_OK(bitcask_iter_seek(it, S("zzz")));
+    check_at(it, "it:c");
+    bitcask_iter_destroy(it);
+    CHECK_OK(bitcask_iter_create_range(db, S("it:d"), NULL, 0, false, &it));
+    check_walk(it, "it:d it:e iu");
+    bitcask_iter_destroy(it);
+    CHECK_OK(bitcask_iter_create_range(db, NULL, 0, S("b3"), false, &it));
+    check_walk(it, "b1");
+    bitcask_iter_destroy(it);
+
+    /* the whole database, in both directions */
+    uint64_t count = 0, seen = 0;
+    CHECK_OK(bitcask_count(db, &count));
+    CHECK_OK(bitcask_iter_create(db, false, &it));
+    while (bitcask_iter_valid(it)) {
+      seen++;
+      CHECK_OK(bitcask_iter_next(it));
+    }
+    CHECK(seen == count);
+    bitcask_iter_destroy(it);
+    CHECK_OK(bitcask_iter_create(db, true, &it));
+    check_at(it, "iu");
+    bitcask_iter_destroy(it);
+    bitcask_iter_destroy(NULL);
+  }
+
+  start_phase("stats");
+  {
+    uint64_t keys = 0, count = 0, files = 0, seq = 0;
+    CHECK_OK(bitcask_count(db, &count));
+    CHECK_OK(bitcask_stat(db, BITCASK_STAT_KEYS, &keys));
+    CHECK(keys == count && keys == 11);
+    CHECK_OK(bitcask_stat(db, BITCASK_STAT_DATA_FILES, &files));
+    CHECK(files >= 1);
+    CHECK_OK(bitcask_stat(db, BITCASK_STAT_LAST_SEQ, &seq));
+    CHECK(seq > 0);
+    uint64_t untouched = 42;
+    CHECK_STATUS(bitcask_stat(db, 1000, &untouched), BITCASK_INVALID_ARGUMENT);
+    CHECK(untouched == 42);
+  }
+
+  start_phase("threads");
+  {
+    pthread_t th[4];
+    struct thread_arg args[4];
+    for (int i = 0; i < 4; i++) {
+      args[i].db = db;
+      args[i].id = i;
+      CHECK(pthread_create(&th[i], NULL, writer_thread, &args[i]) == 0);
+    }
+    for (int i = 0; i < 4; i++) {
+      void *ret = (void *)1;
+      CHECK(pthread_join(th[i], &ret) == 0);
+      CHECK(ret == NULL);
+    }
+    bitcask_iterator_t *it = NULL;
+    uint64_t n = 0;
+    CHECK_OK(bitcask_iter_create_prefix(db, S("thread"), false, &it));
+    while (bitcask_iter_valid(it)) {
+      n++;
+      CHECK_OK(bitcask_iter_next(it));
+    }
+    CHECK(n == 400);
+    bitcask_iter_destroy(it);
+  }
+
+  start_phase("merge");
+  {
+    uint64_t v = 12345, dead_before = 0, dead_after = 0, files = 0, reclaimed = 0;
+    CHECK_STATUS(bitcask_stat(db, BITCASK_STAT_LAST_MERGE_FILES_IN, &v), BITCASK_NOT_FOUND);
+    CHECK(v == 12345);
+    /* Overwrite the same keys across several 4 KiB files to make dead bytes. */
+    for (int round = 0; round < 10; round++) {
+      for (int i = 0; i < 20; i++) {
+        char key[32], val[64];
+        snprintf(key, sizeof key, "merge:%02d", i);
+        snprintf(val, sizeof val, "round %d of key %d, padded to make it longer", round, i);
+        CHECK_OK(bitcask_put(db, S(key), S(val)));
+      }
+    }
+    CHECK_OK(bitcask_stat(db, BITCASK_STAT_DEAD_BYTES, &dead_before));
+    CHECK_OK(bitcask_stat(db, BITCASK_STAT_DATA_FILES, &files));
+    CHECK(files > 2);
+    CHECK_OK(bitcask_merge(db));
+    CHECK_OK(bitcask_stat(db, BITCASK_STAT_LAST_MERGE_FILES_IN, &v));
+    CHECK(v >= 1);
+    CHECK_OK(bitcask_stat(db, BITCASK_STAT_LAST_MERGE_BYTES_RECLAIMED, &reclaimed));
+    CHECK(reclaimed > 0);
+    CHECK_OK(bitcask_stat(db, BITCASK_STAT_LAST_MERGE_DURATION_US, &v));
+    CHECK_OK(bitcask_stat(db, BITCASK_STAT_DEAD_BYTES, &dead_after));
+    CHECK(dead_after < dead_before);
+    check_get(db, "merge:07", "round 9 of key 7, padded to make it longer");
+    check_get(db, "b1", "one");
+    check_get(db, "thread2:050", "v50");
+    check_missing(db, "b2");
+    CHECK_STATUS(bitcask_merge(NULL), BITCASK_INVALID_ARGUMENT);
+  }
+
+  start_phase("use after close");
+  {
+    bitcask_iterator_t *it = NULL;
+    CHECK_OK(bitcask_iter_create(db, false, &it));
+    CHECK(bitcask_iter_valid(it));
+    CHECK_OK(bitcask_close(db));
+    CHECK_OK(bitcask_close(db));
+    CHECK_STATUS(bitcask_put(db, S("k"), S("v")), BITCASK_CLOSED);
+    CHECK(contains(bitcask_last_error_message(), "closed"));
+    uint8_t buf[8];
+    size_t len = 5;
+    CHECK_STATUS(bitcask_get(db, S("b1"), buf, sizeof buf, &len), BITCASK_CLOSED);
+    CHECK(len == 5);
+    CHECK_STATUS(bitcask_delete(db, S("b1")), BITCASK_CLOSED);
+    CHECK_STATUS(bitcask_contains(db, S("b1")), BITCASK_CLOSED);
+    CHECK_STATUS(bitcask_sync(db), BITCASK_CLOSED);
+    CHECK_STATUS(bitcask_merge(db), BITCASK_CLOSED);
+    uint64_t n = 0;
+    CHECK_STATUS(bitcask_count(db, &n), BITCASK_CLOSED);
+    bitcask_iterator_t *it2 = NULL;
+    CHECK_STATUS(bitcask_iter_create(db, false, &it2), BITCASK_CLOSED);
+    CHECK(it2 == NULL);
+    CHECK_STATUS(bitcask_iter_next(it), BITCASK_CLOSED);
+    CHECK(!bitcask_iter_valid(it));
+    CHECK_STATUS(bitcask_iter_seek_first(it), BITCASK_CLOSED);
+    bitcask_iter_destroy(it);
+    bitcask_destroy(db);
+    db = NULL;
+  }
+
+  start_phase("reopen");
+  CHECK_OK(bitcask_open(dbpath, opts, &db));
+  check_get(db, "b1", "one");
+  check_get(db, "b4", "four");
+  check_get(db, "empty", "");
+  check_get(db, "thread3:099", "v99");
+  check_get(db, "merge:19", "round 9 of key 19, padded to make it longer");
+  check_missing(db, "foo");
+  check_missing(db, "b2");
+
+  start_phase("iterator outlives its database");
+  {
+    bitcask_t *db2 = NULL;
+    bitcask_iterator_t *it = NULL;
+    char p[1100];
+    path_of(p, sizeof p, "short-lived");
+    CHECK_OK(bitcask_open(p, NULL, &db2));
+    CHECK_OK(bitcask_put(db2, S("a"), S("1")));
+    CHECK_OK(bitcask_put(db2, S("b"), S("2")));
+    CHECK_OK(bitcask_iter_create(db2, false, &it));
+    check_at(it, "a");
+    bitcask_destroy(db2);
+    check_at(it, "a"); /* the current entry is the iterator's own copy */
+    CHECK_STATUS(bitcask_iter_next(it), BITCASK_CLOSED);
+    CHECK(!bitcask_iter_valid(it));
+    CHECK_STATUS(bitcask_iter_seek(it, S("a")), BITCASK_CLOSED);
+    bitcask_iter_destroy(it);
+  }
+
+  start_phase("error: locked directory");
+  {
+    bitcask_t *second = NULL;
+    CHECK_STATUS(bitcask_open(dbpath, NULL, &second), BITCASK_LOCKED);
+    CHECK(second == NULL);
+    CHECK(contains(bitcask_last_error_message(), "locked"));
+  }
+
+  start_phase("error: key and value limits");
+  {
+    static uint8_t big[70000];
+    memset(big, 'k', sizeof big);
+    CHECK_STATUS(bitcask_put(db, big, 4097, S("v")), BITCASK_KEY_TOO_LARGE);
+    CHECK(contains(bitcask_last_error_message(), "4097"));
+    CHECK_STATUS(bitcask_put(db, big, sizeof big, S("v")), BITCASK_KEY_TOO_LARGE);
+    CHECK_STATUS(bitcask_put(db, S("k"), big, 1025), BITCASK_VALUE_TOO_LARGE);
+    CHECK(contains(bitcask_last_error_message(), "1025"));
+    CHECK_OK(bitcask_put(db, S("k"), big, 1024));
+    CHECK_STATUS(bitcask_put(db, NULL, 0, S("v")), BITCASK_EMPTY_KEY);
+    CHECK_STATUS(bitcask_delete(db, S("")), BITCASK_EMPTY_KEY);
+  }
+
+  start_phase("error: NULL arguments");
+  {
+    uint8_t buf[8];
+    size_t len = 3;
+    bitcask_t *none = NULL;
+    CHECK_STATUS(bitcask_put(NULL, S("k"), S("v")), BITCASK_INVALID_ARGUMENT);
+    CHECK(contains(bitcask_last_error_message(), "db is NULL"));
+    CHECK_STATUS(bitcask_put(db, NULL, 3, S("v")), BITCASK_INVALID_ARGUMENT);
+    CHECK(contains(bitcask_last_error_message(), "key is NULL"));
+    CHECK_STATUS(bitcask_put(db, S("k"), NULL, 1), BITCASK_INVALID_ARGUMENT);
+    CHECK_STATUS(bitcask_get(db, S("b1"), buf, sizeof buf, NULL), BITCASK_INVALID_ARGUMENT);
+    CHECK_STATUS(bitcask_get(db, S("b1"), NULL, 8, &len), BITCASK_INVALID_ARGUMENT);
+    CHECK(len == 3);
+    CHECK_STATUS(bitcask_get_alloc(db, S("b1"), NULL, &len), BITCASK_INVALID_ARGUMENT);
+    CHECK_STATUS(bitcask_get(NULL, S("b1"), buf, sizeof buf, &len), BITCASK_INVALID_ARGUMENT);
+    CHECK_STATUS(bitcask_contains(NULL, S("b1")), BITCASK_INVALID_ARGUMENT);
+    CHECK_STATUS(bitcask_delete(NULL, S("b1")), BITCASK_INVALID_ARGUMENT);
+    CHECK_STATUS(bitcask_write(db, NULL), BITCASK_INVALID_ARGUMENT);
+    CHECK_STATUS(bitcask_write(NULL, NULL), BITCASK_INVALID_ARGUMENT);
+    CHECK_STATUS(bitcask_sync(NULL), BITCASK_INVALID_ARGUMENT);
+    CHECK_STATUS(bitcask_close(NULL), BITCASK_INVALID_ARGUMENT);
+    CHECK_STATUS(bitcask_count(db, NULL), BITCASK_INVALID_ARGUMENT);
+    CHECK_STATUS(bitcask_stat(db, BITCASK_STAT_KEYS, NULL), BITCASK_INVALID_ARGUMENT);
+    CHECK_STATUS(bitcask_open(NULL, NULL, &none), BITCASK_INVALID_ARGUMENT);
+    CHECK_STATUS(bitcask_open(dbpath, NULL, NULL), BITCASK_INVALID_ARGUMENT);
+    CHECK(none == NULL);
+    CHECK_STATUS(bitcask_options_create(NULL), BITCASK_INVALID_ARGUMENT);
+    CHECK_STATUS(bitcask_options_set_salvage(NULL, true), BITCASK_INVALID_ARGUMENT);
+    CHECK_STATUS(bitcask_batch_create(NULL), BITCASK_INVALID_ARGUMENT);
+    CHECK_STATUS(bitcask_batch_put(NULL, S("k"), S("v")), BITCASK_INVALID_ARGUMENT);
+    CHECK_STATUS(bitcask_batch_count(NULL, &len), BITCASK_INVALID_ARGUMENT);
+    CHECK_STATUS(bitcask_iter_create(NULL, false, NULL), BITCASK_INVALID_ARGUMENT);
+    CHECK_STATUS(bitcask_iter_create(db, false, NULL), BITCASK_INVALID_ARGUMENT);
+    CHECK_STATUS(bitcask_iter_create_prefix(db, NULL, 2, false, NULL), BITCASK_INVALID_ARGUMENT);
+    CHECK_STATUS(bitcask_iter_next(NULL), BITCASK_INVALID_ARGUMENT);
+    CHECK_STATUS(bitcask_iter_seek(NULL, S("a")), BITCASK_INVALID_ARGUMENT);
+    CHECK_STATUS(bitcask_iter_key(NULL, NULL, NULL), BITCASK_INVALID_ARGUMENT);
+    CHECK(!bitcask_iter_valid(NULL));
+    bitcask_iterator_t *it = NULL;
+    CHECK_OK(bitcask_iter_create(db, false, &it));
+    CHECK_STATUS(bitcask_iter_key(it, NULL, &len), BITCASK_INVALID_ARGUMENT);
+    CHECK_STATUS(bitcask_iter_value(it, NULL, NULL), BITCASK_INVALID_ARGUMENT);
+    bitcask_iter_destroy(it);
+    bitcask_destroy(NULL);
+    bitcask_options_destroy(NULL);
+    bitcask_batch_destroy(NULL);
+    bitcask_free(NULL);
+  }
+
+  start_phase("error: invalid UTF-8 path");
+  {
+    bitcask_t *bad = NULL;
+    CHECK_STATUS(bitcask_open("/tmp/\xff\xfe-bitcask", NULL, &bad), BITCASK_INVALID_ARGUMENT);
+    CHECK(bad == NULL);
+    CHECK(contains(bitcask_last_error_message(), "UTF-8"));
+  }
+
+  start_phase("error: read-only write");
+  {
+    bitcask_options_t *ro = NULL;
+    bitcask_t *rdb = NULL;
+    CHECK_OK(bitcask_options_create(&ro));
+    CHECK_OK(bitcask_options_set_read_only(ro, true));
+    /* Read-only takes no lock, so it opens beside the writer. */
+    CHECK_OK(bitcask_open(dbpath, ro, &rdb));
+    check_get(rdb, "b1", "one");
+    CHECK_STATUS(bitcask_put(rdb, S("k"), S("v")), BITCASK_READ_ONLY);
+    CHECK_STATUS(bitcask_merge(rdb), BITCASK_READ_ONLY);
+    CHECK(contains(bitcask_last_error_message(), "read-only"));
+    uint64_t seq = 7;
+    CHECK_STATUS(bitcask_stat(rdb, BITCASK_STAT_LAST_SEQ, &seq), BITCASK_NOT_FOUND);
+    CHECK(seq == 7);
+    bitcask_destroy(rdb);
+    /* A read-only open of a missing directory is an OS error. */
+    char p[1100];
+    path_of(p, sizeof p, "does-not-exist");
+    CHECK_STATUS(bitcask_open(p, ro, &rdb), BITCASK_IO);
+    CHECK(bitcask_last_os_error() == ENOENT);
+    CHECK(contains(bitcask_last_error_message(), "does-not-exist"));
+    bitcask_options_destroy(ro);
+  }
+
+  start_phase("error: invalid option");
+  {
+    bitcask_options_t *o = NULL;
+    bitcask_t *odb = NULL;
+    char p[1100];
+    path_of(p, sizeof p, "bad-options");
+    CHECK_OK(bitcask_options_create(&o));
+    CHECK_OK(bitcask_options_set_max_file_size(o, 10));
+    CHECK_STATUS(bitcask_open(p, o, &odb), BITCASK_INVALID_OPTION);
+    CHECK(contains(bitcask_last_error_message(), "max_file_size"));
+    CHECK(odb == NULL);
+    bitcask_options_destroy(o);
+
+    CHECK_OK(bitcask_options_create(&o));
+    CHECK_OK(bitcask_options_set_sync(o, 42, 0));
+    CHECK_STATUS(bitcask_open(p, o, &odb), BITCASK_INVALID_OPTION);
+    CHECK(contains(bitcask_last_error_message(), "sync"));
+    bitcask_options_destroy(o);
+
+    CHECK_OK(bitcask_options_create(&o));
+    CHECK_OK(bitcask_options_set_sync(o, BITCASK_SYNC_EVERY_MS, 0));
+    CHECK_STATUS(bitcask_open(p, o, &odb), BITCASK_INVALID_OPTION);
+    CHECK_OK(bitcask_options_set_sync(o, BITCASK_SYNC_EVERY_MS, 5));
+    CHECK_OK(bitcask_options_set_merge_trigger_fragmentation(o, 300));
+    CHECK_STATUS(bitcask_open(p, o, &odb), BITCASK_INVALID_OPTION);
+    CHECK(contains(bitcask_last_error_message(), "merge_trigger_fragmentation"));
+    bitcask_options_destroy(o);
+
+    CHECK_OK(bitcask_options_create(&o));
+    CHECK_OK(bitcask_options_set_merge_threshold_fragmentation(o, 101));
+    CHECK_STATUS(bitcask_open(p, o, &odb), BITCASK_INVALID_OPTION);
+    CHECK(contains(bitcask_last_error_message(), "merge_threshold_fragmentation"));
+    /* Every setter on valid values opens. */
+    CHECK_OK(bitcask_options_set_merge_threshold_fragmentation(o, 40));
+    CHECK_OK(bitcask_options_set_sync(o, BITCASK_SYNC_ALWAYS, 0));
+    CHECK_OK(bitcask_options_set_max_key_size(o, 64));
+    CHECK_OK(bitcask_options_set_write_buffer_size(o, 1 << 16));
+    CHECK_OK(bitcask_options_set_write_merging(o, false));
+    CHECK_OK(bitcask_options_set_salvage(o, true));
+    CHECK_OK(bitcask_options_set_auto_merge(o, false));
+    CHECK_OK(bitcask_options_set_merge_check_interval_ms(o, 100));
+    CHECK_OK(bitcask_options_set_merge_trigger_fragmentation(o, 50));
+    CHECK_OK(bitcask_options_set_merge_trigger_dead_bytes(o, 1 << 20));
+    CHECK_OK(bitcask_options_set_merge_trigger_total_dead_bytes(o, 1 << 22));
+    CHECK_OK(bitcask_options_set_merge_threshold_dead_bytes(o, 1 << 19));
+    CHECK_OK(bitcask_options_set_merge_bytes_per_sec(o, 1 << 24));
+    CHECK_OK(bitcask_open(p, o, &odb));
+    uint8_t k65[65];
+    memset(k65, 'k', sizeof k65);
+    CHECK_STATUS(bitcask_put(odb, k65, sizeof k65, S("v")), BITCASK_KEY_TOO_LARGE);
+    CHECK_OK(bitcask_put(odb, S("k"), S("v")));
+    bitcask_destroy(odb);
+    bitcask_options_destroy(o);
+  }
+
+  start_phase("error: corruption");
+  {
+    char p[1100], file[1200];
+    bitcask_t *cdb = NULL;
+    path_of(p, sizeof p, "corrupt");
+    CHECK_OK(bitcask_open(p, NULL, &cdb));
+    CHECK_OK(bitcask_put(cdb, S("a"), S("aaaa")));
+    CHECK_OK(bitcask_put(cdb, S("b"), S("bbbb")));
+    CHECK_OK(bitcask_close(cdb));
+    bitcask_destroy(cdb);
+    cdb = NULL;
+    /* Flip a byte of the first record's value: 16-byte file header, 25-byte
+     * record header, 1-byte key. A valid record follows, so it is no torn tail. */
+    snprintf(file, sizeof file, "%s/0000000001.data", p);
+    FILE *f = fopen(file, "r+b");
+    CHECK(f != NULL);
+    CHECK(fseek(f, 16 + 25 + 1, SEEK_SET) == 0);
+    CHECK(fputc('X', f) != EOF);
+    CHECK(fclose(f) == 0);
+    CHECK_STATUS(bitcask_open(p, NULL, &cdb), BITCASK_CORRUPTION);
+    CHECK(cdb == NULL);
+    const char *msg = bitcask_last_error_message();
+    CHECK(contains(msg, "0000000001.data"));
+    CHECK(contains(msg, "offset 16"));
+  }
+
+  start_phase("close");
+  CHECK_OK(bitcask_close(db));
+  bitcask_destroy(db);
+  bitcask_options_destroy(opts);
+  remove_tree(workdir);
+
+  phases_passed++;
+  fprintf(stderr, "c_test: %d passed, 0 failed\n", phases_passed);
+  return 0;
+}
