@@ -57,4 +57,7 @@ python-install: $(VENV)/.installed
 
 python-test: python-install
 	$(VENV)/bin/python -m pytest -q $(PYBIND)/tests
+	# Typed programs against the installed package (its stubs and py.typed)...
 	$(VENV)/bin/python -m mypy --strict examples/hello.py $(PYBIND)/tests/typed_usage.py
+	# ...then the package's own source and the tests.
+	$(VENV)/bin/python -m mypy --strict $(PYBIND)/python/bitcask $(PYBIND)/tests

@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import os
 from pathlib import Path
+from typing import Callable
 
 import pytest
 
@@ -165,7 +166,7 @@ def test_use_after_close_raises_closed(path: Path) -> None:
     batch = db.write_batch()
     batch.put(b"b", b"2")
     db.close()
-    calls = [
+    calls: list[Callable[[], object]] = [
         lambda: db[b"a"],
         lambda: db.__setitem__(b"a", b"2"),
         lambda: db.__delitem__(b"a"),

@@ -75,7 +75,7 @@ def test_str_is_refused_with_a_hint(db: bitcask.Bitcask) -> None:
     with pytest.raises(TypeError, match="encode"):
         db[b"k"] = "v"  # type: ignore[assignment]
     with pytest.raises(TypeError, match="encode"):
-        db.get("k")  # type: ignore[arg-type]
+        db.get("k")  # type: ignore[call-overload]
     with pytest.raises(TypeError, match="bytes-like"):
         db[b"k"] = 5  # type: ignore[assignment]
     with pytest.raises(TypeError):
