@@ -394,7 +394,7 @@ impl PyBitcask {
     /// An iterator over `[start, stop)` in key order (descending when `reverse`).
     #[pyo3(signature = (start=None, stop=None, reverse=false, yields="items"))]
     fn range(
-        &self,
+        slf: &Bound<'_, Self>,
         py: Python<'_>,
         start: Option<&Bound<'_, PyAny>>,
         stop: Option<&Bound<'_, PyAny>>,
@@ -411,14 +411,14 @@ impl PyBitcask {
             Some(k) => B::Excluded(bytes_arg(k, "stop")?.into_owned()),
             None => B::Unbounded,
         };
-        let it = self.db.range::<Vec<u8>>((lo, hi), reverse).py(py)?;
-        Ok(PyIter::new(it, what))
+        let it = slf.get().db.range::<Vec<u8>>((lo, hi), reverse).py(py)?;
+        Ok(PyIter::new(slf, it, what))
     }
 
     /// An iterator over the keys that start with `prefix`, in key order.
     #[pyo3(signature = (prefix, reverse=false, yields="items"))]
     fn prefix(
-        &self,
+        slf: &Bound<'_, Self>,
         py: Python<'_>,
         prefix: &Bound<'_, PyAny>,
         reverse: bool,
@@ -426,8 +426,8 @@ impl PyBitcask {
     ) -> PyResult<PyIter> {
         let what = Yield::parse(yields)?;
         let p = bytes_arg(prefix, "prefix")?;
-        let it = self.db.prefix(&p, reverse).py(py)?;
-        Ok(PyIter::new(it, what))
+        let it = slf.get().db.prefix(&p, reverse).py(py)?;
+        Ok(PyIter::new(slf, it, what))
     }
 
     /// The engine's counters as a dict (the package turns it into `Stats`).
@@ -483,13 +483,17 @@ impl PyBitcask {
 struct PyIter {
     it: Mutex<Option<Iter>>,
     what: Yield,
+    /// Keeps the handle alive: dropping the last reference to a handle closes the
+    /// database, which would end `for k in bitcask.open(p): ...` with ClosedError.
+    _db: Py<PyBitcask>,
 }
 
 impl PyIter {
-    fn new(it: Iter, what: Yield) -> Self {
+    fn new(db: &Bound<'_, PyBitcask>, it: Iter, what: Yield) -> Self {
         PyIter {
             it: Mutex::new(Some(it)),
             what,
+            _db: db.clone().unbind(),
         }
     }
 }

@@ -164,6 +164,20 @@ def test_iteration_in_key_order_over_many_chunks(db: bitcask.Bitcask) -> None:
     assert list(db.values()) == keys
 
 
+def test_iterator_keeps_an_unreferenced_handle_open(path: Path) -> None:
+    import gc
+
+    with bitcask.open(path) as db:
+        db[b"a"] = b"1"
+    it = iter(bitcask.open(path).items())
+    gc.collect()
+    assert list(it) == [(b"a", b"1")]
+    del it
+    gc.collect()
+    # The handle is gone with its last iterator: the lock is free again.
+    bitcask.open(path).close()
+
+
 def test_stats(db: bitcask.Bitcask) -> None:
     db[b"a"] = b"1"
     db[b"a"] = b"2"

@@ -358,9 +358,11 @@ class WriteBatch:
         self._sync = sync
 
     def put(self, key: BytesLike, value: BytesLike) -> None:
+        """Adds a put of ``value`` under ``key``."""
         self._batch.put(key, value)
 
     def delete(self, key: BytesLike) -> None:
+        """Adds a delete of ``key`` (missing keys are fine)."""
         self._batch.delete(key)
 
     def __setitem__(self, key: BytesLike, value: BytesLike) -> None:
