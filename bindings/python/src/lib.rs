@@ -6,7 +6,9 @@
 //! and releases the GIL around every call that can do I/O or wait for a lock, so
 //! that Python threads sharing one handle run in parallel.
 
-use bitcask::{Bitcask, Error, Iter, Options, Stats, SyncPolicy, WriteBatch, WriteOptions};
+use bitcask::{
+    Bitcask, Error, Iter, MergeStats, Options, Stats, SyncPolicy, WriteBatch, WriteOptions,
+};
 use pyo3::exceptions::{PyRuntimeError, PyTypeError};
 use pyo3::prelude::*;
 use pyo3::types::{
@@ -453,7 +455,21 @@ impl PyBitcask {
         d.set_item("dropped_bytes_at_open", s.dropped_bytes_at_open)?;
         d.set_item("salvaged_bytes_at_open", s.salvaged_bytes_at_open)?;
         d.set_item("last_seq", s.last_seq)?;
+        let last_merge = s
+            .last_merge
+            .as_ref()
+            .map(|m| merge_dict(py, m))
+            .transpose()?;
+        d.set_item("last_merge", last_merge)?;
         Ok(d)
+    }
+
+    /// Compacts every immutable data file with dead bytes; reads and writes go on
+    /// meanwhile. Returns the merge's counters as a dict.
+    fn merge<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        // Rewrites files: seconds on a big database, so the GIL must be free.
+        let m = py.detach(|| self.db.merge()).py(py)?;
+        merge_dict(py, &m)
     }
 
     /// Flushes, syncs and releases the directory lock. Idempotent.
@@ -472,6 +488,19 @@ impl PyBitcask {
     fn path(&self) -> PathBuf {
         self.db.path().to_path_buf()
     }
+}
+
+fn merge_dict<'py>(py: Python<'py>, m: &MergeStats) -> PyResult<Bound<'py, PyDict>> {
+    let d = PyDict::new(py);
+    d.set_item("files_in", m.files_in)?;
+    d.set_item("files_out", m.files_out)?;
+    d.set_item("bytes_in", m.bytes_in)?;
+    d.set_item("bytes_out", m.bytes_out)?;
+    d.set_item("bytes_reclaimed", m.bytes_reclaimed)?;
+    d.set_item("records_copied", m.records_copied)?;
+    d.set_item("tombstones_kept", m.tombstones_kept)?;
+    d.set_item("duration", m.duration.as_secs_f64())?;
+    Ok(d)
 }
 
 // ---------------------------------------------------------------------------

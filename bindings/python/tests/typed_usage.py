@@ -34,6 +34,10 @@ def main(path: str) -> None:
         last: Optional[int] = stats.last_seq
         live: int = sum(f.live_bytes for f in stats.files)
         closed: bool = db.closed
+        merged: bitcask.MergeStats = db.merge()
+        reclaimed: int = merged.bytes_reclaimed
+        last_merge: Optional[bitcask.MergeStats] = db.stats().last_merge
+        print(reclaimed, last_merge)
         try:
             bitcask.open(path)
         except bitcask.LockedError as e:

@@ -8,7 +8,7 @@ b'world'
 
 A database is a directory; :func:`open` creates it if needed. A :class:`Bitcask`
 is a :class:`collections.abc.MutableMapping` from bytes to bytes, plus batches,
-ordered range and prefix scans, ``sync``, ``stats`` and ``close``.
+ordered range and prefix scans, ``sync``, ``merge``, ``stats`` and ``close``.
 
 Keys and values
     are bytes. Any bytes-like object (``bytes``, ``bytearray``, ``memoryview``,
@@ -63,6 +63,7 @@ __all__ = [
     "WriteBatch",
     "Stats",
     "FileStats",
+    "MergeStats",
     "BytesLike",
     "SyncPolicy",
     "Error",
@@ -109,6 +110,26 @@ class FileStats:
 
 
 @dataclass(frozen=True)
+class MergeStats:
+    """The outcome of a merge, from :meth:`Bitcask.merge`."""
+
+    #: Data files merged and removed.
+    files_in: int
+    #: Data files written.
+    files_out: int
+    bytes_in: int
+    bytes_out: int
+    #: ``bytes_in - bytes_out``.
+    bytes_reclaimed: int
+    #: Live records copied.
+    records_copied: int
+    #: Tombstones kept because an older file outside the merge may hold their key.
+    tombstones_kept: int
+    #: Wall time, in seconds.
+    duration: float
+
+
+@dataclass(frozen=True)
 class Stats:
     """A snapshot of the database's counters, from :meth:`Bitcask.stats`."""
 
@@ -123,6 +144,8 @@ class Stats:
     salvaged_bytes_at_open: int
     #: Sequence number of the newest write (None when read-only).
     last_seq: Optional[int]
+    #: The last merge since open, manual or automatic.
+    last_merge: Optional[MergeStats]
 
 
 class Bitcask(MutableMapping[bytes, bytes]):
@@ -298,7 +321,20 @@ class Bitcask(MutableMapping[bytes, bytes]):
         """Counters and per-file space use."""
         d = self._db.stats()
         files = [FileStats(**f) for f in d.pop("files")]
-        return Stats(files=files, **d)
+        m = d.pop("last_merge")
+        return Stats(files=files, last_merge=None if m is None else MergeStats(**m), **d)
+
+    def merge(self) -> MergeStats:
+        """Compacts the database now: rewrites every immutable data file that has
+        dead bytes (overwritten or deleted values) into files of live records with
+        hint files, and removes the old files.
+
+        Reads and writes, from any thread, go on meanwhile (the GIL is released); a
+        write that lands during the merge wins. One merge runs at a time; a second
+        call waits for the first. Merges also run by themselves when ``auto_merge``
+        is on and a trigger option is met.
+        """
+        return MergeStats(**self._db.merge())
 
     def close(self) -> None:
         """Flushes and syncs outstanding writes and releases the directory lock.
