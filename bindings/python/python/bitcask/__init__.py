@@ -1,0 +1,480 @@
+"""libbitcask for Python: a Bitcask store (log-structured hash table) as a mapping.
+
+>>> import bitcask
+>>> with bitcask.open("/tmp/example-db") as db:
+...     db[b"hello"] = b"world"
+...     db[b"hello"]
+b'world'
+
+A database is a directory; :func:`open` creates it if needed. A :class:`Bitcask`
+is a :class:`collections.abc.MutableMapping` from bytes to bytes, plus batches,
+ordered range and prefix scans, ``sync``, ``merge``, ``stats`` and ``close``.
+
+Keys and values
+    are bytes. Any bytes-like object (``bytes``, ``bytearray``, ``memoryview``,
+    anything with the buffer protocol) is accepted as input; reads always return
+    ``bytes``. ``str`` is refused with a :class:`TypeError` rather than silently
+    encoded, because the encoding is the caller's choice: pass ``s.encode()``.
+
+Threads
+    A handle may be shared by any number of threads. Every call that can do I/O,
+    wait for a lock or wait for an fsync releases the GIL, so reads run in
+    parallel and concurrent writers are merged into one append and one fsync
+    (group commit). Iterators see a live view (see :meth:`Bitcask.range`).
+    Do not use a handle in a child process after ``fork``: open the database
+    again there (after the parent closed it, since one writer is allowed).
+
+Errors
+    every engine error is a subclass of :class:`Error`; see ``bitcask._errors``.
+    Using a closed handle raises :class:`ClosedError`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import ItemsView, Iterator, MutableMapping, ValuesView
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Literal, Optional, TypeVar, Union, overload
+
+from ._bitcask import FORMAT_VERSION, __version__, _Bitcask, _WriteBatch
+from ._errors import (
+    BadFormatError,
+    BatchTooLargeError,
+    ClosedError,
+    CorruptionError,
+    EmptyKeyError,
+    Error,
+    InvalidOptionError,
+    KeyTooLargeError,
+    LockedError,
+    ReadOnlyError,
+    StorageIOError,
+    ValueTooLargeError,
+    WritesRefusedError,
+)
+
+__all__ = [
+    "__version__",
+    "FORMAT_VERSION",
+    "open",
+    "Bitcask",
+    "WriteBatch",
+    "Stats",
+    "FileStats",
+    "MergeStats",
+    "BytesLike",
+    "SyncPolicy",
+    "Error",
+    "StorageIOError",
+    "LockedError",
+    "ReadOnlyError",
+    "ClosedError",
+    "WritesRefusedError",
+    "CorruptionError",
+    "BadFormatError",
+    "EmptyKeyError",
+    "KeyTooLargeError",
+    "ValueTooLargeError",
+    "BatchTooLargeError",
+    "InvalidOptionError",
+]
+
+#: What keys and values may be given as.
+BytesLike = Union[bytes, bytearray, memoryview]
+
+#: ``"always"``: fdatasync before each write returns (concurrent writers share
+#: one); ``"never"``: leave it to the OS; an int ``n``: a background fdatasync at
+#: most every ``n`` milliseconds. Whatever the policy, a write has reached the OS
+#: before it returns (unless ``write_buffer_size`` is set), so a crash of the
+#: process loses nothing acknowledged; the policy decides what a power loss may.
+SyncPolicy = Union[Literal["always", "never"], int]
+
+StrPath = Union[str, "os.PathLike[str]"]
+
+_T = TypeVar("_T")
+
+
+@dataclass(frozen=True)
+class FileStats:
+    """Space use of one data file."""
+
+    id: int
+    #: File length, header included.
+    total_bytes: int
+    #: Bytes of records holding a key's current value.
+    live_bytes: int
+    #: Everything else: overwritten and deleted values, tombstones, the header.
+    dead_bytes: int
+
+
+@dataclass(frozen=True)
+class MergeStats:
+    """The outcome of a merge, from :meth:`Bitcask.merge`."""
+
+    #: Data files merged and removed.
+    files_in: int
+    #: Data files written.
+    files_out: int
+    bytes_in: int
+    bytes_out: int
+    #: ``bytes_in - bytes_out``.
+    bytes_reclaimed: int
+    #: Live records copied.
+    records_copied: int
+    #: Tombstones kept because an older file outside the merge may hold their key.
+    tombstones_kept: int
+    #: Wall time, in seconds.
+    duration: float
+
+
+@dataclass(frozen=True)
+class Stats:
+    """A snapshot of the database's counters, from :meth:`Bitcask.stats`."""
+
+    keys: int
+    keydir_bytes: int
+    data_bytes: int
+    hint_bytes: int
+    disk_bytes: int
+    #: Per data file, ascending id; the last is the active file.
+    files: list[FileStats]
+    dropped_bytes_at_open: int
+    salvaged_bytes_at_open: int
+    #: Sequence number of the newest write (None when read-only).
+    last_seq: Optional[int]
+    #: The last merge since open, manual or automatic.
+    last_merge: Optional[MergeStats]
+
+
+class Bitcask(MutableMapping[bytes, bytes]):
+    """An open database: a mutable mapping from bytes to bytes.
+
+    Options are keywords; None (the default) keeps the engine's default:
+
+    - ``sync``: ``"always"``, ``"never"`` (default) or an int of milliseconds;
+      see :data:`SyncPolicy`.
+    - ``max_file_size``: bytes at which the active data file is sealed (128 MiB).
+    - ``max_key_size`` (4096), ``max_value_size`` (64 MiB): larger writes raise
+      :class:`KeyTooLargeError` / :class:`ValueTooLargeError`.
+    - ``read_only``: open without the writer lock; writes raise :class:`ReadOnlyError`.
+    - ``salvage``: skip corrupt records in immutable files instead of raising
+      :class:`CorruptionError` at open.
+    - ``write_buffer_size``: bytes held in memory before a ``write(2)`` (0); speeds
+      bulk loads, and a process crash may lose the buffered bytes.
+    - ``write_merging``: group commit of concurrent writers (True).
+    - ``auto_merge``, ``merge_check_interval`` (seconds, a float),
+      ``merge_trigger_fragmentation`` (percent), ``merge_trigger_dead_bytes``,
+      ``merge_trigger_total_dead_bytes``, ``merge_threshold_fragmentation``
+      (percent), ``merge_threshold_dead_bytes``, ``merge_bytes_per_sec`` (0: no
+      cap): when the engine compacts files, and how fast.
+
+    A value out of range raises :class:`InvalidOptionError` (a ``ValueError``) whose
+    ``option`` names the keyword; a value of the wrong type raises ``TypeError``; an
+    unknown keyword raises ``TypeError`` as for any Python call. A second writable
+    open of the same directory raises :class:`LockedError`.
+    """
+
+    def __init__(
+        self,
+        path: StrPath,
+        *,
+        sync: Optional[SyncPolicy] = None,
+        max_file_size: Optional[int] = None,
+        max_key_size: Optional[int] = None,
+        max_value_size: Optional[int] = None,
+        read_only: Optional[bool] = None,
+        salvage: Optional[bool] = None,
+        write_buffer_size: Optional[int] = None,
+        write_merging: Optional[bool] = None,
+        auto_merge: Optional[bool] = None,
+        merge_check_interval: Optional[float] = None,
+        merge_trigger_fragmentation: Optional[int] = None,
+        merge_trigger_dead_bytes: Optional[int] = None,
+        merge_trigger_total_dead_bytes: Optional[int] = None,
+        merge_threshold_fragmentation: Optional[int] = None,
+        merge_threshold_dead_bytes: Optional[int] = None,
+        merge_bytes_per_sec: Optional[int] = None,
+    ) -> None:
+        self._db = _Bitcask(
+            path,
+            sync=sync,
+            max_file_size=max_file_size,
+            max_key_size=max_key_size,
+            max_value_size=max_value_size,
+            read_only=read_only,
+            salvage=salvage,
+            write_buffer_size=write_buffer_size,
+            write_merging=write_merging,
+            auto_merge=auto_merge,
+            merge_check_interval=merge_check_interval,
+            merge_trigger_fragmentation=merge_trigger_fragmentation,
+            merge_trigger_dead_bytes=merge_trigger_dead_bytes,
+            merge_trigger_total_dead_bytes=merge_trigger_total_dead_bytes,
+            merge_threshold_fragmentation=merge_threshold_fragmentation,
+            merge_threshold_dead_bytes=merge_threshold_dead_bytes,
+            merge_bytes_per_sec=merge_bytes_per_sec,
+        )
+
+    # -- the mapping protocol -------------------------------------------------
+
+    def __getitem__(self, key: BytesLike) -> bytes:
+        value = self._db.get(key)
+        if value is None:
+            raise KeyError(key)
+        return value
+
+    def __setitem__(self, key: BytesLike, value: BytesLike) -> None:
+        self._db.put(key, value)
+
+    def __delitem__(self, key: BytesLike) -> None:
+        # Check then delete is not atomic against other threads; a concurrent
+        # delete of the same key at worst makes both succeed.
+        if not self._db.contains(key):
+            raise KeyError(key)
+        self._db.delete(key)
+
+    def __contains__(self, key: object) -> bool:
+        # Answered from the in-memory keydir: no disk read.
+        return self._db.contains(key)  # type: ignore[arg-type]
+
+    def __len__(self) -> int:
+        return self._db.len()
+
+    def __iter__(self) -> Iterator[bytes]:
+        """Keys in ascending order (reads no values)."""
+        return self._db.range(yields="keys")
+
+    def values(self) -> ValuesView[bytes]:
+        """Values in key order, each read once (not a lookup per key)."""
+        return _ValuesView(self)
+
+    def items(self) -> ItemsView[bytes, bytes]:
+        """``(key, value)`` pairs in key order, read by one scan."""
+        return _ItemsView(self)
+
+    @overload
+    def get(self, key: BytesLike) -> Optional[bytes]: ...
+    @overload
+    def get(self, key: BytesLike, default: Union[bytes, _T]) -> Union[bytes, _T]: ...
+    def get(self, key: BytesLike, default: object = None) -> object:
+        """The value of ``key``, or ``default`` when it has none."""
+        value = self._db.get(key)
+        return default if value is None else value
+
+    def clear(self) -> None:
+        """Deletes every key, atomically (one batch)."""
+        batch = _WriteBatch()
+        for key in self._db.range(yields="keys"):
+            batch.delete(key)
+        if len(batch):
+            self._db.write(batch)
+
+    # -- beyond the mapping ---------------------------------------------------
+
+    def put(self, key: BytesLike, value: BytesLike) -> None:
+        """Stores ``value`` under ``key`` (``db[key] = value``)."""
+        self._db.put(key, value)
+
+    def delete(self, key: BytesLike) -> None:
+        """Removes ``key``; deleting a missing key is not an error."""
+        self._db.delete(key)
+
+    def write_batch(self, *, sync: bool = False) -> WriteBatch:
+        """A batch of puts and deletes applied all or nothing.
+
+        As a context manager it is written when the block ends normally and
+        discarded when the block raises::
+
+            with db.write_batch() as b:
+                b[b"a"] = b"1"
+                b.delete(b"b")
+
+        ``sync=True`` fdatasyncs before the write returns, whatever the sync policy.
+        """
+        return WriteBatch(self, sync=sync)
+
+    def range(
+        self,
+        start: Optional[BytesLike] = None,
+        stop: Optional[BytesLike] = None,
+        reverse: bool = False,
+    ) -> Iterator[tuple[bytes, bytes]]:
+        """``(key, value)`` pairs with ``start <= key < stop`` in key order
+        (descending when ``reverse``); None leaves that side open.
+
+        The view is live: every key present for the iterator's whole life is seen
+        once; a key written or deleted meanwhile may or may not be.
+        """
+        return self._db.range(start, stop, reverse, yields="items")
+
+    def prefix(self, prefix: BytesLike, reverse: bool = False) -> Iterator[tuple[bytes, bytes]]:
+        """``(key, value)`` pairs whose key starts with ``prefix``, in key order."""
+        return self._db.prefix(prefix, reverse, yields="items")
+
+    def sync(self) -> None:
+        """Flushes buffered writes and fdatasyncs the active data file."""
+        self._db.sync()
+
+    def stats(self) -> Stats:
+        """Counters and per-file space use."""
+        d = self._db.stats()
+        files = [FileStats(**f) for f in d.pop("files")]
+        m = d.pop("last_merge")
+        return Stats(files=files, last_merge=None if m is None else MergeStats(**m), **d)
+
+    def merge(self) -> MergeStats:
+        """Compacts the database now: rewrites every immutable data file that has
+        dead bytes (overwritten or deleted values) into files of live records with
+        hint files, and removes the old files.
+
+        Reads and writes, from any thread, go on meanwhile (the GIL is released); a
+        write that lands during the merge wins. One merge runs at a time; a second
+        call waits for the first. Merges also run by themselves when ``auto_merge``
+        is on and a trigger option is met.
+        """
+        return MergeStats(**self._db.merge())
+
+    def close(self) -> None:
+        """Flushes and syncs outstanding writes and releases the directory lock.
+
+        Idempotent. Any later use of the handle raises :class:`ClosedError`.
+        """
+        self._db.close()
+
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`close` was called."""
+        return self._db.closed
+
+    @property
+    def path(self) -> Path:
+        """The database directory."""
+        return Path(self._db.path)
+
+    def __enter__(self) -> Bitcask:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: Optional[type[BaseException]],
+        exc: Optional[BaseException],
+        tb: Optional[TracebackType],
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        state = "closed" if self.closed else "open"
+        return f"<bitcask.Bitcask {str(self._db.path)!r} {state}>"
+
+
+class _ValuesView(ValuesView[bytes]):
+    _mapping: Bitcask
+
+    def __iter__(self) -> Iterator[bytes]:
+        return self._mapping._db.range(yields="values")
+
+
+class _ItemsView(ItemsView[bytes, bytes]):
+    _mapping: Bitcask
+
+    def __iter__(self) -> Iterator[tuple[bytes, bytes]]:
+        return self._mapping._db.range(yields="items")
+
+
+class WriteBatch:
+    """Puts and deletes collected in memory and applied atomically, even across
+    a crash. Made by :meth:`Bitcask.write_batch`; later operations on the same
+    key win. Sizes are checked when the batch is written."""
+
+    def __init__(self, db: Bitcask, *, sync: bool = False) -> None:
+        self._db = db
+        self._batch = _WriteBatch()
+        self._sync = sync
+
+    def put(self, key: BytesLike, value: BytesLike) -> None:
+        """Adds a put of ``value`` under ``key``."""
+        self._batch.put(key, value)
+
+    def delete(self, key: BytesLike) -> None:
+        """Adds a delete of ``key`` (missing keys are fine)."""
+        self._batch.delete(key)
+
+    def __setitem__(self, key: BytesLike, value: BytesLike) -> None:
+        self._batch.put(key, value)
+
+    def __delitem__(self, key: BytesLike) -> None:
+        self._batch.delete(key)
+
+    def __len__(self) -> int:
+        """Number of operations collected."""
+        return len(self._batch)
+
+    def clear(self) -> None:
+        """Discards the collected operations."""
+        self._batch.clear()
+
+    def write(self) -> None:
+        """Applies the operations atomically, then empties the batch."""
+        self._db._db.write(self._batch, self._sync)
+        self._batch.clear()
+
+    def __enter__(self) -> WriteBatch:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: Optional[type[BaseException]],
+        exc: Optional[BaseException],
+        tb: Optional[TracebackType],
+    ) -> None:
+        if exc_type is None:
+            self.write()
+        else:
+            self.clear()
+
+
+def open(
+    path: StrPath,
+    *,
+    sync: Optional[SyncPolicy] = None,
+    max_file_size: Optional[int] = None,
+    max_key_size: Optional[int] = None,
+    max_value_size: Optional[int] = None,
+    read_only: Optional[bool] = None,
+    salvage: Optional[bool] = None,
+    write_buffer_size: Optional[int] = None,
+    write_merging: Optional[bool] = None,
+    auto_merge: Optional[bool] = None,
+    merge_check_interval: Optional[float] = None,
+    merge_trigger_fragmentation: Optional[int] = None,
+    merge_trigger_dead_bytes: Optional[int] = None,
+    merge_trigger_total_dead_bytes: Optional[int] = None,
+    merge_threshold_fragmentation: Optional[int] = None,
+    merge_threshold_dead_bytes: Optional[int] = None,
+    merge_bytes_per_sec: Optional[int] = None,
+) -> Bitcask:
+    """Opens (creating if needed) the database in directory ``path``.
+
+    The same as ``Bitcask(path, ...)``; see :class:`Bitcask` for the options.
+    """
+    return Bitcask(
+        path,
+        sync=sync,
+        max_file_size=max_file_size,
+        max_key_size=max_key_size,
+        max_value_size=max_value_size,
+        read_only=read_only,
+        salvage=salvage,
+        write_buffer_size=write_buffer_size,
+        write_merging=write_merging,
+        auto_merge=auto_merge,
+        merge_check_interval=merge_check_interval,
+        merge_trigger_fragmentation=merge_trigger_fragmentation,
+        merge_trigger_dead_bytes=merge_trigger_dead_bytes,
+        merge_trigger_total_dead_bytes=merge_trigger_total_dead_bytes,
+        merge_threshold_fragmentation=merge_threshold_fragmentation,
+        merge_threshold_dead_bytes=merge_threshold_dead_bytes,
+        merge_bytes_per_sec=merge_bytes_per_sec,
+    )

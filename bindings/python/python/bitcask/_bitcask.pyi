@@ -1,0 +1,86 @@
+"""Stubs of the compiled extension. Users import :mod:`bitcask`, not this module."""
+
+import os
+from pathlib import Path
+from collections.abc import Iterator
+from typing import Any, Literal, Optional, TypeVar, Union, overload
+
+_BytesLike = Union[bytes, bytearray, memoryview]
+_Yields = Literal["items", "keys", "values"]
+_T = TypeVar("_T")
+
+__version__: str
+FORMAT_VERSION: int
+
+class _Bitcask:
+    def __init__(
+        self,
+        path: Union[str, os.PathLike[str]],
+        *,
+        sync: Union[Literal["always", "never"], int, None] = None,
+        max_file_size: Optional[int] = None,
+        max_key_size: Optional[int] = None,
+        max_value_size: Optional[int] = None,
+        read_only: Optional[bool] = None,
+        salvage: Optional[bool] = None,
+        write_buffer_size: Optional[int] = None,
+        write_merging: Optional[bool] = None,
+        auto_merge: Optional[bool] = None,
+        merge_check_interval: Optional[float] = None,
+        merge_trigger_fragmentation: Optional[int] = None,
+        merge_trigger_dead_bytes: Optional[int] = None,
+        merge_trigger_total_dead_bytes: Optional[int] = None,
+        merge_threshold_fragmentation: Optional[int] = None,
+        merge_threshold_dead_bytes: Optional[int] = None,
+        merge_bytes_per_sec: Optional[int] = None,
+    ) -> None: ...
+    def get(self, key: _BytesLike) -> Optional[bytes]: ...
+    def contains(self, key: _BytesLike) -> bool: ...
+    def len(self) -> int: ...
+    def put(self, key: _BytesLike, value: _BytesLike) -> int: ...
+    def delete(self, key: _BytesLike) -> int: ...
+    def write(self, batch: _WriteBatch, sync: bool = False) -> int: ...
+    def sync(self) -> None: ...
+    @overload
+    def range(
+        self,
+        start: Optional[_BytesLike] = None,
+        stop: Optional[_BytesLike] = None,
+        reverse: bool = False,
+        yields: Literal["items"] = "items",
+    ) -> _Iter[tuple[bytes, bytes]]: ...
+    @overload
+    def range(
+        self,
+        start: Optional[_BytesLike] = None,
+        stop: Optional[_BytesLike] = None,
+        reverse: bool = False,
+        *,
+        yields: Literal["keys", "values"],
+    ) -> _Iter[bytes]: ...
+    @overload
+    def prefix(
+        self, prefix: _BytesLike, reverse: bool = False, yields: Literal["items"] = "items"
+    ) -> _Iter[tuple[bytes, bytes]]: ...
+    @overload
+    def prefix(
+        self, prefix: _BytesLike, reverse: bool = False, *, yields: Literal["keys", "values"]
+    ) -> _Iter[bytes]: ...
+    def stats(self) -> dict[str, Any]: ...
+    def merge(self) -> dict[str, Any]: ...
+    def close(self) -> None: ...
+    @property
+    def closed(self) -> bool: ...
+    @property
+    def path(self) -> Path: ...
+
+class _Iter(Iterator[_T]):
+    def __iter__(self) -> _Iter[_T]: ...
+    def __next__(self) -> _T: ...
+
+class _WriteBatch:
+    def __init__(self) -> None: ...
+    def put(self, key: _BytesLike, value: _BytesLike) -> None: ...
+    def delete(self, key: _BytesLike) -> None: ...
+    def clear(self) -> None: ...
+    def __len__(self) -> int: ...

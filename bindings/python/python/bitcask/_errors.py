@@ -1,0 +1,108 @@
+"""Exception classes: one per kind of engine error, all under :class:`Error`.
+
+Some classes also derive from a built-in exception so that code written for
+other stores keeps working: I/O failures are :class:`OSError` (with ``errno``
+and ``filename`` set when the OS gave them), and argument errors (too large,
+empty key, bad option) are :class:`ValueError`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+__all__ = [
+    "Error",
+    "StorageIOError",
+    "LockedError",
+    "ReadOnlyError",
+    "ClosedError",
+    "WritesRefusedError",
+    "CorruptionError",
+    "BadFormatError",
+    "EmptyKeyError",
+    "KeyTooLargeError",
+    "ValueTooLargeError",
+    "BatchTooLargeError",
+    "InvalidOptionError",
+]
+
+
+class Error(Exception):
+    """Root of every exception the engine raises."""
+
+
+class StorageIOError(Error, OSError):
+    """An operating-system call failed (disk full, permission denied...).
+
+    ``errno``, ``strerror`` and ``filename`` are set as for any :class:`OSError`
+    when the OS reported an error number; ``op`` says what the engine was doing.
+    """
+
+    op: str
+
+
+class LockedError(Error):
+    """Another handle, in this or another process, holds the directory's writer lock."""
+
+    path: Path
+
+
+class ReadOnlyError(Error):
+    """A write on a handle opened with ``read_only=True``."""
+
+
+class ClosedError(Error):
+    """The handle was closed."""
+
+
+class WritesRefusedError(Error):
+    """An earlier write or fsync failed, so writes are refused until the database
+    is reopened (which re-reads the truth from disk)."""
+
+    cause: str
+
+
+class CorruptionError(Error):
+    """A record or hint entry failed its checksum or framing.
+
+    Opening with ``salvage=True`` skips corrupt records in immutable files instead.
+    """
+
+    file: Path
+    offset: int
+    reason: str
+
+
+class BadFormatError(Error):
+    """A file that is not a libbitcask file of a version this build can read."""
+
+    file: Path
+    reason: str
+
+
+class EmptyKeyError(Error, ValueError):
+    """Empty keys are not allowed."""
+
+
+class _SizeError(Error, ValueError):
+    len: int
+    max: int
+
+
+class KeyTooLargeError(_SizeError):
+    """A key longer than ``max_key_size``; ``len`` and ``max`` give the sizes."""
+
+
+class ValueTooLargeError(_SizeError):
+    """A value longer than ``max_value_size``; ``len`` and ``max`` give the sizes."""
+
+
+class BatchTooLargeError(_SizeError):
+    """A batch larger than the largest single write the format allows."""
+
+
+class InvalidOptionError(Error, ValueError):
+    """An option value out of range; ``option`` is the option's keyword."""
+
+    option: str
+    reason: str

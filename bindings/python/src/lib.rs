@@ -1,0 +1,617 @@
+//! `bitcask._bitcask`: the thin PyO3 layer between the engine and the pure-Python
+//! package `bitcask` (whose `Bitcask` class is the mapping users see).
+//!
+//! Nothing here stores data or decides anything about it. This layer converts
+//! arguments, maps engine errors to the exception classes of `bitcask._errors`,
+//! and releases the GIL around every call that can do I/O or wait for a lock, so
+//! that Python threads sharing one handle run in parallel.
+
+use bitcask::{
+    Bitcask, Error, Iter, MergeStats, Options, Stats, SyncPolicy, WriteBatch, WriteOptions,
+};
+use pyo3::exceptions::{PyRuntimeError, PyTypeError};
+use pyo3::prelude::*;
+use pyo3::types::{
+    PyBool, PyByteArray, PyBytes, PyDict, PyFloat, PyInt, PyList, PyMemoryView, PyString, PyTuple,
+};
+use std::borrow::Cow;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
+use std::time::Duration;
+
+// ---------------------------------------------------------------------------
+// Errors
+
+/// Builds the Python exception for an engine error: one class per variant, with
+/// the variant's fields as attributes so that callers need not parse messages.
+fn to_py(py: Python<'_>, e: Error) -> PyErr {
+    build_error(py, &e).unwrap_or_else(|err| err)
+}
+
+fn build_error(py: Python<'_>, e: &Error) -> PyResult<PyErr> {
+    let errors = py.import("bitcask._errors")?;
+    let msg = e.to_string();
+    let mut attrs: Vec<(&str, Py<PyAny>)> = Vec::new();
+    let path = |p: &std::path::Path| -> PyResult<Py<PyAny>> {
+        Ok(p.to_path_buf().into_pyobject(py)?.into_any().unbind())
+    };
+    let int = |n: u64| -> PyResult<Py<PyAny>> { Ok(n.into_pyobject(py)?.into_any().unbind()) };
+    let text = |s: &str| -> Py<PyAny> { PyString::new(py, s).into_any().unbind() };
+    let class = match e {
+        Error::Io { op, path: p, .. } => {
+            attrs.push(("op", text(op)));
+            // OSError's own constructor fills errno, strerror and filename.
+            let class = errors.getattr("StorageIOError")?;
+            let value = match e.raw_os_error() {
+                Some(errno) => class.call1((errno, msg, path(p)?))?,
+                None => class.call1((msg,))?,
+            };
+            return finish(py, value, attrs);
+        }
+        Error::Locked { path: p } => {
+            attrs.push(("path", path(p)?));
+            "LockedError"
+        }
+        Error::ReadOnly => "ReadOnlyError",
+        Error::Closed => "ClosedError",
+        Error::WritesRefused { cause } => {
+            attrs.push(("cause", text(cause)));
+            "WritesRefusedError"
+        }
+        Error::Corruption {
+            file,
+            offset,
+            reason,
+        } => {
+            attrs.push(("file", path(file)?));
+            attrs.push(("offset", int(*offset)?));
+            attrs.push(("reason", text(reason)));
+            "CorruptionError"
+        }
+        Error::BadFormat { file, reason } => {
+            attrs.push(("file", path(file)?));
+            attrs.push(("reason", text(reason)));
+            "BadFormatError"
+        }
+        Error::EmptyKey => "EmptyKeyError",
+        Error::KeyTooLarge { len, max } => {
+            attrs.push(("len", int(*len as u64)?));
+            attrs.push(("max", int(*max as u64)?));
+            "KeyTooLargeError"
+        }
+        Error::ValueTooLarge { len, max } => {
+            attrs.push(("len", int(*len as u64)?));
+            attrs.push(("max", int(*max as u64)?));
+            "ValueTooLargeError"
+        }
+        Error::BatchTooLarge { len, max } => {
+            attrs.push(("len", int(*len as u64)?));
+            attrs.push(("max", int(*max as u64)?));
+            "BatchTooLargeError"
+        }
+        Error::InvalidOption { name, reason } => {
+            attrs.push(("option", text(name)));
+            attrs.push(("reason", text(reason)));
+            "InvalidOptionError"
+        }
+        // A variant added to the engine after this binding was written still
+        // raises something catchable as bitcask.Error.
+        _ => "Error",
+    };
+    let value = errors.getattr(class)?.call1((msg,))?;
+    finish(py, value, attrs)
+}
+
+fn finish(
+    py: Python<'_>,
+    value: Bound<'_, PyAny>,
+    attrs: Vec<(&str, Py<PyAny>)>,
+) -> PyResult<PyErr> {
+    for (name, v) in attrs {
+        value.setattr(name, v.bind(py))?;
+    }
+    Ok(PyErr::from_value(value))
+}
+
+/// `Result` of an engine call to `PyResult`.
+trait IntoPy<T> {
+    fn py(self, py: Python<'_>) -> PyResult<T>;
+}
+
+impl<T> IntoPy<T> for bitcask::Result<T> {
+    fn py(self, py: Python<'_>) -> PyResult<T> {
+        self.map_err(|e| to_py(py, e))
+    }
+}
+
+fn invalid_option(py: Python<'_>, name: &'static str, reason: impl Into<String>) -> PyErr {
+    to_py(
+        py,
+        Error::InvalidOption {
+            name,
+            reason: reason.into(),
+        },
+    )
+}
+
+// ---------------------------------------------------------------------------
+// Arguments
+
+/// The bytes of a bytes-like argument. `bytes` is borrowed (immutable, so it may be
+/// read with the GIL released); anything else with the buffer protocol is copied,
+/// because another thread could resize a bytearray while the GIL is released.
+/// `str` is refused rather than encoded: which encoding is the caller's choice.
+fn bytes_arg<'a>(obj: &'a Bound<'_, PyAny>, what: &str) -> PyResult<Cow<'a, [u8]>> {
+    if let Ok(b) = obj.cast::<PyBytes>() {
+        return Ok(Cow::Borrowed(b.as_bytes()));
+    }
+    if let Ok(b) = obj.cast::<PyByteArray>() {
+        return Ok(Cow::Owned(b.to_vec()));
+    }
+    if obj.is_instance_of::<PyString>() {
+        return Err(PyTypeError::new_err(format!(
+            "{what} must be bytes, not str; encode it first, e.g. {what}.encode()"
+        )));
+    }
+    let view = PyMemoryView::from(obj).map_err(|_| {
+        let ty = obj
+            .get_type()
+            .name()
+            .map(|n| n.to_string())
+            .unwrap_or_else(|_| "?".into());
+        PyTypeError::new_err(format!(
+            "{what} must be bytes-like (bytes, bytearray, memoryview), not {ty}"
+        ))
+    })?;
+    let copy = view.call_method0("tobytes")?;
+    Ok(Cow::Owned(copy.cast::<PyBytes>()?.as_bytes().to_vec()))
+}
+
+fn type_name(v: &Bound<'_, PyAny>) -> String {
+    v.get_type()
+        .name()
+        .map(|n| n.to_string())
+        .unwrap_or_else(|_| "?".into())
+}
+
+/// An unsigned integer option: a wrong type is a TypeError, a wrong value (negative,
+/// too large) a ValueError naming the option.
+fn uint_opt<T: TryFrom<u64>>(
+    py: Python<'_>,
+    name: &'static str,
+    v: &Bound<'_, PyAny>,
+) -> PyResult<T> {
+    if v.is_instance_of::<PyBool>() || !v.is_instance_of::<PyInt>() {
+        return Err(PyTypeError::new_err(format!(
+            "option {name} must be an int, not {}",
+            type_name(v)
+        )));
+    }
+    v.extract::<u64>()
+        .ok()
+        .and_then(|n| T::try_from(n).ok())
+        .ok_or_else(|| invalid_option(py, name, format!("{v} is out of range")))
+}
+
+fn bool_opt(name: &'static str, v: &Bound<'_, PyAny>) -> PyResult<bool> {
+    match v.cast::<PyBool>() {
+        Ok(b) => Ok(b.is_true()),
+        Err(_) => Err(PyTypeError::new_err(format!(
+            "option {name} must be a bool, not {}",
+            type_name(v)
+        ))),
+    }
+}
+
+/// `sync`: "always", "never", or an int of milliseconds between background syncs.
+fn sync_opt(py: Python<'_>, v: &Bound<'_, PyAny>) -> PyResult<SyncPolicy> {
+    const HOW: &str = "must be 'always', 'never' or a positive int (milliseconds)";
+    if let Ok(s) = v.cast::<PyString>() {
+        return match &*s.to_cow()? {
+            "always" => Ok(SyncPolicy::Always),
+            "never" => Ok(SyncPolicy::Never),
+            other => Err(invalid_option(py, "sync", format!("{other:?} {HOW}"))),
+        };
+    }
+    if v.is_instance_of::<PyBool>() || !v.is_instance_of::<PyInt>() {
+        return Err(PyTypeError::new_err(format!(
+            "option sync {HOW}, not {}",
+            type_name(v)
+        )));
+    }
+    match v.extract::<u64>() {
+        // 0 is passed on: the engine's validation owns that rule.
+        Ok(ms) => Ok(SyncPolicy::EveryMs(ms)),
+        Err(_) => Err(invalid_option(py, "sync", format!("{v} {HOW}"))),
+    }
+}
+
+/// A duration option, in seconds (int or float) as Python's own timeouts are.
+fn seconds_opt(py: Python<'_>, name: &'static str, v: &Bound<'_, PyAny>) -> PyResult<Duration> {
+    if v.is_instance_of::<PyBool>()
+        || !(v.is_instance_of::<PyInt>() || v.is_instance_of::<PyFloat>())
+    {
+        return Err(PyTypeError::new_err(format!(
+            "option {name} must be a number of seconds, not {}",
+            type_name(v)
+        )));
+    }
+    let secs: f64 = v.extract()?;
+    Duration::try_from_secs_f64(secs)
+        .map_err(|_| invalid_option(py, name, format!("{secs} is not a valid number of seconds")))
+}
+
+// ---------------------------------------------------------------------------
+// The handle
+
+/// The engine handle. Shared freely between threads: it is `Sync`, and every call
+/// that may block runs with the GIL released.
+#[pyclass(frozen, name = "_Bitcask", module = "bitcask._bitcask")]
+struct PyBitcask {
+    db: Bitcask,
+    closed: AtomicBool,
+}
+
+/// What an iterator yields.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Yield {
+    Items,
+    Keys,
+    Values,
+}
+
+impl Yield {
+    fn parse(s: &str) -> PyResult<Yield> {
+        match s {
+            "items" => Ok(Yield::Items),
+            "keys" => Ok(Yield::Keys),
+            "values" => Ok(Yield::Values),
+            _ => Err(pyo3::exceptions::PyValueError::new_err(format!(
+                "yields must be 'items', 'keys' or 'values', not {s:?}"
+            ))),
+        }
+    }
+}
+
+#[pymethods]
+impl PyBitcask {
+    #[new]
+    #[pyo3(signature = (
+        path, *, sync=None, max_file_size=None, max_key_size=None, max_value_size=None,
+        read_only=None, salvage=None, write_buffer_size=None, write_merging=None,
+        auto_merge=None, merge_check_interval=None, merge_trigger_fragmentation=None,
+        merge_trigger_dead_bytes=None, merge_trigger_total_dead_bytes=None,
+        merge_threshold_fragmentation=None, merge_threshold_dead_bytes=None,
+        merge_bytes_per_sec=None,
+    ))]
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        py: Python<'_>,
+        path: PathBuf,
+        sync: Option<Bound<'_, PyAny>>,
+        max_file_size: Option<Bound<'_, PyAny>>,
+        max_key_size: Option<Bound<'_, PyAny>>,
+        max_value_size: Option<Bound<'_, PyAny>>,
+        read_only: Option<Bound<'_, PyAny>>,
+        salvage: Option<Bound<'_, PyAny>>,
+        write_buffer_size: Option<Bound<'_, PyAny>>,
+        write_merging: Option<Bound<'_, PyAny>>,
+        auto_merge: Option<Bound<'_, PyAny>>,
+        merge_check_interval: Option<Bound<'_, PyAny>>,
+        merge_trigger_fragmentation: Option<Bound<'_, PyAny>>,
+        merge_trigger_dead_bytes: Option<Bound<'_, PyAny>>,
+        merge_trigger_total_dead_bytes: Option<Bound<'_, PyAny>>,
+        merge_threshold_fragmentation: Option<Bound<'_, PyAny>>,
+        merge_threshold_dead_bytes: Option<Bound<'_, PyAny>>,
+        merge_bytes_per_sec: Option<Bound<'_, PyAny>>,
+    ) -> PyResult<Self> {
+        let mut o = Options::default();
+        if let Some(v) = &sync {
+            o.sync = sync_opt(py, v)?;
+        }
+        macro_rules! set {
+            ($field:ident, $conv:expr) => {
+                if let Some(v) = &$field {
+                    o.$field = $conv(stringify!($field), v)?;
+                }
+            };
+        }
+        let uint = |name, v: &Bound<'_, PyAny>| uint_opt(py, name, v);
+        let uint_usize = |name, v: &Bound<'_, PyAny>| uint_opt::<usize>(py, name, v);
+        let uint_u8 = |name, v: &Bound<'_, PyAny>| uint_opt::<u8>(py, name, v);
+        let secs = |name, v: &Bound<'_, PyAny>| seconds_opt(py, name, v);
+        set!(max_file_size, uint);
+        set!(max_key_size, uint_usize);
+        set!(max_value_size, uint_usize);
+        set!(read_only, bool_opt);
+        set!(salvage, bool_opt);
+        set!(write_buffer_size, uint_usize);
+        set!(write_merging, bool_opt);
+        set!(auto_merge, bool_opt);
+        set!(merge_check_interval, secs);
+        set!(merge_trigger_fragmentation, uint_u8);
+        set!(merge_trigger_dead_bytes, uint);
+        set!(merge_trigger_total_dead_bytes, uint);
+        set!(merge_threshold_fragmentation, uint_u8);
+        set!(merge_threshold_dead_bytes, uint);
+        set!(merge_bytes_per_sec, uint);
+        // Opening replays the log: it can take a while on a big database.
+        let db = py.detach(|| Bitcask::open(&path, o)).py(py)?;
+        Ok(PyBitcask {
+            db,
+            closed: AtomicBool::new(false),
+        })
+    }
+
+    /// The value of `key`, or None.
+    fn get<'py>(
+        &self,
+        py: Python<'py>,
+        key: &Bound<'py, PyAny>,
+    ) -> PyResult<Option<Bound<'py, PyBytes>>> {
+        let key = bytes_arg(key, "key")?;
+        let v = py.detach(|| self.db.get(&key)).py(py)?;
+        Ok(v.map(|v| PyBytes::new(py, &v)))
+    }
+
+    fn contains(&self, py: Python<'_>, key: &Bound<'_, PyAny>) -> PyResult<bool> {
+        let key = bytes_arg(key, "key")?;
+        py.detach(|| self.db.contains(&key)).py(py)
+    }
+
+    fn len(&self, py: Python<'_>) -> PyResult<usize> {
+        py.detach(|| self.db.len()).py(py)
+    }
+
+    /// Stores `value` under `key`; returns the write's sequence number.
+    fn put(
+        &self,
+        py: Python<'_>,
+        key: &Bound<'_, PyAny>,
+        value: &Bound<'_, PyAny>,
+    ) -> PyResult<u64> {
+        let key = bytes_arg(key, "key")?;
+        let value = bytes_arg(value, "value")?;
+        py.detach(|| self.db.put(&key, &value)).py(py)
+    }
+
+    fn delete(&self, py: Python<'_>, key: &Bound<'_, PyAny>) -> PyResult<u64> {
+        let key = bytes_arg(key, "key")?;
+        py.detach(|| self.db.delete(&key)).py(py)
+    }
+
+    /// Applies a batch atomically; `sync` forces an fdatasync before returning.
+    #[pyo3(signature = (batch, sync=false))]
+    fn write(&self, py: Python<'_>, batch: PyRef<'_, PyWriteBatch>, sync: bool) -> PyResult<u64> {
+        let b: &WriteBatch = &batch.batch;
+        py.detach(|| self.db.write_opt(b, WriteOptions { sync }))
+            .py(py)
+    }
+
+    fn sync(&self, py: Python<'_>) -> PyResult<()> {
+        py.detach(|| self.db.sync()).py(py)
+    }
+
+    /// An iterator over `[start, stop)` in key order (descending when `reverse`).
+    #[pyo3(signature = (start=None, stop=None, reverse=false, yields="items"))]
+    fn range(
+        slf: &Bound<'_, Self>,
+        py: Python<'_>,
+        start: Option<&Bound<'_, PyAny>>,
+        stop: Option<&Bound<'_, PyAny>>,
+        reverse: bool,
+        yields: &str,
+    ) -> PyResult<PyIter> {
+        use std::ops::Bound as B;
+        let what = Yield::parse(yields)?;
+        let lo = match start {
+            Some(k) => B::Included(bytes_arg(k, "start")?.into_owned()),
+            None => B::Unbounded,
+        };
+        let hi = match stop {
+            Some(k) => B::Excluded(bytes_arg(k, "stop")?.into_owned()),
+            None => B::Unbounded,
+        };
+        let it = slf.get().db.range::<Vec<u8>>((lo, hi), reverse).py(py)?;
+        Ok(PyIter::new(slf, it, what))
+    }
+
+    /// An iterator over the keys that start with `prefix`, in key order.
+    #[pyo3(signature = (prefix, reverse=false, yields="items"))]
+    fn prefix(
+        slf: &Bound<'_, Self>,
+        py: Python<'_>,
+        prefix: &Bound<'_, PyAny>,
+        reverse: bool,
+        yields: &str,
+    ) -> PyResult<PyIter> {
+        let what = Yield::parse(yields)?;
+        let p = bytes_arg(prefix, "prefix")?;
+        let it = slf.get().db.prefix(&p, reverse).py(py)?;
+        Ok(PyIter::new(slf, it, what))
+    }
+
+    /// The engine's counters as a dict (the package turns it into `Stats`).
+    fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        // Reads hint file sizes from disk.
+        let s: Stats = py.detach(|| self.db.stats()).py(py)?;
+        let d = PyDict::new(py);
+        d.set_item("keys", s.keys)?;
+        d.set_item("keydir_bytes", s.keydir_bytes)?;
+        d.set_item("data_bytes", s.data_bytes)?;
+        d.set_item("hint_bytes", s.hint_bytes)?;
+        d.set_item("disk_bytes", s.disk_bytes)?;
+        let files = PyList::empty(py);
+        for f in &s.files {
+            let fd = PyDict::new(py);
+            fd.set_item("id", f.id)?;
+            fd.set_item("total_bytes", f.total_bytes)?;
+            fd.set_item("live_bytes", f.live_bytes)?;
+            fd.set_item("dead_bytes", f.dead_bytes)?;
+            files.append(fd)?;
+        }
+        d.set_item("files", files)?;
+        d.set_item("dropped_bytes_at_open", s.dropped_bytes_at_open)?;
+        d.set_item("salvaged_bytes_at_open", s.salvaged_bytes_at_open)?;
+        d.set_item("last_seq", s.last_seq)?;
+        let last_merge = s
+            .last_merge
+            .as_ref()
+            .map(|m| merge_dict(py, m))
+            .transpose()?;
+        d.set_item("last_merge", last_merge)?;
+        Ok(d)
+    }
+
+    /// Compacts every immutable data file with dead bytes; reads and writes go on
+    /// meanwhile. Returns the merge's counters as a dict.
+    fn merge<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        // Rewrites files: seconds on a big database, so the GIL must be free.
+        let m = py.detach(|| self.db.merge()).py(py)?;
+        merge_dict(py, &m)
+    }
+
+    /// Flushes, syncs and releases the directory lock. Idempotent.
+    fn close(&self, py: Python<'_>) -> PyResult<()> {
+        // The engine closes even when the final sync fails, so the flag is set first.
+        self.closed.store(true, Ordering::Release);
+        py.detach(|| self.db.close()).py(py)
+    }
+
+    #[getter]
+    fn closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
+    }
+
+    #[getter]
+    fn path(&self) -> PathBuf {
+        self.db.path().to_path_buf()
+    }
+}
+
+fn merge_dict<'py>(py: Python<'py>, m: &MergeStats) -> PyResult<Bound<'py, PyDict>> {
+    let d = PyDict::new(py);
+    d.set_item("files_in", m.files_in)?;
+    d.set_item("files_out", m.files_out)?;
+    d.set_item("bytes_in", m.bytes_in)?;
+    d.set_item("bytes_out", m.bytes_out)?;
+    d.set_item("bytes_reclaimed", m.bytes_reclaimed)?;
+    d.set_item("records_copied", m.records_copied)?;
+    d.set_item("tombstones_kept", m.tombstones_kept)?;
+    d.set_item("duration", m.duration.as_secs_f64())?;
+    Ok(d)
+}
+
+// ---------------------------------------------------------------------------
+// Iterators
+
+/// An engine iterator. Locked because Python may call `__next__` from several
+/// threads; the lock is taken with the GIL released, as a value read is I/O.
+#[pyclass(frozen, name = "_Iter", module = "bitcask._bitcask")]
+struct PyIter {
+    it: Mutex<Option<Iter>>,
+    what: Yield,
+    /// Keeps the handle alive: dropping the last reference to a handle closes the
+    /// database, which would end `for k in bitcask.open(p): ...` with ClosedError.
+    _db: Py<PyBitcask>,
+}
+
+impl PyIter {
+    fn new(db: &Bound<'_, PyBitcask>, it: Iter, what: Yield) -> Self {
+        PyIter {
+            it: Mutex::new(Some(it)),
+            what,
+            _db: db.clone().unbind(),
+        }
+    }
+}
+
+type Item = (Vec<u8>, Option<Vec<u8>>);
+
+#[pymethods]
+impl PyIter {
+    fn __iter__(slf: PyRef<'_, Self>) -> PyRef<'_, Self> {
+        slf
+    }
+
+    fn __next__(&self, py: Python<'_>) -> PyResult<Option<Py<PyAny>>> {
+        let what = self.what;
+        let next: Option<bitcask::Result<Item>> = py.detach(|| {
+            let mut guard = self.it.lock().unwrap_or_else(|p| p.into_inner());
+            let it = guard.as_mut()?;
+            let r = if what == Yield::Keys {
+                it.next_key().map(|r| r.map(|k| (k, None)))
+            } else {
+                it.next().map(|r| r.map(|(k, v)| (k, Some(v))))
+            };
+            if r.is_none() {
+                // Exhausted: let go of the engine's files now, not at garbage collection.
+                *guard = None;
+            }
+            r
+        });
+        let Some(r) = next else { return Ok(None) };
+        let (k, v) = r.py(py)?;
+        let key = PyBytes::new(py, &k).into_any();
+        let obj = match (what, v) {
+            (Yield::Keys, _) => key,
+            (Yield::Values, Some(v)) => PyBytes::new(py, &v).into_any(),
+            (Yield::Items, Some(v)) => {
+                PyTuple::new(py, [key, PyBytes::new(py, &v).into_any()])?.into_any()
+            }
+            _ => return Err(PyRuntimeError::new_err("iterator yielded no value")),
+        };
+        Ok(Some(obj.unbind()))
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Batches
+
+/// Puts and deletes collected in memory, applied all or nothing by `_Bitcask.write`.
+#[pyclass(name = "_WriteBatch", module = "bitcask._bitcask")]
+struct PyWriteBatch {
+    batch: WriteBatch,
+}
+
+#[pymethods]
+impl PyWriteBatch {
+    #[new]
+    fn new() -> Self {
+        PyWriteBatch {
+            batch: WriteBatch::new(),
+        }
+    }
+
+    fn put(&mut self, key: &Bound<'_, PyAny>, value: &Bound<'_, PyAny>) -> PyResult<()> {
+        let key = bytes_arg(key, "key")?;
+        let value = bytes_arg(value, "value")?;
+        self.batch.put(&key, &value);
+        Ok(())
+    }
+
+    fn delete(&mut self, key: &Bound<'_, PyAny>) -> PyResult<()> {
+        let key = bytes_arg(key, "key")?;
+        self.batch.delete(&key);
+        Ok(())
+    }
+
+    fn clear(&mut self) {
+        self.batch.clear();
+    }
+
+    fn __len__(&self) -> usize {
+        self.batch.len()
+    }
+}
+
+#[pymodule]
+fn _bitcask(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    m.add("FORMAT_VERSION", bitcask::FORMAT_VERSION)?;
+    m.add_class::<PyBitcask>()?;
+    m.add_class::<PyIter>()?;
+    m.add_class::<PyWriteBatch>()?;
+    Ok(())
+}

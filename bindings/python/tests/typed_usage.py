@@ -1,0 +1,53 @@
+"""A small program checked with `mypy --strict` against the package's types."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import MutableMapping
+from typing import Optional
+
+
+import bitcask
+
+
+def load(db: MutableMapping[bytes, bytes], rows: dict[bytes, bytes]) -> int:
+    for k, v in rows.items():
+        db[k] = v
+    return len(db)
+
+
+def main(path: str) -> None:
+    db: bitcask.Bitcask
+    with bitcask.open(path, sync=100, max_file_size=1 << 20, read_only=False) as db:
+        n: int = load(db, {b"a": b"1", b"b": b"2"})
+        v: Optional[bytes] = db.get(b"a")
+        d: bytes = db.get(b"zz", b"default")
+        db.put(bytearray(b"c"), memoryview(b"3"))
+        db.delete(b"c")
+        with db.write_batch(sync=True) as batch:
+            batch.put(b"x", b"y")
+            batch.delete(b"a")
+        pairs: list[tuple[bytes, bytes]] = list(db.range(b"a", b"z", reverse=True))
+        pairs += list(db.prefix(b"b"))
+        keys: list[bytes] = list(db)
+        stats: bitcask.Stats = db.stats()
+        last: Optional[int] = stats.last_seq
+        live: int = sum(f.live_bytes for f in stats.files)
+        closed: bool = db.closed
+        merged: bitcask.MergeStats = db.merge()
+        reclaimed: int = merged.bytes_reclaimed
+        last_merge: Optional[bitcask.MergeStats] = db.stats().last_merge
+        print(reclaimed, last_merge)
+        try:
+            bitcask.open(path)
+        except bitcask.LockedError as e:
+            print("locked:", e.path)
+        except bitcask.StorageIOError as e:
+            print(e.errno, e.filename, e.op)
+        print(n, v, d, pairs, keys, last, live, closed, bitcask.__version__)
+    db2 = bitcask.Bitcask(path, read_only=True)
+    db2.close()
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])
