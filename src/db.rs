@@ -23,7 +23,7 @@ use parking_lot::{Mutex, RwLock};
 use std::collections::{BTreeMap, VecDeque};
 use std::ops::Bound;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Weak};
 use std::thread::JoinHandle;
@@ -143,6 +143,11 @@ pub(crate) struct Inner {
     merge_thread: Mutex<Option<JoinHandle<()>>>,
     /// Unsynced writes exist (for `SyncPolicy::EveryMs`).
     dirty: AtomicBool,
+    /// Counters for `Stats`: fdatasyncs of data files, writes committed, and the
+    /// groups (appends) they were committed in.
+    syncs: AtomicU64,
+    writes: AtomicU64,
+    write_groups: AtomicU64,
     refused: Mutex<Option<String>>,
     lock: Mutex<Option<DirLock>>,
     background: Mutex<Option<(mpsc::Sender<Job>, JoinHandle<()>)>>,
@@ -243,6 +248,9 @@ impl Bitcask {
             last_merge: Mutex::new(None),
             merge_thread: Mutex::new(None),
             dirty: AtomicBool::new(false),
+            syncs: AtomicU64::new(0),
+            writes: AtomicU64::new(0),
+            write_groups: AtomicU64::new(0),
             refused: Mutex::new(None),
             lock: Mutex::new(lock),
             background: Mutex::new(None),
@@ -558,6 +566,8 @@ impl Inner {
         }
         w.len += total;
         w.scratch = scratch;
+        self.writes.fetch_add(group.len() as u64, Ordering::Relaxed);
+        self.write_groups.fetch_add(1, Ordering::Relaxed);
         Ok(seqs)
     }
 
@@ -587,6 +597,7 @@ impl Inner {
                 .map_err(|e| Error::io("appending to", &w.active.path, e))?,
         }
         if sync {
+            self.syncs.fetch_add(1, Ordering::Relaxed);
             w.active.sync()?;
         } else {
             self.dirty.store(true, Ordering::Release);
@@ -678,6 +689,7 @@ impl Inner {
                     b.flush(&file)?;
                 }
             }
+            self.syncs.fetch_add(1, Ordering::Relaxed);
             file.sync()
         })();
         res.inspect_err(|e| self.refuse(e))
@@ -796,6 +808,9 @@ impl Inner {
             salvaged_bytes_at_open: self.salvaged_bytes,
             last_seq: next_seq.map(|s| s - 1),
             last_merge: self.last_merge.lock().clone(),
+            syncs: self.syncs.load(Ordering::Relaxed),
+            writes: self.writes.load(Ordering::Relaxed),
+            write_groups: self.write_groups.load(Ordering::Relaxed),
         })
     }
 }

@@ -230,20 +230,21 @@ pub(crate) fn recover(dir: &Path, opts: &Options) -> Result<Recovered> {
                 },
                 &df.path,
             )?;
-            let (offset, bad) = match ended {
+            // `bad_at` is the first byte that is not part of a valid record; an
+            // unfinished write before it is dropped with it, from `cut` on.
+            let (bad_at, bad) = match ended {
                 ScanEnd::Clean if rp.pending.is_empty() => break len,
-                // The file ends inside a write: as torn as a partial record.
-                ScanEnd::Clean => (rp.pending_start, crate::record::Bad::Truncated),
+                ScanEnd::Clean => (len, crate::record::Bad::Invalid("write without its end")),
                 ScanEnd::Bad { offset, bad } => (offset, bad),
             };
             hint_out = None;
             let cut = if rp.pending.is_empty() {
-                offset
+                bad_at
             } else {
                 rp.pending_start
             };
             rp.pending.clear();
-            let next = datafile::find_next_valid(&df.file, offset, len, &df.path)?;
+            let next = datafile::find_next_valid(&df.file, bad_at, len, &df.path)?;
             match next {
                 None if last => {
                     dropped += len - cut;
@@ -263,7 +264,7 @@ pub(crate) fn recover(dir: &Path, opts: &Options) -> Result<Recovered> {
                 _ => {
                     return Err(Error::corruption(
                         &df.path,
-                        offset,
+                        bad_at,
                         datafile::bad_reason(bad),
                     ))
                 }

@@ -36,4 +36,12 @@ pub struct Stats {
     pub last_seq: Option<u64>,
     /// The outcome of the last merge since open.
     pub last_merge: Option<crate::MergeStats>,
+    /// fdatasyncs of the active file since open (durable writes, `sync()`, the
+    /// `EveryMs` thread; not the syncs of rotation, hint files or merge).
+    pub syncs: u64,
+    /// Writes (puts, deletes, batches) committed since open.
+    pub writes: u64,
+    /// Appends those writes were committed in: with write merging, concurrent
+    /// writes share one append and one fdatasync, so this is below `writes`.
+    pub write_groups: u64,
 }

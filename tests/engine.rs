@@ -297,41 +297,6 @@ fn second_writer_in_this_process_is_locked() {
     Bitcask::open(dir.path(), Options::default()).unwrap();
 }
 
-/// Run as a child process by `second_writer_in_child_process_is_locked`.
-#[test]
-fn child_process_open() {
-    let Ok(dir) = std::env::var("BITCASK_TEST_CHILD_OPEN") else {
-        return;
-    };
-    match Bitcask::open(&dir, Options::default()) {
-        Err(Error::Locked { .. }) => std::process::exit(42),
-        Ok(_) => std::process::exit(0),
-        Err(e) => panic!("{e}"),
-    }
-}
-
-#[test]
-fn second_writer_in_child_process_is_locked() {
-    let dir = TempDir::new("lock2");
-    let child = |dir: &std::path::Path| {
-        std::process::Command::new(std::env::current_exe().unwrap())
-            .args([
-                "--exact",
-                "child_process_open",
-                "--nocapture",
-                "--test-threads=1",
-            ])
-            .env("BITCASK_TEST_CHILD_OPEN", dir)
-            .status()
-            .unwrap()
-            .code()
-    };
-    let db = Bitcask::open(dir.path(), Options::default()).unwrap();
-    assert_eq!(child(dir.path()), Some(42));
-    drop(db);
-    assert_eq!(child(dir.path()), Some(0));
-}
-
 #[test]
 fn read_only_open() {
     let dir = TempDir::new("ro");

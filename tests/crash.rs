@@ -1,0 +1,351 @@
+//! Tests that kill or spawn real processes. They run one at a time: a child forked
+//! while another test of this process holds a database open inherits that
+//! descriptor until it execs, and would hold the writer lock for that moment.
+//! `BITCASK_CRASH_ITERATIONS` sets the number of kills (default 50; `make soak`
+//! raises it).
+
+mod common;
+
+use bitcask::{Bitcask, Error, Options, SyncPolicy, WriteBatch, WriteOptions};
+use common::*;
+use std::collections::BTreeMap;
+use std::io::{BufRead, Write};
+use std::path::Path;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+fn serial() -> MutexGuard<'static, ()> {
+    static LOCK: Mutex<()> = Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn kills() -> u64 {
+    std::env::var("BITCASK_CRASH_ITERATIONS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(50)
+}
+
+/// Runs the test `name` of this binary as a child with `env`, and SIGKILLs it
+/// after `after`.
+fn run_and_kill(name: &str, env: &[(&str, &str)], after: Duration) {
+    let mut cmd = std::process::Command::new(std::env::current_exe().unwrap());
+    cmd.args(["--exact", name, "--nocapture", "--test-threads=1"])
+        .stdout(std::process::Stdio::null());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().unwrap();
+    std::thread::sleep(after);
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
+
+fn merge_opts() -> Options {
+    let mut o = Options::default();
+    o.max_file_size = 16 << 10;
+    o.auto_merge = false;
+    o
+}
+
+/// Run as a child process by `second_writer_in_child_process_is_locked`.
+#[test]
+fn child_process_open() {
+    let Ok(dir) = std::env::var("BITCASK_TEST_CHILD_OPEN") else {
+        return;
+    };
+    match Bitcask::open(&dir, Options::default()) {
+        Err(Error::Locked { .. }) => std::process::exit(42),
+        Ok(_) => std::process::exit(0),
+        Err(e) => panic!("{e}"),
+    }
+}
+
+#[test]
+fn second_writer_in_child_process_is_locked() {
+    let _serial = serial();
+    let dir = TempDir::new("lock2");
+    let child = |dir: &std::path::Path| {
+        std::process::Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "child_process_open",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env("BITCASK_TEST_CHILD_OPEN", dir)
+            .status()
+            .unwrap()
+            .code()
+    };
+    let db = Bitcask::open(dir.path(), Options::default()).unwrap();
+    assert_eq!(child(dir.path()), Some(42));
+    drop(db);
+    assert_eq!(child(dir.path()), Some(0));
+}
+
+/// Child side of `merge_crash_kill9_loses_nothing_acknowledged`: writes with sync
+/// Always from this thread while another merges in a loop, logging each operation
+/// before ("I") and after ("A") it is acknowledged, until killed.
+#[test]
+fn child_merge_under_load() {
+    let Ok(dir) = std::env::var("BITCASK_TEST_CHILD_MERGE") else {
+        return;
+    };
+    let seed: u64 = std::env::var("BITCASK_TEST_SEED").unwrap().parse().unwrap();
+    let mut o = merge_opts();
+    o.max_file_size = 8 << 10;
+    o.sync = SyncPolicy::Always;
+    let db = Arc::new(Bitcask::open(Path::new(&dir), o).unwrap());
+    let merger = db.clone();
+    std::thread::spawn(move || loop {
+        merger.merge().unwrap();
+    });
+    let mut log = std::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .open(Path::new(&dir).join("acklog.txt"))
+        .unwrap();
+    let mut rng = Rng(seed);
+    loop {
+        let k = format!("k{:03}", rng.below(150));
+        if rng.below(4) == 0 {
+            writeln!(log, "I {k} -").unwrap();
+            db.delete(k.as_bytes()).unwrap();
+        } else {
+            let v = format!("v{}", rng.next());
+            writeln!(log, "I {k} {v}").unwrap();
+            db.put(k.as_bytes(), v.as_bytes()).unwrap();
+        }
+        writeln!(log, "A").unwrap();
+    }
+}
+
+#[test]
+fn merge_crash_kill9_loses_nothing_acknowledged() {
+    let _serial = serial();
+    let dir = TempDir::new("merge-crash");
+    let log_path = dir.path().join("acklog.txt");
+    let mut model: BTreeMap<String, String> = BTreeMap::new();
+    let mut consumed = 0usize;
+    let (mut acked, mut max_id) = (0usize, 0u32);
+    let mut rng = Rng(99);
+    let kills = kills();
+    for iter in 0..kills {
+        let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "child_merge_under_load",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env("BITCASK_TEST_CHILD_MERGE", dir.path())
+            .env("BITCASK_TEST_SEED", (1000 + iter).to_string())
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(30 + rng.below(120)));
+        child.kill().unwrap();
+        child.wait().unwrap();
+
+        let lines: Vec<String> = std::io::BufReader::new(std::fs::File::open(&log_path).unwrap())
+            .lines()
+            .map(|l| l.unwrap())
+            .collect();
+        let mut in_flight: Option<(String, String)> = None;
+        let start = consumed;
+        for line in &lines[consumed..] {
+            if line == "A" {
+                let (k, v) = in_flight.take().expect("ack follows intent");
+                if v == "-" {
+                    model.remove(&k);
+                } else {
+                    model.insert(k, v);
+                }
+            } else if let Some((k, v)) = line.strip_prefix("I ").and_then(|r| r.split_once(' ')) {
+                in_flight = Some((k.to_string(), v.to_string()));
+            }
+            // A torn last line (killed mid-write) is an unacknowledged intent.
+        }
+        consumed = lines.len();
+        let db = Bitcask::open(dir.path(), merge_opts()).unwrap();
+        if let Some((k, v)) = in_flight {
+            // Not acknowledged: either outcome is allowed; adopt what is there.
+            let got = db
+                .get(k.as_bytes())
+                .unwrap()
+                .map(|b| String::from_utf8(b).unwrap());
+            let want_new = (v != "-").then(|| v.clone());
+            assert!(
+                got == model.get(&k).cloned() || got == want_new,
+                "iteration {iter}: in-flight key {k} has {got:?}"
+            );
+            match got {
+                Some(g) => model.insert(k, g),
+                None => model.remove(&k),
+            };
+        }
+        assert_eq!(
+            db.len().unwrap(),
+            model.len(),
+            "iteration {iter}: key count"
+        );
+        for (k, v) in &model {
+            let got = db.get(k.as_bytes()).unwrap();
+            assert_eq!(
+                got.as_deref(),
+                Some(v.as_bytes()),
+                "iteration {iter}: key {k}"
+            );
+        }
+        acked += lines[start..].iter().filter(|l| *l == "A").count();
+        max_id = max_id.max(
+            data_files(dir.path())
+                .iter()
+                .filter_map(|p| p.file_stem()?.to_str()?.parse::<u32>().ok())
+                .max()
+                .unwrap_or(0),
+        );
+        drop(db);
+        // End a torn last line so the next child's lines start fresh.
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&log_path)
+            .unwrap();
+        if std::fs::read(&log_path)
+            .unwrap()
+            .last()
+            .is_some_and(|&b| b != b'\n')
+        {
+            writeln!(f).unwrap();
+        }
+    }
+    eprintln!("{kills} kills, {acked} acknowledged writes checked, newest file id {max_id}");
+    assert!(acked > kills as usize * 5, "children barely wrote: {acked}");
+    // Merges leave id gaps: a file id far beyond the number of rotations shows
+    // that merges ran and committed while the children were killed.
+    assert!(
+        max_id > 1000,
+        "no merge committed (newest file id {max_id})"
+    );
+}
+
+/// Child side of `batch_kill9_acknowledged_batches_are_whole`: four threads write
+/// synced batches, each setting all ten keys of one of its slots to the batch
+/// number, and log each batch before ("I") and after ("A") it is acknowledged.
+#[test]
+fn child_batches_under_load() {
+    let Ok(dir) = std::env::var("BITCASK_TEST_CHILD_BATCH") else {
+        return;
+    };
+    let mut o = Options::default();
+    o.max_file_size = 64 << 10;
+    o.auto_merge = false;
+    let db = Arc::new(Bitcask::open(Path::new(&dir), o).unwrap());
+    let threads: Vec<_> = (0..4u64)
+        .map(|t| {
+            let (db, dir) = (db.clone(), dir.clone());
+            std::thread::spawn(move || {
+                let mut log = std::fs::OpenOptions::new()
+                    .append(true)
+                    .create(true)
+                    .open(Path::new(&dir).join(format!("batchlog-{t}.txt")))
+                    .unwrap();
+                let start: u64 = std::fs::read_to_string(Path::new(&dir).join(format!("next-{t}")))
+                    .ok()
+                    .and_then(|s| s.trim().parse().ok())
+                    .unwrap_or(1);
+                for n in start.. {
+                    let slot = n % 8;
+                    let mut b = WriteBatch::new();
+                    for j in 0..10 {
+                        b.put(
+                            format!("t{t}-s{slot}-k{j}").as_bytes(),
+                            n.to_string().as_bytes(),
+                        );
+                    }
+                    // A delete in the batch too: it must land with the puts.
+                    b.delete(format!("t{t}-gone-{}", n % 3).as_bytes());
+                    b.put(format!("t{t}-gone-{}", (n + 1) % 3).as_bytes(), b"x");
+                    writeln!(log, "I {n}").unwrap();
+                    db.write_opt(&b, WriteOptions { sync: true }).unwrap();
+                    writeln!(log, "A {n}").unwrap();
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+}
+
+#[test]
+fn batch_kill9_acknowledged_batches_are_whole() {
+    let _serial = serial();
+    let dir = TempDir::new("batch-crash");
+    let mut rng = Rng(5);
+    let mut total_acked = 0;
+    for iter in 0..kills() {
+        run_and_kill(
+            "child_batches_under_load",
+            &[("BITCASK_TEST_CHILD_BATCH", dir.path().to_str().unwrap())],
+            Duration::from_millis(40 + rng.below(100)),
+        );
+        let db = Bitcask::open(dir.path(), Options::default()).unwrap();
+        for t in 0..4u64 {
+            let log = std::fs::read_to_string(dir.path().join(format!("batchlog-{t}.txt")))
+                .unwrap_or_default();
+            let (mut acked, mut last_intent) = (Vec::new(), 0u64);
+            for line in log.lines() {
+                match line.split_once(' ') {
+                    Some(("A", n)) => acked.push(n.parse::<u64>().unwrap()),
+                    Some(("I", n)) => last_intent = n.parse().unwrap_or(last_intent),
+                    _ => {}
+                }
+            }
+            total_acked += acked.len();
+            let max_acked = acked.last().copied().unwrap_or(0);
+            for slot in 0..8u64 {
+                let vals: Vec<Option<u64>> = (0..10)
+                    .map(|j| {
+                        db.get(format!("t{t}-s{slot}-k{j}").as_bytes())
+                            .unwrap()
+                            .map(|v| String::from_utf8(v).unwrap().parse().unwrap())
+                    })
+                    .collect();
+                assert!(
+                    vals.iter().all(|v| *v == vals[0]),
+                    "iteration {iter}: thread {t} slot {slot} holds half a batch: {vals:?}"
+                );
+                // The newest acknowledged batch of this slot must be there (or the
+                // unacknowledged one after it).
+                let want = acked.iter().rev().find(|&&n| n % 8 == slot).copied();
+                let got = vals[0];
+                let ok = got == want
+                    || (got == Some(last_intent)
+                        && last_intent % 8 == slot
+                        && last_intent > max_acked);
+                assert!(
+                    ok,
+                    "iteration {iter}: thread {t} slot {slot}: want {want:?}, got {got:?}"
+                );
+            }
+            // The next child continues after the newest batch that may be on disk.
+            std::fs::write(
+                dir.path().join(format!("next-{t}")),
+                (last_intent + 1).to_string(),
+            )
+            .unwrap();
+            let mut f = std::fs::OpenOptions::new()
+                .append(true)
+                .create(true)
+                .open(dir.path().join(format!("batchlog-{t}.txt")))
+                .unwrap();
+            if !log.is_empty() && !log.ends_with('\n') {
+                writeln!(f).unwrap();
+            }
+        }
+        drop(db);
+    }
+    assert!(total_acked > 0, "children never acknowledged a batch");
+}
