@@ -59,7 +59,11 @@ impl DataFile {
     /// Reads the record whose value starts at `value_offset`, checks its checksum and
     /// that it belongs to `key`, and returns the value.
     pub fn read_value(&self, key: &[u8], value_offset: u32, value_len: u32) -> Result<Vec<u8>> {
-        let start = value_offset as u64 - (RECORD_HEADER_LEN + key.len()) as u64;
+        let start = (value_offset as u64)
+            .checked_sub((RECORD_HEADER_LEN + key.len()) as u64)
+            .ok_or_else(|| {
+                Error::corruption(&self.path, value_offset as u64, "impossible value offset")
+            })?;
         let mut buf = vec![0u8; record::record_len(key.len(), value_len as usize)];
         self.file
             .read_exact_at(&mut buf, start)

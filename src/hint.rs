@@ -181,8 +181,12 @@ fn verified_entries<'a>(path: &Path, bytes: &'a [u8], data_len: u64) -> Option<&
             return None;
         }
         let key_len = le_u32(e, 12) as usize;
-        let end = (le_u32(e, 20) as u64).checked_add(le_u32(e, 16) as u64)?;
-        if key_len == 0
+        let value_offset = le_u32(e, 20) as u64;
+        let end = value_offset.checked_add(le_u32(e, 16) as u64)?;
+        // The record (header and key) must fit between the file header and the value.
+        let record_start = value_offset.checked_sub((RECORD_HEADER_LEN + key_len) as u64)?;
+        if record_start < FILE_HEADER_LEN as u64
+            || key_len == 0
             || key_len > MAX_KEY_LEN_LIMIT
             || e.len() < HINT_ENTRY_HEADER_LEN + key_len
             || end > data_len
