@@ -57,7 +57,8 @@ fmt:
 
 clean:
 	$(CARGO) clean
-	rm -rf demo-db hello-db
+	$(CARGO) clean --manifest-path $(PYBIND)/Cargo.toml
+	rm -rf demo-db hello-db $(VENV)
 
 # --- C ABI -------------------------------------------------------------------
 
@@ -129,9 +130,6 @@ install-test: c-tools build
 	readelf -d $$tmp/hello | grep -q 'NEEDED.*\[libbitcask.so.0\]'; \
 	LD_LIBRARY_PATH=$$tmp/lib $$tmp/hello $$tmp/db; \
 	echo "install-test: 1 passed, 0 failed"
-	$(CARGO) clean --manifest-path $(PYBIND)/Cargo.toml
-	rm -rf $(VENV)
-	rm -rf demo-db
 
 # Python package (bindings/python): a venv under .venv, reused between runs; the
 # package is rebuilt only when the engine or the bindings changed.
@@ -140,7 +138,7 @@ $(VENV)/.tools:
 	$(VENV)/bin/python -m pip install -q pytest hypothesis mypy
 	touch $@
 
-PY_SOURCES := Cargo.toml $(wildcard src/*.rs) $(PYBIND)/Cargo.toml $(PYBIND)/pyproject.toml \
+PY_SOURCES := Cargo.toml $(wildcard src/*.rs src/*/*.rs) $(PYBIND)/Cargo.toml $(PYBIND)/pyproject.toml \
 	$(wildcard $(PYBIND)/src/*.rs) $(wildcard $(PYBIND)/python/bitcask/*)
 
 $(VENV)/.installed: $(VENV)/.tools $(PY_SOURCES)
