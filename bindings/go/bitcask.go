@@ -1,0 +1,288 @@
+package bitcask
+
+// #include <stdlib.h>
+// #include <bitcask.h>
+import "C"
+
+import (
+	"runtime"
+	"strings"
+	"sync"
+	"time"
+	"unsafe"
+)
+
+// DB is an open database. It is safe for concurrent use by any number of
+// goroutines: reads run in parallel and concurrent writes are group-committed
+// into one append and one fsync. Close may race with other calls; those then
+// fail with ErrClosed, and the C handle is freed only once no call is using it.
+type DB struct {
+	// mu guards h: every call holds it shared while it uses h, and Close holds it
+	// exclusively to free h, so the handle never disappears under a call.
+	mu      sync.RWMutex
+	h       *C.bitcask_t
+	cleanup runtime.Cleanup
+}
+
+// bytesPtr returns what C expects for a byte slice: NULL for an empty one. The
+// pointer must only be used for the duration of one cgo call.
+func bytesPtr(b []byte) *C.uint8_t {
+	if len(b) == 0 {
+		return nil
+	}
+	return (*C.uint8_t)(unsafe.Pointer(&b[0]))
+}
+
+// Open opens the database in directory dir, creating it (and the directory)
+// unless WithReadOnly is given. Only one DB, in this or any process, may have a
+// directory open for writing: a second Open fails with ErrLocked.
+func Open(dir string, opts ...Option) (*DB, error) {
+	var cfg config
+	for _, o := range opts {
+		o(&cfg)
+	}
+	if cfg.err != nil {
+		return nil, cfg.err
+	}
+	if strings.IndexByte(dir, 0) >= 0 {
+		return nil, goError(CodeInvalidArgument, "path contains a NUL byte")
+	}
+	cdir := C.CString(dir)
+	defer C.free(unsafe.Pointer(cdir))
+
+	// The error message is thread-local in the library: it must be read on the
+	// thread that made the failing call.
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	var co *C.bitcask_options_t
+	if s := C.bitcask_options_create(&co); s != C.BITCASK_OK {
+		return nil, statusError(s)
+	}
+	defer C.bitcask_options_destroy(co)
+	for _, set := range cfg.setters {
+		set(co)
+	}
+	var h *C.bitcask_t
+	if s := C.bitcask_open(cdir, co, &h); s != C.BITCASK_OK {
+		return nil, statusError(s)
+	}
+	db := &DB{h: h}
+	// Only a safety net: a DB dropped without Close still releases its lock and
+	// memory eventually. It cannot run while a method runs, since the method
+	// keeps db reachable.
+	db.cleanup = runtime.AddCleanup(db, func(h *C.bitcask_t) { C.bitcask_destroy(h) }, h)
+	return db, nil
+}
+
+// call runs f with the handle, on a locked OS thread so that a failure's
+// message can be read, under the shared lock so that Close waits for it.
+func (db *DB) call(f func(h *C.bitcask_t) C.bitcask_status_t) error {
+	db.mu.RLock()
+	defer db.mu.RUnlock()
+	if db.h == nil {
+		return errClosed
+	}
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	s := f(db.h)
+	runtime.KeepAlive(db)
+	if s != C.BITCASK_OK {
+		return statusError(s)
+	}
+	return nil
+}
+
+// Get returns a copy of the value stored under key, or ErrNotFound.
+func (db *DB) Get(key []byte) ([]byte, error) {
+	var out []byte
+	err := db.call(func(h *C.bitcask_t) C.bitcask_status_t {
+		var p *C.uint8_t
+		var n C.size_t
+		s := C.bitcask_get_alloc(h, bytesPtr(key), C.size_t(len(key)), &p, &n)
+		if s == C.BITCASK_OK {
+			out = C.GoBytes(unsafe.Pointer(p), C.int(n))
+			C.bitcask_free(unsafe.Pointer(p))
+		}
+		return s
+	})
+	return out, err
+}
+
+// Has reports whether key has a value, without reading the value.
+func (db *DB) Has(key []byte) (bool, error) {
+	err := db.call(func(h *C.bitcask_t) C.bitcask_status_t {
+		return C.bitcask_contains(h, bytesPtr(key), C.size_t(len(key)))
+	})
+	if err == ErrNotFound {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+// Put stores value under key. The write has reached the OS when Put returns
+// (unless WithWriteBufferSize), and the disk too under SyncAlways. An empty key
+// fails with ErrEmptyKey; an empty value is stored as such.
+func (db *DB) Put(key, value []byte) error {
+	return db.call(func(h *C.bitcask_t) C.bitcask_status_t {
+		return C.bitcask_put(h, bytesPtr(key), C.size_t(len(key)), bytesPtr(value), C.size_t(len(value)))
+	})
+}
+
+// Delete removes key; deleting a missing key is not an error.
+func (db *DB) Delete(key []byte) error {
+	return db.call(func(h *C.bitcask_t) C.bitcask_status_t {
+		return C.bitcask_delete(h, bytesPtr(key), C.size_t(len(key)))
+	})
+}
+
+// Len returns the number of keys.
+func (db *DB) Len() (int, error) {
+	var n C.uint64_t
+	err := db.call(func(h *C.bitcask_t) C.bitcask_status_t { return C.bitcask_count(h, &n) })
+	return int(n), err
+}
+
+// Sync flushes buffered writes and fdatasyncs the active file, whatever the
+// sync policy.
+func (db *DB) Sync() error {
+	return db.call(func(h *C.bitcask_t) C.bitcask_status_t { return C.bitcask_sync(h) })
+}
+
+// Merge rewrites the sealed data files that hold dead bytes into files of live
+// records and removes the old ones, giving their space back. Reads and writes
+// go on meanwhile; merges run one at a time. Merges also run automatically
+// (see WithAutoMerge).
+func (db *DB) Merge() error {
+	return db.call(func(h *C.bitcask_t) C.bitcask_status_t { return C.bitcask_merge(h) })
+}
+
+// Write applies every operation of b, or none of them, even across a crash.
+// The batch is not consumed and may be written again.
+func (db *DB) Write(b *Batch) error { return db.write(b, false) }
+
+// WriteSync is Write that also fdatasyncs before returning, whatever the sync
+// policy.
+func (db *DB) WriteSync(b *Batch) error { return db.write(b, true) }
+
+func (db *DB) write(b *Batch, sync bool) error {
+	if b == nil {
+		return goError(CodeInvalidArgument, "nil batch")
+	}
+	return db.call(func(h *C.bitcask_t) C.bitcask_status_t {
+		cb, s := b.toC()
+		if s != C.BITCASK_OK {
+			return s
+		}
+		defer C.bitcask_batch_destroy(cb)
+		return C.bitcask_write_opt(h, cb, C.bool(sync), nil)
+	})
+}
+
+// Stats is a snapshot of the database's counters.
+type Stats struct {
+	Keys                int   // live keys
+	KeydirBytes         int64 // approximate heap bytes of the in-memory keydir
+	DataBytes           int64 // bytes in data files
+	HintBytes           int64 // bytes in hint files
+	DiskBytes           int64 // DataBytes + HintBytes
+	DataFiles           int   // data files, the active one included
+	DeadBytes           int64 // bytes of data files that no longer hold a current value
+	DroppedBytesAtOpen  int64 // torn tail truncated from the last data file at open
+	SalvagedBytesAtOpen int64 // bytes skipped by a WithSalvage open
+	// LastSeq is the sequence number of the newest write; 0 when read-only.
+	LastSeq uint64
+	// LastMerge describes the last merge since open, or is nil if none ran.
+	LastMerge *MergeStats
+}
+
+// MergeStats describes one merge.
+type MergeStats struct {
+	FilesIn        int   // data files merged and removed
+	FilesOut       int   // data files written
+	BytesIn        int64 // bytes of the input files
+	BytesOut       int64 // bytes of the output files
+	BytesReclaimed int64 // BytesIn - BytesOut
+	RecordsCopied  int64 // live records copied
+	TombstonesKept int64 // tombstones kept for older files outside the merge
+	Duration       time.Duration
+}
+
+// Stats returns the database's counters.
+func (db *DB) Stats() (Stats, error) {
+	var st Stats
+	err := db.call(func(h *C.bitcask_t) C.bitcask_status_t {
+		// stat reads one counter; a missing one (NOT_FOUND) reads as absent.
+		var failed C.bitcask_status_t
+		stat := func(which C.int32_t) (uint64, bool) {
+			var v C.uint64_t
+			s := C.bitcask_stat(h, which, &v)
+			if s != C.BITCASK_OK && s != C.BITCASK_NOT_FOUND && failed == C.BITCASK_OK {
+				failed = s
+			}
+			return uint64(v), s == C.BITCASK_OK
+		}
+		get := func(which C.int32_t) int64 { v, _ := stat(which); return int64(v) }
+		st.Keys = int(get(C.BITCASK_STAT_KEYS))
+		st.KeydirBytes = get(C.BITCASK_STAT_KEYDIR_BYTES)
+		st.DataBytes = get(C.BITCASK_STAT_DATA_BYTES)
+		st.HintBytes = get(C.BITCASK_STAT_HINT_BYTES)
+		st.DiskBytes = get(C.BITCASK_STAT_DISK_BYTES)
+		st.DataFiles = int(get(C.BITCASK_STAT_DATA_FILES))
+		st.DeadBytes = get(C.BITCASK_STAT_DEAD_BYTES)
+		st.DroppedBytesAtOpen = get(C.BITCASK_STAT_DROPPED_BYTES_AT_OPEN)
+		st.SalvagedBytesAtOpen = get(C.BITCASK_STAT_SALVAGED_BYTES_AT_OPEN)
+		st.LastSeq = uint64(get(C.BITCASK_STAT_LAST_SEQ))
+		if in, ok := stat(C.BITCASK_STAT_LAST_MERGE_FILES_IN); ok {
+			st.LastMerge = &MergeStats{
+				FilesIn:        int(in),
+				FilesOut:       int(get(C.BITCASK_STAT_LAST_MERGE_FILES_OUT)),
+				BytesIn:        get(C.BITCASK_STAT_LAST_MERGE_BYTES_IN),
+				BytesOut:       get(C.BITCASK_STAT_LAST_MERGE_BYTES_OUT),
+				BytesReclaimed: get(C.BITCASK_STAT_LAST_MERGE_BYTES_RECLAIMED),
+				RecordsCopied:  get(C.BITCASK_STAT_LAST_MERGE_RECORDS_COPIED),
+				TombstonesKept: get(C.BITCASK_STAT_LAST_MERGE_TOMBSTONES_KEPT),
+				Duration:       time.Duration(get(C.BITCASK_STAT_LAST_MERGE_DURATION_US)) * time.Microsecond,
+			}
+		}
+		return failed
+	})
+	if err != nil {
+		return Stats{}, err
+	}
+	return st, nil
+}
+
+// Close flushes and syncs outstanding writes, stops background work and
+// releases the directory's lock. It waits for calls in progress on other
+// goroutines; calls after it fail with ErrClosed. Closing again is a no-op that
+// returns nil. Iterators still open report ErrClosed and must still be closed.
+func (db *DB) Close() error {
+	// bitcask_close may run beside other calls (only destroy may not), so it is
+	// done under the shared lock: a long Merge elsewhere is told to stop rather
+	// than waited for before closing starts.
+	var err error
+	db.mu.RLock()
+	if db.h != nil {
+		runtime.LockOSThread()
+		if s := C.bitcask_close(db.h); s != C.BITCASK_OK {
+			err = statusError(s)
+		}
+		runtime.UnlockOSThread()
+	}
+	db.mu.RUnlock()
+
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	if db.h != nil {
+		db.cleanup.Stop()
+		C.bitcask_destroy(db.h)
+		db.h = nil
+	}
+	return err
+}
+
+// Version returns the version of the linked library, "MAJOR.MINOR.PATCH".
+func Version() string { return C.GoString(C.bitcask_version()) }
+
+// FormatVersion returns the on-disk format version the library reads and writes.
+func FormatVersion() int { return int(C.bitcask_format_version()) }

@@ -1,0 +1,38 @@
+// Package bitcask is the Go binding of libbitcask, a Bitcask storage engine (a
+// log-structured hash table) written in Rust and linked in through cgo.
+//
+// A database is a directory. Every write appends a checksummed record to the
+// active data file and an in-memory keydir maps each key to its newest value,
+// so a Get is one lookup plus one positioned read. Keys (only they live in
+// memory) are kept in order, which gives range and prefix scans.
+//
+//	db, err := bitcask.Open("/var/lib/myapp/db", bitcask.WithSync(bitcask.SyncAlways))
+//	if err != nil { ... }
+//	defer db.Close()
+//	err = db.Put([]byte("user:1"), []byte("alice"))
+//	v, err := db.Get([]byte("user:1"))        // errors.Is(err, bitcask.ErrNotFound)
+//	for k, v := range db.Prefix([]byte("user:")) { ... }
+//
+// The package is a thin layer over the C API (include/bitcask.h): storage,
+// validation and concurrency control are the engine's.
+//
+// # Memory
+//
+// Slices passed in are read only during the call; the library copies what it
+// keeps. Slices returned (by Get, and the keys and values of every iteration)
+// are fresh copies owned by the caller.
+//
+// # Errors
+//
+// Failures are *Error values carrying the library's message; each matches one
+// sentinel (ErrCorruption, ErrLocked, ...) with errors.Is. Get of a missing key
+// returns ErrNotFound itself.
+//
+// # Building
+//
+// By default the package links target/release/libbitcask.a of this source tree
+// statically (run `make` at the repository root first), so Go binaries carry the
+// engine. To use a library installed with `make install` instead, build with
+// -tags bitcask_pkgconfig, which takes the flags from pkg-config's bitcask.pc and
+// links libbitcask.so.
+package bitcask

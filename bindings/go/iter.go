@@ -1,0 +1,296 @@
+package bitcask
+
+/*
+#include <bitcask.h>
+
+// One cgo call per entry instead of two: both slices are borrowed from the
+// iterator until its next move, and Go copies them before moving.
+static bitcask_status_t bk_iter_entry(const bitcask_iterator_t *it,
+                                      const uint8_t **key, size_t *key_len,
+                                      const uint8_t **value, size_t *value_len) {
+	bitcask_status_t s = bitcask_iter_key(it, key, key_len);
+	if (s != BITCASK_OK) return s;
+	return bitcask_iter_value(it, value, value_len);
+}
+*/
+import "C"
+
+import (
+	"bytes"
+	"iter"
+	"runtime"
+	"unsafe"
+)
+
+// IterOptions selects the keys an Iterator visits, in key order (bytewise).
+type IterOptions struct {
+	// Start and End bound the keys k visited to Start <= k < End; an empty one
+	// means no bound on that side.
+	Start, End []byte
+	// Prefix restricts the keys to those that start with it. It may not be
+	// combined with Start or End.
+	Prefix []byte
+	// Reverse visits the keys in descending order.
+	Reverse bool
+}
+
+// Iterator is a cursor over keys in order, with their values. It sees a live
+// view: every key present for its whole life is visited once; a key written or
+// deleted meanwhile may or may not be.
+//
+// An Iterator is not safe for concurrent use. It must be closed; it stays usable
+// (reporting ErrClosed) after its DB is closed.
+type Iterator struct {
+	h       *C.bitcask_iterator_t
+	err     error
+	cleanup runtime.Cleanup
+	// Out-parameters of the C calls, kept here so that reading an entry does
+	// not allocate them; C sees only these fields, which hold no Go pointers.
+	kp, vp *C.uint8_t
+	kn, vn C.size_t
+}
+
+// NewIterator returns an iterator positioned on the first entry of o's range
+// (check Valid). The bounds are copied.
+func (db *DB) NewIterator(o IterOptions) (*Iterator, error) {
+	if len(o.Prefix) > 0 && (len(o.Start) > 0 || len(o.End) > 0) {
+		return nil, goError(CodeInvalidArgument, "IterOptions: Prefix may not be combined with Start or End")
+	}
+	var h *C.bitcask_iterator_t
+	err := db.call(func(dh *C.bitcask_t) C.bitcask_status_t {
+		rev := C.bool(o.Reverse)
+		if len(o.Prefix) > 0 {
+			return C.bitcask_iter_create_prefix(dh, bytesPtr(o.Prefix), C.size_t(len(o.Prefix)), rev, &h)
+		}
+		return C.bitcask_iter_create_range(dh, bytesPtr(o.Start), C.size_t(len(o.Start)),
+			bytesPtr(o.End), C.size_t(len(o.End)), rev, &h)
+	})
+	if err != nil {
+		return nil, err
+	}
+	// The C iterator holds the engine's internals itself, so it needs no lock
+	// of the DB: it outlives Close and then reports ErrClosed.
+	it := &Iterator{h: h}
+	it.cleanup = runtime.AddCleanup(it, func(h *C.bitcask_iterator_t) { C.bitcask_iter_destroy(h) }, h)
+	return it, nil
+}
+
+// move runs one C move and records its error; it reports Valid.
+func (it *Iterator) move(s C.bitcask_status_t) bool {
+	if s != C.BITCASK_OK {
+		it.err = statusError(s)
+		return false
+	}
+	it.err = nil
+	return bool(C.bitcask_iter_valid(it.h))
+}
+
+// First moves to the first entry in the iteration direction and reports Valid.
+func (it *Iterator) First() bool {
+	if it.h == nil {
+		return false
+	}
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	ok := it.move(C.bitcask_iter_seek_first(it.h))
+	runtime.KeepAlive(it)
+	return ok
+}
+
+// Last moves to the last entry in the iteration direction and reports Valid.
+func (it *Iterator) Last() bool {
+	if it.h == nil {
+		return false
+	}
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	ok := it.move(C.bitcask_iter_seek_last(it.h))
+	runtime.KeepAlive(it)
+	return ok
+}
+
+// Seek moves to the first key at or after key in the iteration direction (at
+// or before it when reversed), within the iterator's range, and reports Valid.
+func (it *Iterator) Seek(key []byte) bool {
+	if it.h == nil {
+		return false
+	}
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	ok := it.move(C.bitcask_iter_seek(it.h, bytesPtr(key), C.size_t(len(key))))
+	runtime.KeepAlive(it)
+	return ok
+}
+
+// Next moves to the next entry in the iteration direction and reports Valid.
+// On an iterator that is not Valid it does nothing and returns false.
+func (it *Iterator) Next() bool {
+	if !it.Valid() {
+		return false
+	}
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	ok := it.move(C.bitcask_iter_next(it.h))
+	runtime.KeepAlive(it)
+	return ok
+}
+
+// Prev moves to the previous entry (against the iteration direction) and
+// reports Valid. On an iterator that is not Valid it does nothing and returns
+// false: use Last to come back from past the end.
+func (it *Iterator) Prev() bool {
+	if !it.Valid() {
+		return false
+	}
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	ok := it.move(C.bitcask_iter_prev(it.h))
+	runtime.KeepAlive(it)
+	return ok
+}
+
+// Valid reports whether the iterator is on an entry: false past either end,
+// after an error (see Err) and after Close.
+func (it *Iterator) Valid() bool {
+	if it.h == nil {
+		return false
+	}
+	ok := bool(C.bitcask_iter_valid(it.h))
+	runtime.KeepAlive(it)
+	return ok
+}
+
+// Key returns a copy of the current key, or nil when not Valid.
+func (it *Iterator) Key() []byte {
+	defer runtime.KeepAlive(it) // the borrowed bytes live as long as the C iterator
+	if it.h == nil || C.bitcask_iter_key(it.h, &it.kp, &it.kn) != C.BITCASK_OK {
+		return nil
+	}
+	return C.GoBytes(unsafe.Pointer(it.kp), C.int(it.kn))
+}
+
+// Value returns a copy of the current value, or nil when not Valid.
+func (it *Iterator) Value() []byte {
+	defer runtime.KeepAlive(it)
+	if it.h == nil || C.bitcask_iter_value(it.h, &it.vp, &it.vn) != C.BITCASK_OK {
+		return nil
+	}
+	return C.GoBytes(unsafe.Pointer(it.vp), C.int(it.vn))
+}
+
+// entry returns copies of the current key and value, or false when not Valid.
+func (it *Iterator) entry() (key, value []byte, ok bool) {
+	defer runtime.KeepAlive(it)
+	if it.h == nil || C.bk_iter_entry(it.h, &it.kp, &it.kn, &it.vp, &it.vn) != C.BITCASK_OK {
+		return nil, nil, false
+	}
+	return C.GoBytes(unsafe.Pointer(it.kp), C.int(it.kn)), C.GoBytes(unsafe.Pointer(it.vp), C.int(it.vn)), true
+}
+
+// Err returns the error of the last move, if it failed: ErrClosed once the DB
+// was closed, ErrCorruption or ErrIO when a value could not be read.
+func (it *Iterator) Err() error { return it.err }
+
+// Close frees the iterator. Closing again is a no-op.
+func (it *Iterator) Close() error {
+	if it.h != nil {
+		it.cleanup.Stop()
+		C.bitcask_iter_destroy(it.h)
+		it.h = nil
+	}
+	return nil
+}
+
+// ScanOption changes how All, Range and Prefix iterate.
+type ScanOption func(*scanConfig)
+
+type scanConfig struct {
+	reverse bool
+	errp    *error
+}
+
+// Reverse iterates in descending key order.
+func Reverse() ScanOption { return func(c *scanConfig) { c.reverse = true } }
+
+// ErrorTo stores in *err why the loop stopped early: a range-over-func loop has
+// no way to return an error, so without this option a failure (the DB closed
+// meanwhile, a corrupt record, an I/O error) just ends the loop. *err is set to
+// nil when the loop starts.
+func ErrorTo(err *error) ScanOption { return func(c *scanConfig) { c.errp = err } }
+
+// All iterates over every key and its value in key order, for use with range:
+//
+//	for k, v := range db.All() { ... }
+//
+// The keys and values are copies. Breaking out of the loop frees the
+// underlying iterator. See ErrorTo for errors.
+func (db *DB) All(opts ...ScanOption) iter.Seq2[[]byte, []byte] {
+	return db.seq(IterOptions{}, opts)
+}
+
+// Range iterates over the keys k with start <= k < end, as All; an empty bound
+// means no bound on that side.
+func (db *DB) Range(start, end []byte, opts ...ScanOption) iter.Seq2[[]byte, []byte] {
+	return db.seq(IterOptions{Start: bytes.Clone(start), End: bytes.Clone(end)}, opts)
+}
+
+// Prefix iterates over the keys that start with prefix, as All.
+func (db *DB) Prefix(prefix []byte, opts ...ScanOption) iter.Seq2[[]byte, []byte] {
+	return db.seq(IterOptions{Prefix: bytes.Clone(prefix)}, opts)
+}
+
+func (db *DB) seq(o IterOptions, opts []ScanOption) iter.Seq2[[]byte, []byte] {
+	var cfg scanConfig
+	for _, opt := range opts {
+		opt(&cfg)
+	}
+	o.Reverse = cfg.reverse
+	return func(yield func([]byte, []byte) bool) {
+		err := db.each(o, func(k, v []byte) bool { return yield(k, v) })
+		if cfg.errp != nil {
+			*cfg.errp = err
+		}
+	}
+}
+
+// each calls f for every entry of o until f returns false, closing the
+// iterator on every way out (including a panic in f).
+func (db *DB) each(o IterOptions, f func(k, v []byte) bool) error {
+	it, err := db.NewIterator(o)
+	if err != nil {
+		return err
+	}
+	defer it.Close()
+	for {
+		k, v, ok := it.entry()
+		if !ok || !f(k, v) {
+			break
+		}
+		it.Next()
+	}
+	return it.Err()
+}
+
+// Fold calls f for every key and its value (copies), in key order. It stops
+// at the first error f returns and returns it.
+func (db *DB) Fold(f func(key, value []byte) error) error {
+	return db.scan(IterOptions{}, f)
+}
+
+// Scan calls f for every key that starts with prefix and its value (copies),
+// in key order. It stops at the first error f returns and returns it.
+func (db *DB) Scan(prefix []byte, f func(key, value []byte) error) error {
+	return db.scan(IterOptions{Prefix: prefix}, f)
+}
+
+func (db *DB) scan(o IterOptions, f func(key, value []byte) error) error {
+	var ferr error
+	err := db.each(o, func(k, v []byte) bool {
+		ferr = f(k, v)
+		return ferr == nil
+	})
+	if ferr != nil {
+		return ferr
+	}
+	return err
+}

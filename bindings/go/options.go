@@ -1,0 +1,205 @@
+package bitcask
+
+// #include <bitcask.h>
+import "C"
+
+import (
+	"fmt"
+	"time"
+)
+
+// Option configures Open. Values are checked by the library when the database
+// opens: an out-of-range one fails Open with ErrInvalidOption naming the option.
+type Option func(*config)
+
+// config collects C option setters so that Open applies them to one
+// bitcask_options_t; the Go side only rejects what cannot be converted.
+type config struct {
+	setters []func(*C.bitcask_options_t)
+	err     error
+}
+
+func (c *config) set(f func(*C.bitcask_options_t)) { c.setters = append(c.setters, f) }
+
+// unsigned converts a size option, refusing negatives, which would otherwise
+// wrap to a huge number with a confusing message.
+func (c *config) unsigned(name string, v int64) uint64 {
+	if v < 0 && c.err == nil {
+		c.err = goError(CodeInvalidOption, fmt.Sprintf("invalid option %s: %d is negative", name, v))
+	}
+	return uint64(v)
+}
+
+// SyncPolicy decides when writes reach the disk: SyncNever, SyncAlways or
+// SyncEvery. Whatever the policy, a write has reached the OS when it returns
+// (unless WithWriteBufferSize), so a process crash loses nothing acknowledged;
+// the policy decides what a power loss may take.
+type SyncPolicy struct {
+	mode     C.int32_t
+	interval time.Duration
+}
+
+var (
+	// SyncNever leaves syncing to the OS (the default).
+	SyncNever = SyncPolicy{mode: C.BITCASK_SYNC_NEVER}
+	// SyncAlways fdatasyncs before every write returns; concurrent writers share
+	// one fsync.
+	SyncAlways = SyncPolicy{mode: C.BITCASK_SYNC_ALWAYS}
+)
+
+// SyncEvery syncs in the background at most d apart, rounded up to whole
+// milliseconds; d must be positive.
+func SyncEvery(d time.Duration) SyncPolicy {
+	return SyncPolicy{mode: C.BITCASK_SYNC_EVERY_MS, interval: d}
+}
+
+// WithSync sets the sync policy (default SyncNever).
+func WithSync(p SyncPolicy) Option {
+	return func(c *config) {
+		var ms uint64
+		if p.interval > 0 {
+			ms = uint64((p.interval + time.Millisecond - 1) / time.Millisecond)
+		}
+		c.set(func(o *C.bitcask_options_t) { C.bitcask_options_set_sync(o, p.mode, C.uint64_t(ms)) })
+	}
+}
+
+// WithMaxFileSize sets the size at which the active data file is sealed and a
+// new one started (default 128 MiB; 1024 bytes to 2 GiB).
+func WithMaxFileSize(n int64) Option {
+	return func(c *config) {
+		v := c.unsigned("max_file_size", n)
+		c.set(func(o *C.bitcask_options_t) { C.bitcask_options_set_max_file_size(o, C.uint64_t(v)) })
+	}
+}
+
+// WithMaxKeySize sets the largest key accepted (default 4096; 1 to 65535).
+func WithMaxKeySize(n int) Option {
+	return func(c *config) {
+		v := c.unsigned("max_key_size", int64(n))
+		c.set(func(o *C.bitcask_options_t) { C.bitcask_options_set_max_key_size(o, C.size_t(v)) })
+	}
+}
+
+// WithMaxValueSize sets the largest value accepted (default 64 MiB; at most
+// 1 GiB).
+func WithMaxValueSize(n int) Option {
+	return func(c *config) {
+		v := c.unsigned("max_value_size", int64(n))
+		c.set(func(o *C.bitcask_options_t) { C.bitcask_options_set_max_value_size(o, C.size_t(v)) })
+	}
+}
+
+// WithWriteBufferSize holds up to n bytes of writes in memory before a write(2)
+// (default 0). A buffer speeds bulk loads, at the price of losing at most its
+// contents if the process crashes; Sync and Close flush it.
+func WithWriteBufferSize(n int) Option {
+	return func(c *config) {
+		v := c.unsigned("write_buffer_size", int64(n))
+		c.set(func(o *C.bitcask_options_t) { C.bitcask_options_set_write_buffer_size(o, C.size_t(v)) })
+	}
+}
+
+// WithWriteMerging sets whether concurrent writers share one append and one
+// fsync (group commit; default true).
+func WithWriteMerging(on bool) Option {
+	return func(c *config) {
+		c.set(func(o *C.bitcask_options_t) { C.bitcask_options_set_write_merging(o, C.bool(on)) })
+	}
+}
+
+// WithReadOnly opens without the writer lock, so that several processes may
+// read; every write then fails with ErrReadOnly.
+func WithReadOnly() Option {
+	return func(c *config) {
+		c.set(func(o *C.bitcask_options_t) { C.bitcask_options_set_read_only(o, true) })
+	}
+}
+
+// WithSalvage makes Open skip corrupt records of sealed files instead of
+// failing with ErrCorruption; Stats().SalvagedBytesAtOpen says how much.
+func WithSalvage() Option {
+	return func(c *config) {
+		c.set(func(o *C.bitcask_options_t) { C.bitcask_options_set_salvage(o, true) })
+	}
+}
+
+// WithAutoMerge sets whether merges run in the background when a trigger fires
+// (default true); DB.Merge works either way.
+func WithAutoMerge(on bool) Option {
+	return func(c *config) {
+		c.set(func(o *C.bitcask_options_t) { C.bitcask_options_set_auto_merge(o, C.bool(on)) })
+	}
+}
+
+// WithMergeTriggerDeadBytes sets the dead bytes of one file that trigger a
+// merge (default 512 MiB).
+func WithMergeTriggerDeadBytes(n int64) Option {
+	return func(c *config) {
+		v := c.unsigned("merge_trigger_dead_bytes", n)
+		c.set(func(o *C.bitcask_options_t) { C.bitcask_options_set_merge_trigger_dead_bytes(o, C.uint64_t(v)) })
+	}
+}
+
+// WithMergeTriggerTotalDeadBytes sets the dead bytes over all sealed files that
+// trigger a merge (default 512 MiB).
+func WithMergeTriggerTotalDeadBytes(n int64) Option {
+	return func(c *config) {
+		v := c.unsigned("merge_trigger_total_dead_bytes", n)
+		c.set(func(o *C.bitcask_options_t) {
+			C.bitcask_options_set_merge_trigger_total_dead_bytes(o, C.uint64_t(v))
+		})
+	}
+}
+
+// WithMergeTriggerFragmentation sets the percentage of dead bytes in one file
+// that triggers a merge (default 60; 0 to 100).
+func WithMergeTriggerFragmentation(percent int) Option {
+	return func(c *config) {
+		v := c.unsigned("merge_trigger_fragmentation", int64(percent))
+		c.set(func(o *C.bitcask_options_t) {
+			C.bitcask_options_set_merge_trigger_fragmentation(o, C.uint32_t(min(v, 1<<32-1)))
+		})
+	}
+}
+
+// WithMergeThresholdDeadBytes sets the dead bytes from which a file is included
+// once a merge runs (default 128 MiB).
+func WithMergeThresholdDeadBytes(n int64) Option {
+	return func(c *config) {
+		v := c.unsigned("merge_threshold_dead_bytes", n)
+		c.set(func(o *C.bitcask_options_t) { C.bitcask_options_set_merge_threshold_dead_bytes(o, C.uint64_t(v)) })
+	}
+}
+
+// WithMergeThresholdFragmentation sets the percentage of dead bytes from which
+// a file is included once a merge runs (default 40; 0 to 100).
+func WithMergeThresholdFragmentation(percent int) Option {
+	return func(c *config) {
+		v := c.unsigned("merge_threshold_fragmentation", int64(percent))
+		c.set(func(o *C.bitcask_options_t) {
+			C.bitcask_options_set_merge_threshold_fragmentation(o, C.uint32_t(min(v, 1<<32-1)))
+		})
+	}
+}
+
+// WithMergeBytesPerSec caps merge reads plus writes, in bytes per second
+// (default 0: no cap).
+func WithMergeBytesPerSec(n int64) Option {
+	return func(c *config) {
+		v := c.unsigned("merge_bytes_per_sec", n)
+		c.set(func(o *C.bitcask_options_t) { C.bitcask_options_set_merge_bytes_per_sec(o, C.uint64_t(v)) })
+	}
+}
+
+// WithMergeCheckInterval sets how often the background thread checks the merge
+// triggers (default 1s; rounded up to whole milliseconds, at least 1ms).
+func WithMergeCheckInterval(d time.Duration) Option {
+	return func(c *config) {
+		var ms uint64
+		if d > 0 {
+			ms = uint64((d + time.Millisecond - 1) / time.Millisecond)
+		}
+		c.set(func(o *C.bitcask_options_t) { C.bitcask_options_set_merge_check_interval_ms(o, C.uint64_t(ms)) })
+	}
+}
