@@ -19,8 +19,13 @@ import (
 	"bytes"
 	"iter"
 	"runtime"
+	"sync/atomic"
 	"unsafe"
 )
+
+// openIterators counts C iterators not yet destroyed, so that tests can check
+// that every way out of a loop frees its iterator.
+var openIterators atomic.Int64
 
 // IterOptions selects the keys an Iterator visits, in key order (bytewise).
 type IterOptions struct {
@@ -70,8 +75,12 @@ func (db *DB) NewIterator(o IterOptions) (*Iterator, error) {
 	}
 	// The C iterator holds the engine's internals itself, so it needs no lock
 	// of the DB: it outlives Close and then reports ErrClosed.
+	openIterators.Add(1)
 	it := &Iterator{h: h}
-	it.cleanup = runtime.AddCleanup(it, func(h *C.bitcask_iterator_t) { C.bitcask_iter_destroy(h) }, h)
+	it.cleanup = runtime.AddCleanup(it, func(h *C.bitcask_iterator_t) {
+		C.bitcask_iter_destroy(h)
+		openIterators.Add(-1)
+	}, h)
 	return it, nil
 }
 
@@ -196,6 +205,7 @@ func (it *Iterator) Close() error {
 	if it.h != nil {
 		it.cleanup.Stop()
 		C.bitcask_iter_destroy(it.h)
+		openIterators.Add(-1)
 		it.h = nil
 	}
 	return nil

@@ -1,0 +1,514 @@
+package bitcask
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"maps"
+	"math/rand"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+func open(t testing.TB, dir string, opts ...Option) *DB {
+	t.Helper()
+	db, err := Open(dir, opts...)
+	if err != nil {
+		t.Fatalf("Open(%s): %v", dir, err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
+}
+
+// goWG is sync.WaitGroup.Go, which needs Go 1.25.
+func goWG(wg *sync.WaitGroup, f func()) {
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		f()
+	}()
+}
+
+func must(t testing.TB, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// checkModel compares every read method of db with the model.
+func checkModel(t *testing.T, db *DB, model map[string]string) {
+	t.Helper()
+	n, err := db.Len()
+	must(t, err)
+	if n != len(model) {
+		t.Errorf("Len = %d, want %d", n, len(model))
+	}
+	for k, want := range model {
+		got, err := db.Get([]byte(k))
+		if err != nil || string(got) != want {
+			t.Errorf("Get(%q) = %q, %v; want %q", k, got, err, want)
+		}
+		if ok, err := db.Has([]byte(k)); !ok || err != nil {
+			t.Errorf("Has(%q) = %v, %v", k, ok, err)
+		}
+	}
+	var keys []string
+	for k, v := range db.All() {
+		keys = append(keys, string(k))
+		if model[string(k)] != string(v) {
+			t.Errorf("All: %q = %q, want %q", k, v, model[string(k)])
+		}
+	}
+	if want := slices.Sorted(maps.Keys(model)); !slices.Equal(keys, want) {
+		t.Errorf("All keys = %q, want %q", keys, want)
+	}
+}
+
+func TestModel(t *testing.T) {
+	dir := t.TempDir()
+	db := open(t, dir, WithAutoMerge(false))
+	model := map[string]string{}
+	type op struct {
+		name  string
+		kind  string // put, delete, batch, reopen, merge
+		key   string
+		value string
+	}
+	ops := []op{
+		{"put new", "put", "a", "1"},
+		{"put second", "put", "b", "2"},
+		{"overwrite", "put", "a", "one"},
+		{"empty value", "put", "empty", ""},
+		{"binary key", "put", "\x00\xff\x01", "bin"},
+		{"delete present", "delete", "b", ""},
+		{"delete missing", "delete", "nope", ""},
+		{"batch", "batch", "c", "3"},
+		{"reopen", "reopen", "", ""},
+		{"put after reopen", "put", "d", "4"},
+		{"merge", "merge", "", ""},
+		{"reopen after merge", "reopen", "", ""},
+	}
+	parent := t
+	for _, o := range ops {
+		t.Run(o.name, func(t *testing.T) {
+			switch o.kind {
+			case "put":
+				must(t, db.Put([]byte(o.key), []byte(o.value)))
+				model[o.key] = o.value
+			case "delete":
+				must(t, db.Delete([]byte(o.key)))
+				delete(model, o.key)
+			case "batch":
+				var b Batch
+				b.Put([]byte(o.key), []byte(o.value))
+				b.Put([]byte("tmp"), []byte("x"))
+				b.Delete([]byte("tmp"))
+				b.Delete([]byte("a"))
+				must(t, db.Write(&b))
+				model[o.key] = o.value
+				delete(model, "a")
+			case "reopen":
+				must(t, db.Close())
+				db = open(parent, dir, WithAutoMerge(false)) // outlives the subtest
+			case "merge":
+				must(t, db.Merge())
+			}
+			checkModel(t, db, model)
+			if _, err := db.Get([]byte("never-written")); !errors.Is(err, ErrNotFound) {
+				t.Errorf("Get(missing) err = %v, want ErrNotFound", err)
+			}
+			if ok, err := db.Has([]byte("never-written")); ok || err != nil {
+				t.Errorf("Has(missing) = %v, %v", ok, err)
+			}
+		})
+	}
+}
+
+// TestRandomModel runs random operations against a map, reopening now and then.
+func TestRandomModel(t *testing.T) {
+	dir := t.TempDir()
+	opts := []Option{WithMaxFileSize(4096), WithAutoMerge(false)}
+	db := open(t, dir, opts...)
+	model := map[string]string{}
+	rng := rand.New(rand.NewSource(1))
+	for i := range 2000 {
+		k := fmt.Sprintf("k%03d", rng.Intn(200))
+		switch r := rng.Intn(100); {
+		case r < 60:
+			v := strings.Repeat("v", rng.Intn(40)) + fmt.Sprint(i)
+			must(t, db.Put([]byte(k), []byte(v)))
+			model[k] = v
+		case r < 85:
+			must(t, db.Delete([]byte(k)))
+			delete(model, k)
+		case r < 95:
+			got, err := db.Get([]byte(k))
+			want, ok := model[k]
+			if ok != (err == nil) || string(got) != want {
+				t.Fatalf("Get(%q) = %q, %v; model %q, %v", k, got, err, want, ok)
+			}
+		case r < 98:
+			must(t, db.Merge())
+		default:
+			must(t, db.Close())
+			db = open(t, dir, opts...)
+		}
+	}
+	checkModel(t, db, model)
+}
+
+func TestGetReturnsCallerOwnedCopies(t *testing.T) {
+	db := open(t, t.TempDir())
+	key, value := []byte("k"), []byte("value")
+	must(t, db.Put(key, value))
+	key[0], value[0] = 'x', 'x' // Put must have copied
+	got, err := db.Get([]byte("k"))
+	must(t, err)
+	if string(got) != "value" {
+		t.Fatalf("Get = %q", got)
+	}
+	got[0] = 'X'
+	again, _ := db.Get([]byte("k"))
+	if string(again) != "value" {
+		t.Fatalf("Get after mutating a result = %q", again)
+	}
+	must(t, db.Put([]byte("e"), nil))
+	if v, err := db.Get([]byte("e")); err != nil || v == nil || len(v) != 0 {
+		t.Fatalf("Get(empty value) = %#v, %v; want non-nil empty", v, err)
+	}
+}
+
+func TestOptions(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		opts []Option
+	}{
+		{"sync always", []Option{WithSync(SyncAlways)}},
+		{"sync never", []Option{WithSync(SyncNever)}},
+		{"sync every", []Option{WithSync(SyncEvery(10 * time.Millisecond))}},
+		{"sync every sub-millisecond", []Option{WithSync(SyncEvery(time.Microsecond))}},
+		{"all", []Option{
+			WithMaxFileSize(1 << 20), WithMaxKeySize(64), WithMaxValueSize(1 << 16),
+			WithWriteBufferSize(1 << 16), WithWriteMerging(false), WithSalvage(),
+			WithAutoMerge(true), WithMergeTriggerDeadBytes(1 << 20),
+			WithMergeTriggerTotalDeadBytes(1 << 22), WithMergeTriggerFragmentation(50),
+			WithMergeThresholdDeadBytes(1 << 19), WithMergeThresholdFragmentation(30),
+			WithMergeBytesPerSec(1 << 24), WithMergeCheckInterval(100 * time.Millisecond),
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			db := open(t, dir, tc.opts...)
+			must(t, db.Put([]byte("k"), []byte("v")))
+			must(t, db.Sync())
+			must(t, db.Close())
+			db = open(t, dir, tc.opts...)
+			if v, err := db.Get([]byte("k")); err != nil || string(v) != "v" {
+				t.Fatalf("Get after reopen = %q, %v", v, err)
+			}
+		})
+	}
+}
+
+func TestStats(t *testing.T) {
+	db := open(t, t.TempDir(), WithMaxFileSize(1024), WithAutoMerge(false))
+	for i := range 100 {
+		must(t, db.Put([]byte(fmt.Sprintf("key%02d", i%10)), bytes.Repeat([]byte{'v'}, 50)))
+	}
+	st, err := db.Stats()
+	must(t, err)
+	if st.Keys != 10 || st.DataFiles < 2 || st.DataBytes == 0 || st.DeadBytes == 0 || st.LastSeq != 100 {
+		t.Fatalf("Stats = %+v", st)
+	}
+	if st.LastMerge != nil {
+		t.Fatalf("LastMerge before any merge = %+v", st.LastMerge)
+	}
+	must(t, db.Merge())
+	st, err = db.Stats()
+	must(t, err)
+	if st.LastMerge == nil || st.LastMerge.FilesIn == 0 || st.LastMerge.RecordsCopied == 0 {
+		t.Fatalf("LastMerge after merge = %+v", st.LastMerge)
+	}
+	if Version() == "" || FormatVersion() == 0 {
+		t.Fatalf("Version %q, FormatVersion %d", Version(), FormatVersion())
+	}
+}
+
+func TestReadOnly(t *testing.T) {
+	dir := t.TempDir()
+	w := open(t, dir)
+	must(t, w.Put([]byte("k"), []byte("v")))
+	// A reader takes no lock, so it may open beside the writer.
+	r := open(t, dir, WithReadOnly())
+	if v, err := r.Get([]byte("k")); err != nil || string(v) != "v" {
+		t.Fatalf("read-only Get = %q, %v", v, err)
+	}
+	st, err := r.Stats()
+	must(t, err)
+	if st.LastSeq != 0 {
+		t.Fatalf("read-only LastSeq = %d", st.LastSeq)
+	}
+	var b Batch
+	b.Put([]byte("k"), []byte("w"))
+	for name, err := range map[string]error{
+		"Put":    r.Put([]byte("k"), []byte("w")),
+		"Delete": r.Delete([]byte("k")),
+		"Write":  r.Write(&b),
+		"Merge":  r.Merge(),
+	} {
+		if !errors.Is(err, ErrReadOnly) {
+			t.Errorf("read-only %s: %v, want ErrReadOnly", name, err)
+		}
+	}
+}
+
+func TestErrors(t *testing.T) {
+	dir := t.TempDir()
+	db := open(t, dir, WithMaxKeySize(8), WithMaxValueSize(16), WithMaxFileSize(1024))
+	var emptyKeyBatch Batch
+	emptyKeyBatch.Put(nil, []byte("v"))
+	notDir := filepath.Join(t.TempDir(), "file")
+	must(t, os.WriteFile(notDir, []byte("x"), 0o644))
+	badFormat := t.TempDir()
+	must(t, os.WriteFile(filepath.Join(badFormat, "0000000001.data"), bytes.Repeat([]byte("NOTADATAFILE"), 4), 0o644))
+
+	second := func() error { _, err := Open(dir); return err }
+	openWith := func(opts ...Option) func() error {
+		return func() error {
+			db, err := Open(t.TempDir(), opts...)
+			if err == nil {
+				db.Close()
+			}
+			return err
+		}
+	}
+	for _, tc := range []struct {
+		name    string
+		call    func() error
+		want    error
+		message string // a part of the library's message
+	}{
+		{"locked", second, ErrLocked, "locked"},
+		{"key too large", func() error { return db.Put([]byte("123456789"), nil) }, ErrKeyTooLarge, "9 bytes"},
+		{"value too large", func() error { return db.Put([]byte("k"), make([]byte, 17)) }, ErrValueTooLarge, "17 bytes"},
+		{"empty key put", func() error { return db.Put(nil, []byte("v")) }, ErrEmptyKey, "empty"},
+		{"empty key delete", func() error { return db.Delete([]byte{}) }, ErrEmptyKey, "empty"},
+		{"empty key batch", func() error { return db.Write(&emptyKeyBatch) }, ErrEmptyKey, "empty"},
+		{"nil batch", func() error { return db.Write(nil) }, ErrInvalidArgument, "nil batch"},
+		{"invalid option", openWith(WithMaxFileSize(10)), ErrInvalidOption, "max_file_size"},
+		{"negative option", openWith(WithMaxValueSize(-1)), ErrInvalidOption, "max_value_size"},
+		{"invalid sync interval", openWith(WithSync(SyncEvery(0))), ErrInvalidOption, "sync"},
+		{"invalid percentage", openWith(WithMergeTriggerFragmentation(101)), ErrInvalidOption, "merge_trigger_fragmentation"},
+		{"NUL in path", func() error { _, err := Open("a\x00b"); return err }, ErrInvalidArgument, "NUL"},
+		{"bad format", func() error { _, err := Open(badFormat); return err }, ErrBadFormat, "0000000001.data"},
+		{"I/O: not a directory", func() error { _, err := Open(notDir); return err }, ErrIO, notDir},
+		{"iterator options", func() error {
+			_, err := db.NewIterator(IterOptions{Prefix: []byte("a"), Start: []byte("b")})
+			return err
+		}, ErrInvalidArgument, "Prefix"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := tc.call()
+			if !errors.Is(err, tc.want) {
+				t.Fatalf("err = %v, want %v", err, tc.want)
+			}
+			var e *Error
+			if !errors.As(err, &e) {
+				t.Fatalf("err %T is not an *Error", err)
+			}
+			if e.Sentinel() != tc.want || !strings.Contains(e.Message, tc.message) {
+				t.Fatalf("Error{Code: %v, Message: %q}, want %v containing %q", e.Code, e.Message, tc.want, tc.message)
+			}
+			for _, other := range sentinels {
+				if other != tc.want && errors.Is(err, other) {
+					t.Fatalf("%v also matches %v", err, other)
+				}
+			}
+		})
+	}
+
+	_, err := Open(notDir)
+	if !errors.Is(err, syscall.ENOTDIR) && !errors.Is(err, syscall.EEXIST) {
+		t.Errorf("I/O error %v does not unwrap to its errno", err)
+	}
+	var e *Error
+	if errors.As(err, &e) && e.Errno == 0 {
+		t.Errorf("I/O error without errno: %#v", e)
+	}
+}
+
+func TestCorruptionAndSalvage(t *testing.T) {
+	dir := t.TempDir()
+	opts := []Option{WithMaxFileSize(1024), WithAutoMerge(false)}
+	db := open(t, dir, opts...)
+	for i := range 60 {
+		must(t, db.Put([]byte(fmt.Sprintf("key%02d", i)), bytes.Repeat([]byte{'v'}, 40)))
+	}
+	must(t, db.Close())
+	hints, _ := filepath.Glob(filepath.Join(dir, "*.hint"))
+	for _, h := range hints {
+		must(t, os.Remove(h))
+	}
+	first := filepath.Join(dir, "0000000001.data")
+	data, err := os.ReadFile(first)
+	must(t, err)
+	// 16-byte file header, 25-byte record header, 5-byte key: a byte of the first
+	// value, followed by valid records, so it cannot pass for a torn tail.
+	data[16+25+5+1] ^= 0xff
+	must(t, os.WriteFile(first, data, 0o644))
+
+	_, err = Open(dir, opts...)
+	if !errors.Is(err, ErrCorruption) {
+		t.Fatalf("Open of a corrupt database: %v, want ErrCorruption", err)
+	}
+	if !strings.Contains(err.Error(), "0000000001.data") {
+		t.Fatalf("corruption message %q does not name the file", err)
+	}
+
+	db = open(t, dir, append(opts, WithSalvage())...)
+	st, err := db.Stats()
+	must(t, err)
+	if st.SalvagedBytesAtOpen == 0 {
+		t.Fatalf("salvage open skipped nothing: %+v", st)
+	}
+	if _, err := db.Get([]byte("key00")); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("Get of the salvaged record: %v, want ErrNotFound", err)
+	}
+	if v, err := db.Get([]byte("key59")); err != nil || len(v) != 40 {
+		t.Fatalf("Get(key59) after salvage = %q, %v", v, err)
+	}
+}
+
+func TestUseAfterClose(t *testing.T) {
+	db := open(t, t.TempDir())
+	must(t, db.Put([]byte("k"), []byte("v")))
+	it, err := db.NewIterator(IterOptions{})
+	must(t, err)
+	defer it.Close()
+	must(t, db.Close())
+	must(t, db.Close()) // idempotent
+
+	var b Batch
+	b.Put([]byte("k"), []byte("v"))
+	errs := map[string]error{}
+	_, errs["Get"] = db.Get([]byte("k"))
+	_, errs["Has"] = db.Has([]byte("k"))
+	_, errs["Len"] = db.Len()
+	_, errs["Stats"] = db.Stats()
+	_, errs["NewIterator"] = db.NewIterator(IterOptions{})
+	errs["Put"] = db.Put([]byte("k"), []byte("v"))
+	errs["Delete"] = db.Delete([]byte("k"))
+	errs["Write"] = db.Write(&b)
+	errs["WriteSync"] = db.WriteSync(&b)
+	errs["Sync"] = db.Sync()
+	errs["Merge"] = db.Merge()
+	errs["Fold"] = db.Fold(func(k, v []byte) error { return nil })
+	errs["Scan"] = db.Scan(nil, func(k, v []byte) error { return nil })
+	var loopErr error
+	for range db.All(ErrorTo(&loopErr)) {
+		t.Error("All yielded after Close")
+	}
+	errs["All"] = loopErr
+	// An iterator made before Close outlives it and reports ErrClosed.
+	it.Next()
+	errs["Iterator.Next"] = it.Err()
+	for name, err := range errs {
+		if !errors.Is(err, ErrClosed) {
+			t.Errorf("%s after Close: %v, want ErrClosed", name, err)
+		}
+	}
+	if it.Valid() {
+		t.Error("iterator valid after Close")
+	}
+}
+
+func TestConcurrent(t *testing.T) {
+	db := open(t, t.TempDir(), WithSync(SyncAlways))
+	const workers, perWorker = 8, 100
+	var wg sync.WaitGroup
+	for w := range workers {
+		goWG(&wg, func() {
+			for i := range perWorker {
+				k := []byte(fmt.Sprintf("w%d-%03d", w, i))
+				if err := db.Put(k, k); err != nil {
+					t.Error(err)
+					return
+				}
+				if v, err := db.Get(k); err != nil || !bytes.Equal(v, k) {
+					t.Errorf("Get(%s) = %q, %v", k, v, err)
+					return
+				}
+				if i%10 == 0 {
+					var b Batch
+					b.Put(append(k, 'b'), k)
+					b.Delete(append(k, 'b'))
+					if err := db.Write(&b); err != nil {
+						t.Error(err)
+					}
+					for range db.Prefix([]byte(fmt.Sprintf("w%d-", w))) {
+					}
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if n, err := db.Len(); err != nil || n != workers*perWorker {
+		t.Fatalf("Len = %d, %v; want %d", n, err, workers*perWorker)
+	}
+}
+
+// Close racing with every kind of call: none may crash, and each either
+// succeeds or reports ErrClosed.
+func TestCloseRacingCalls(t *testing.T) {
+	for round := range 20 {
+		db, err := Open(t.TempDir())
+		must(t, err)
+		for i := range 50 {
+			must(t, db.Put([]byte(fmt.Sprint(i)), []byte("value")))
+		}
+		start := make(chan struct{})
+		var wg sync.WaitGroup
+		check := func(err error) {
+			if err != nil && !errors.Is(err, ErrClosed) {
+				t.Errorf("round %d: %v", round, err)
+			}
+		}
+		for g := range 6 {
+			goWG(&wg, func() {
+				<-start
+				for i := 0; ; i++ {
+					k := []byte(fmt.Sprint(i % 50))
+					var err error
+					switch g {
+					case 0, 1:
+						_, err = db.Get(k)
+					case 2:
+						err = db.Put(k, []byte("new"))
+					case 3:
+						err = db.Scan(nil, func(k, v []byte) error { return nil })
+					case 4:
+						_, err = db.Stats()
+					case 5:
+						err = db.Merge()
+					}
+					if err != nil {
+						check(err)
+						return
+					}
+				}
+			})
+		}
+		close(start)
+		time.Sleep(time.Duration(round%5) * time.Millisecond)
+		check(db.Close())
+		wg.Wait()
+		check(db.Close())
+	}
+}
