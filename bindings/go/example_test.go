@@ -1,0 +1,52 @@
+package bitcask_test
+
+import (
+	"errors"
+	"fmt"
+	"log"
+	"os"
+	"path/filepath"
+
+	bitcask "github.com/libbitcask/libbitcask/bindings/go"
+)
+
+func ExampleOpen() {
+	dir, err := os.MkdirTemp("", "bitcask-example")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+
+	db, err := bitcask.Open(filepath.Join(dir, "db"), bitcask.WithSync(bitcask.SyncAlways))
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer db.Close()
+
+	if err := db.Put([]byte("user:1"), []byte("alice")); err != nil {
+		log.Fatal(err)
+	}
+	v, err := db.Get([]byte("user:1"))
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Printf("user:1 = %s\n", v)
+
+	var batch bitcask.Batch // applied all or nothing, even across a crash
+	batch.Put([]byte("user:2"), []byte("bob"))
+	batch.Delete([]byte("user:1"))
+	if err := db.Write(&batch); err != nil {
+		log.Fatal(err)
+	}
+	if _, err := db.Get([]byte("user:1")); errors.Is(err, bitcask.ErrNotFound) {
+		fmt.Println("user:1 deleted")
+	}
+
+	for k, v := range db.Prefix([]byte("user:")) { // key order
+		fmt.Printf("%s = %s\n", k, v)
+	}
+	// Output:
+	// user:1 = alice
+	// user:1 deleted
+	// user:2 = bob
+}

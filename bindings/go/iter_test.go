@@ -1,0 +1,258 @@
+package bitcask
+
+import (
+	"errors"
+	"fmt"
+	"runtime"
+	"slices"
+	"testing"
+	"time"
+)
+
+func keysOf(seq func(func([]byte, []byte) bool)) []string {
+	var keys []string
+	for k, v := range seq {
+		if string(v) != "v"+string(k) {
+			panic(fmt.Sprintf("value of %q is %q", k, v))
+		}
+		keys = append(keys, string(k))
+	}
+	return keys
+}
+
+func fill(t *testing.T, db *DB, keys ...string) {
+	t.Helper()
+	var b Batch
+	for _, k := range keys {
+		b.Put([]byte(k), []byte("v"+k))
+	}
+	must(t, db.WriteSync(&b))
+	if b.Len() != len(keys) {
+		t.Fatalf("Batch.Len = %d", b.Len())
+	}
+}
+
+// noLeakedIterators fails when a C iterator made during the test is not freed.
+func noLeakedIterators(t *testing.T) {
+	before := openIterators.Load()
+	t.Cleanup(func() {
+		if n := openIterators.Load(); n != before {
+			t.Errorf("%d C iterators left open", n-before)
+		}
+	})
+}
+
+func TestIteration(t *testing.T) {
+	noLeakedIterators(t)
+	db := open(t, t.TempDir())
+	fill(t, db, "a", "b", "user:1", "user:2", "user:3", "user;", "z")
+	all := []string{"a", "b", "user:1", "user:2", "user:3", "user;", "z"}
+	rev := func(s []string) []string { s = slices.Clone(s); slices.Reverse(s); return s }
+	for _, tc := range []struct {
+		name string
+		got  []string
+		want []string
+	}{
+		{"all", keysOf(db.All()), all},
+		{"all reverse", keysOf(db.All(Reverse())), rev(all)},
+		{"range", keysOf(db.Range([]byte("b"), []byte("user:3"))), []string{"b", "user:1", "user:2"}},
+		{"range reverse", keysOf(db.Range([]byte("b"), []byte("user:3"), Reverse())), []string{"user:2", "user:1", "b"}},
+		{"range open start", keysOf(db.Range(nil, []byte("b"))), []string{"a"}},
+		{"range open end", keysOf(db.Range([]byte("user;"), nil)), []string{"user;", "z"}},
+		{"range empty", keysOf(db.Range([]byte("c"), []byte("d"))), nil},
+		{"prefix", keysOf(db.Prefix([]byte("user:"))), []string{"user:1", "user:2", "user:3"}},
+		{"prefix reverse", keysOf(db.Prefix([]byte("user:"), Reverse())), []string{"user:3", "user:2", "user:1"}},
+		{"prefix none", keysOf(db.Prefix([]byte("nobody"))), nil},
+		{"prefix empty", keysOf(db.Prefix(nil)), all},
+	} {
+		if !slices.Equal(tc.got, tc.want) {
+			t.Errorf("%s: %q, want %q", tc.name, tc.got, tc.want)
+		}
+	}
+}
+
+func TestIterationEarlyBreakFreesIterator(t *testing.T) {
+	noLeakedIterators(t)
+	db := open(t, t.TempDir())
+	fill(t, db, "a", "b", "c", "d")
+	for range 3 {
+		for k := range db.Range([]byte("a"), nil) {
+			if string(k) == "b" {
+				break
+			}
+		}
+	}
+	if n := openIterators.Load(); n != 0 {
+		t.Fatalf("%d iterators open after break", n)
+	}
+	// A panic in the loop body frees it too.
+	func() {
+		defer func() { recover() }()
+		for range db.All() {
+			panic("boom")
+		}
+	}()
+	if n := openIterators.Load(); n != 0 {
+		t.Fatalf("%d iterators open after a panic", n)
+	}
+}
+
+func TestIterationYieldsCopies(t *testing.T) {
+	db := open(t, t.TempDir())
+	fill(t, db, "a", "b", "c")
+	var keys, values [][]byte
+	for k, v := range db.All() {
+		keys, values = append(keys, k), append(values, v)
+	}
+	// Had they been borrowed from the C iterator, they would now be garbage.
+	for i, k := range keys {
+		if string(values[i]) != "v"+string(k) {
+			t.Fatalf("entry %d: %q = %q", i, k, values[i])
+		}
+	}
+}
+
+func TestIterationSeesCloseAsError(t *testing.T) {
+	noLeakedIterators(t)
+	db := open(t, t.TempDir())
+	fill(t, db, "a", "b", "c")
+	var err error
+	var seen []string
+	for k := range db.All(ErrorTo(&err)) {
+		seen = append(seen, string(k))
+		must(t, db.Close())
+	}
+	if !errors.Is(err, ErrClosed) || !slices.Equal(seen, []string{"a"}) {
+		t.Fatalf("seen %q, err %v; want [a], ErrClosed", seen, err)
+	}
+	var noErr error = errors.New("stale")
+	db2 := open(t, t.TempDir())
+	for range db2.All(ErrorTo(&noErr)) {
+	}
+	if noErr != nil {
+		t.Fatalf("ErrorTo after a clean loop: %v", noErr)
+	}
+}
+
+func TestFoldAndScan(t *testing.T) {
+	noLeakedIterators(t)
+	db := open(t, t.TempDir())
+	fill(t, db, "a", "p1", "p2", "q")
+	var keys []string
+	must(t, db.Fold(func(k, v []byte) error { keys = append(keys, string(k)); return nil }))
+	if !slices.Equal(keys, []string{"a", "p1", "p2", "q"}) {
+		t.Fatalf("Fold keys %q", keys)
+	}
+	keys = nil
+	must(t, db.Scan([]byte("p"), func(k, v []byte) error { keys = append(keys, string(k)); return nil }))
+	if !slices.Equal(keys, []string{"p1", "p2"}) {
+		t.Fatalf("Scan keys %q", keys)
+	}
+	stop := errors.New("stop")
+	n := 0
+	err := db.Fold(func(k, v []byte) error { n++; return stop })
+	if err != stop || n != 1 {
+		t.Fatalf("Fold with a failing callback: %v after %d calls", err, n)
+	}
+	// The callback may use the DB, even write to it.
+	must(t, db.Scan([]byte("p"), func(k, v []byte) error { return db.Put(append([]byte("copy-"), k...), v) }))
+	if ok, _ := db.Has([]byte("copy-p2")); !ok {
+		t.Fatal("write from a Scan callback lost")
+	}
+}
+
+func TestIterator(t *testing.T) {
+	noLeakedIterators(t)
+	db := open(t, t.TempDir())
+	fill(t, db, "a", "b", "c", "d")
+	it, err := db.NewIterator(IterOptions{Start: []byte("b")})
+	must(t, err)
+	defer it.Close()
+	var got []string
+	for ; it.Valid(); it.Next() {
+		got = append(got, string(it.Key())+"="+string(it.Value()))
+	}
+	if !slices.Equal(got, []string{"b=vb", "c=vc", "d=vd"}) || it.Err() != nil {
+		t.Fatalf("forward: %q, %v", got, it.Err())
+	}
+	if it.Next() || it.Prev() || it.Key() != nil || it.Value() != nil {
+		t.Fatal("moves past the end")
+	}
+	if !it.Last() || string(it.Key()) != "d" {
+		t.Fatalf("Last: %q", it.Key())
+	}
+	if !it.Prev() || string(it.Key()) != "c" {
+		t.Fatalf("Prev: %q", it.Key())
+	}
+	if !it.Seek([]byte("bb")) || string(it.Key()) != "c" {
+		t.Fatalf("Seek(bb): %q", it.Key())
+	}
+	if !it.First() || string(it.Key()) != "b" {
+		t.Fatalf("First: %q", it.Key())
+	}
+	if it.Seek([]byte("e")) {
+		t.Fatalf("Seek past the end: %q", it.Key())
+	}
+	must(t, it.Close())
+	must(t, it.Close())
+	if it.Valid() || it.First() || it.Key() != nil {
+		t.Fatal("closed iterator still moves")
+	}
+
+	rit, err := db.NewIterator(IterOptions{Prefix: []byte("c"), Reverse: true})
+	must(t, err)
+	defer rit.Close()
+	if !rit.Valid() || string(rit.Key()) != "c" || rit.Next() {
+		t.Fatal("reverse prefix iterator")
+	}
+}
+
+// An iterator dropped without Close is freed by its cleanup.
+func TestIteratorCleanup(t *testing.T) {
+	db := open(t, t.TempDir())
+	fill(t, db, "a")
+	before := openIterators.Load()
+	func() {
+		_, err := db.NewIterator(IterOptions{})
+		must(t, err)
+	}()
+	for i := 0; i < 50 && openIterators.Load() != before; i++ {
+		runtime.GC()
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := openIterators.Load(); n != before {
+		t.Fatalf("dropped iterator not freed: %d open", n-before)
+	}
+}
+
+func TestBatchReuse(t *testing.T) {
+	db := open(t, t.TempDir())
+	b := NewBatch()
+	b.Put([]byte("k1"), []byte("v1"))
+	b.Put([]byte("k2"), []byte("v2"))
+	b.Delete([]byte("k1"))
+	must(t, db.Write(b))
+	if _, err := db.Get([]byte("k1")); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("later delete in a batch did not win: %v", err)
+	}
+	b.Reset()
+	if b.Len() != 0 {
+		t.Fatalf("Len after Reset = %d", b.Len())
+	}
+	b.Put([]byte("k3"), nil)
+	must(t, db.WriteSync(b))
+	must(t, db.Write(b)) // a batch is not consumed
+	if n, _ := db.Len(); n != 2 {
+		t.Fatalf("Len = %d, want 2", n)
+	}
+	// A failing batch applies nothing.
+	b.Reset()
+	b.Put([]byte("k4"), []byte("v4"))
+	b.Put(nil, []byte("empty key"))
+	if err := db.Write(b); !errors.Is(err, ErrEmptyKey) {
+		t.Fatalf("Write: %v, want ErrEmptyKey", err)
+	}
+	if ok, _ := db.Has([]byte("k4")); ok {
+		t.Fatal("part of a failed batch was applied")
+	}
+}
