@@ -37,7 +37,8 @@ build:
 demo:
 	$(CARGO) run --release --example demo
 
-test: check-fmt clippy rust-test check-header c-test cpp-test c-valgrind install-test example python-test
+test: check-fmt clippy rust-test check-header c-test cpp-test c-valgrind install-test example python-test \
+	go-test
 	@echo "make test: all checks passed"
 
 check-fmt:
@@ -153,3 +154,20 @@ python-test: python-install
 	$(VENV)/bin/python -m mypy --strict examples/hello.py $(PYBIND)/tests/typed_usage.py
 	# ...then the package's own source and the tests.
 	$(VENV)/bin/python -m mypy --strict $(PYBIND)/python/bitcask $(PYBIND)/tests
+
+# --- Go package (bindings/go) -------------------------------------------------
+
+GO ?= go
+GOBIND := bindings/go
+
+.PHONY: go-test
+
+# The package links target/release/libbitcask.a by path (Go hashes that file, so
+# a rebuilt engine is never hidden by the test cache). The second run checks
+# every pointer passed to C (cgocheck2 needs the experiment at build time).
+go-test: build
+	@cd $(GOBIND) && test -z "$$(gofmt -l .)" || \
+		{ gofmt -l $(GOBIND); echo "gofmt: run 'gofmt -w $(GOBIND)'"; exit 1; }
+	cd $(GOBIND) && $(GO) vet ./...
+	cd $(GOBIND) && $(GO) test -race ./...
+	cd $(GOBIND) && GODEBUG=cgocheck=1 GOEXPERIMENT=cgocheck2 $(GO) test ./...

@@ -1,13 +1,30 @@
 package bitcask
 
-// #include <stdlib.h>
-// #include <bitcask.h>
+/*
+#include <stdlib.h>
+#include <bitcask.h>
+
+// bitcask_get_alloc with its out-parameters returned by value: out-parameters
+// on the Go side would escape to the heap, two allocations for every Get.
+typedef struct {
+	bitcask_status_t status;
+	uint8_t *value;
+	size_t len;
+} bk_get_result;
+
+static bk_get_result bk_get(const bitcask_t *db, const uint8_t *key, size_t key_len) {
+	bk_get_result r = {BITCASK_OK, NULL, 0};
+	r.status = bitcask_get_alloc(db, key, key_len, &r.value, &r.len);
+	return r;
+}
+*/
 import "C"
 
 import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unsafe"
 )
@@ -22,6 +39,12 @@ type DB struct {
 	mu      sync.RWMutex
 	h       *C.bitcask_t
 	cleanup runtime.Cleanup
+	// closing is set before bitcask_close. The engine empties its keydir when
+	// closing, so a read racing with Close can see "not found" (or an iteration
+	// its end) instead of BITCASK_CLOSED; reads that see closing report
+	// ErrClosed instead, which is true of them either way. Separate from DB so
+	// that iterators can share it without keeping the DB alive.
+	closing *atomic.Bool
 }
 
 // bytesPtr returns what C expects for a byte slice: NULL for an empty one. The
@@ -66,7 +89,7 @@ func Open(dir string, opts ...Option) (*DB, error) {
 	if s := C.bitcask_open(cdir, co, &h); s != C.BITCASK_OK {
 		return nil, statusError(s)
 	}
-	db := &DB{h: h}
+	db := &DB{h: h, closing: new(atomic.Bool)}
 	// Only a safety net: a DB dropped without Close still releases its lock and
 	// memory eventually. It cannot run while a method runs, since the method
 	// keeps db reachable.
@@ -92,25 +115,33 @@ func (db *DB) call(f func(h *C.bitcask_t) C.bitcask_status_t) error {
 	return nil
 }
 
+// read is call for calls that only read: an empty answer given while Close
+// runs may be the keydir being emptied, so it becomes ErrClosed.
+func (db *DB) read(f func(h *C.bitcask_t) C.bitcask_status_t) error {
+	err := db.call(f)
+	if (err == nil || err == ErrNotFound) && db.closing.Load() {
+		return errClosed
+	}
+	return err
+}
+
 // Get returns a copy of the value stored under key, or ErrNotFound.
 func (db *DB) Get(key []byte) ([]byte, error) {
 	var out []byte
-	err := db.call(func(h *C.bitcask_t) C.bitcask_status_t {
-		var p *C.uint8_t
-		var n C.size_t
-		s := C.bitcask_get_alloc(h, bytesPtr(key), C.size_t(len(key)), &p, &n)
-		if s == C.BITCASK_OK {
-			out = C.GoBytes(unsafe.Pointer(p), C.int(n))
-			C.bitcask_free(unsafe.Pointer(p))
+	err := db.read(func(h *C.bitcask_t) C.bitcask_status_t {
+		r := C.bk_get(h, bytesPtr(key), C.size_t(len(key)))
+		if r.status == C.BITCASK_OK {
+			out = C.GoBytes(unsafe.Pointer(r.value), C.int(r.len))
+			C.bitcask_free(unsafe.Pointer(r.value))
 		}
-		return s
+		return r.status
 	})
 	return out, err
 }
 
 // Has reports whether key has a value, without reading the value.
 func (db *DB) Has(key []byte) (bool, error) {
-	err := db.call(func(h *C.bitcask_t) C.bitcask_status_t {
+	err := db.read(func(h *C.bitcask_t) C.bitcask_status_t {
 		return C.bitcask_contains(h, bytesPtr(key), C.size_t(len(key)))
 	})
 	if err == ErrNotFound {
@@ -138,7 +169,7 @@ func (db *DB) Delete(key []byte) error {
 // Len returns the number of keys.
 func (db *DB) Len() (int, error) {
 	var n C.uint64_t
-	err := db.call(func(h *C.bitcask_t) C.bitcask_status_t { return C.bitcask_count(h, &n) })
+	err := db.read(func(h *C.bitcask_t) C.bitcask_status_t { return C.bitcask_count(h, &n) })
 	return int(n), err
 }
 
@@ -210,7 +241,7 @@ type MergeStats struct {
 // Stats returns the database's counters.
 func (db *DB) Stats() (Stats, error) {
 	var st Stats
-	err := db.call(func(h *C.bitcask_t) C.bitcask_status_t {
+	err := db.read(func(h *C.bitcask_t) C.bitcask_status_t {
 		// stat reads one counter; a missing one (NOT_FOUND) reads as absent.
 		var failed C.bitcask_status_t
 		stat := func(which C.int32_t) (uint64, bool) {
@@ -263,6 +294,7 @@ func (db *DB) Close() error {
 	var err error
 	db.mu.RLock()
 	if db.h != nil {
+		db.closing.Store(true)
 		runtime.LockOSThread()
 		if s := C.bitcask_close(db.h); s != C.BITCASK_OK {
 			err = statusError(s)

@@ -47,6 +47,7 @@ type IterOptions struct {
 // (reporting ErrClosed) after its DB is closed.
 type Iterator struct {
 	h       *C.bitcask_iterator_t
+	closing *atomic.Bool // the DB's; see DB.closing
 	err     error
 	cleanup runtime.Cleanup
 	// Out-parameters of the C calls, kept here so that reading an entry does
@@ -76,7 +77,7 @@ func (db *DB) NewIterator(o IterOptions) (*Iterator, error) {
 	// The C iterator holds the engine's internals itself, so it needs no lock
 	// of the DB: it outlives Close and then reports ErrClosed.
 	openIterators.Add(1)
-	it := &Iterator{h: h}
+	it := &Iterator{h: h, closing: db.closing}
 	it.cleanup = runtime.AddCleanup(it, func(h *C.bitcask_iterator_t) {
 		C.bitcask_iter_destroy(h)
 		openIterators.Add(-1)
@@ -91,7 +92,11 @@ func (it *Iterator) move(s C.bitcask_status_t) bool {
 		return false
 	}
 	it.err = nil
-	return bool(C.bitcask_iter_valid(it.h))
+	valid := bool(C.bitcask_iter_valid(it.h))
+	if !valid && it.closing.Load() {
+		it.err = errClosed
+	}
+	return valid
 }
 
 // First moves to the first entry in the iteration direction and reports Valid.
