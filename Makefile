@@ -159,15 +159,26 @@ python-test: python-install
 
 GO ?= go
 GOBIND := bindings/go
+GO_PREFIX := $(CURDIR)/$(CBUILD)/go-prefix
 
 .PHONY: go-test
 
 # The package links target/release/libbitcask.a by path (Go hashes that file, so
 # a rebuilt engine is never hidden by the test cache). The second run checks
 # every pointer passed to C (cgocheck2 needs the experiment at build time).
-go-test: build
+go-test: build c-tools
 	@cd $(GOBIND) && test -z "$$(gofmt -l .)" || \
 		{ gofmt -l $(GOBIND); echo "gofmt: run 'gofmt -w $(GOBIND)'"; exit 1; }
 	cd $(GOBIND) && $(GO) vet ./...
 	cd $(GOBIND) && $(GO) test -race ./...
 	cd $(GOBIND) && GODEBUG=cgocheck=1 GOEXPERIMENT=cgocheck2 $(GO) test ./...
+	# The default build carries the engine: no libbitcask.so needed at run time.
+	cd $(GOBIND) && $(GO) test -c -o $(CURDIR)/$(CBUILD)/go_static.test . && \
+		! readelf -d $(CURDIR)/$(CBUILD)/go_static.test | grep -q 'NEEDED.*libbitcask'
+	# -tags bitcask_pkgconfig against an installed library, as README.md shows.
+	# Go's build cache does not hash pkg-config's output: the same -L also goes
+	# in CGO_LDFLAGS, which it hashes, or a build for another prefix is reused.
+	rm -rf $(GO_PREFIX)
+	$(MAKE) --no-print-directory install PREFIX=$(GO_PREFIX) >/dev/null
+	cd $(GOBIND) && PKG_CONFIG_PATH=$(GO_PREFIX)/lib/pkgconfig LD_LIBRARY_PATH=$(GO_PREFIX)/lib \
+		CGO_LDFLAGS="-L$(GO_PREFIX)/lib" $(GO) test -tags bitcask_pkgconfig -run Example ./...
