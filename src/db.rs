@@ -267,8 +267,7 @@ impl Bitcask {
     /// The value of `key`, or `None`. One keydir lookup and one positioned read, with
     /// the record's checksum verified.
     pub fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
-        self.inner.check_open()?;
-        let Some((loc, file)) = self.inner.index.read().locate(key) else {
+        let Some((loc, file)) = self.inner.open_index()?.locate(key) else {
             return Ok(None);
         };
         self.inner.read_value(key, &loc, &file).map(Some)
@@ -276,20 +275,17 @@ impl Bitcask {
 
     /// Whether `key` has a value. No I/O.
     pub fn contains(&self, key: &[u8]) -> Result<bool> {
-        self.inner.check_open()?;
-        Ok(self.inner.index.read().keydir.get(key).is_some())
+        Ok(self.inner.open_index()?.keydir.get(key).is_some())
     }
 
     /// Number of keys.
     pub fn len(&self) -> Result<usize> {
-        self.inner.check_open()?;
-        Ok(self.inner.index.read().keydir.len())
+        Ok(self.inner.open_index()?.keydir.len())
     }
 
     /// Whether there are no keys.
     pub fn is_empty(&self) -> Result<bool> {
-        self.inner.check_open()?;
-        Ok(self.inner.index.read().keydir.is_empty())
+        Ok(self.inner.open_index()?.keydir.is_empty())
     }
 
     /// Stores `value` under `key`. Returns the write's sequence number.
@@ -367,11 +363,9 @@ impl Bitcask {
 
     /// All keys, in key order.
     pub fn keys(&self) -> Result<Vec<Vec<u8>>> {
-        self.inner.check_open()?;
         let mut keys = Vec::new();
         self.inner
-            .index
-            .read()
+            .open_index()?
             .keydir
             .for_each(|k, _| keys.push(k.to_vec()));
         Ok(keys)
@@ -433,6 +427,15 @@ pub(crate) fn prefix_successor(p: &[u8]) -> Option<Vec<u8>> {
 }
 
 impl Inner {
+    /// The index, read-locked, if the database is open. `close` sets its flag
+    /// before it empties the index under the write lock, so a reader that finds the
+    /// flag clear under the read lock sees the whole index, never an emptied one.
+    pub(crate) fn open_index(&self) -> Result<parking_lot::RwLockReadGuard<'_, Index>> {
+        let ix = self.index.read();
+        self.check_open()?;
+        Ok(ix)
+    }
+
     pub(crate) fn check_open(&self) -> Result<()> {
         if self.closed.load(Ordering::Acquire) {
             return Err(Error::Closed);
@@ -909,10 +912,10 @@ fn bound_ref(b: &Bound<Vec<u8>>) -> Bound<&[u8]> {
 }
 
 impl Iter {
-    fn refill(&mut self) {
+    fn refill(&mut self) -> Result<()> {
         let mut out = Vec::with_capacity(ITER_CHUNK);
         {
-            let ix = self.inner.index.read();
+            let ix = self.inner.open_index()?;
             ix.keydir.scan(
                 bound_ref(&self.lower),
                 bound_ref(&self.upper),
@@ -931,6 +934,7 @@ impl Iter {
             Some((k, _, _)) if self.reverse => self.upper = Bound::Excluded(k.clone()),
             Some((k, _, _)) => self.lower = Bound::Excluded(k.clone()),
         }
+        Ok(())
     }
 
     /// Repositions: the next item is the first key at or after `key` (at or before,
@@ -972,15 +976,16 @@ impl Iter {
     }
 
     fn advance(&mut self) -> Option<Result<IterEntry>> {
-        if let Err(e) = self.inner.check_open() {
+        let mut res = self.inner.check_open();
+        if res.is_ok() && self.buf.is_empty() && !self.done {
+            res = self.refill();
+        }
+        if let Err(e) = res {
             // Report the close once, then end.
             let first = !self.done;
             self.done = true;
             self.buf.clear();
             return first.then_some(Err(e));
-        }
-        if self.buf.is_empty() && !self.done {
-            self.refill();
         }
         self.buf.pop_front().map(Ok)
     }

@@ -521,3 +521,25 @@ fn crc32fast_hash(data: &[u8]) -> u32 {
     }
     !crc
 }
+
+#[test]
+fn close_racing_reads_never_reports_a_present_key_missing() {
+    for round in 0..100 {
+        let dir = TempDir::new("close-race");
+        let db = Arc::new(Bitcask::open(dir.path(), Options::default()).unwrap());
+        db.put(b"here", b"v").unwrap();
+        let reader = {
+            let db = db.clone();
+            std::thread::spawn(move || loop {
+                match db.get(b"here") {
+                    Ok(Some(_)) => assert_eq!(db.len().map_err(|_| ()).unwrap_or(1), 1),
+                    Err(Error::Closed) => return,
+                    other => panic!("round {round}: present key read as {other:?}"),
+                }
+            })
+        };
+        std::thread::yield_now();
+        db.close().unwrap();
+        reader.join().unwrap();
+    }
+}
