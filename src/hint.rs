@@ -111,15 +111,10 @@ impl HintWriter {
     }
 }
 
-/// Loads the hint file of data file `id` if it is whole and was written for a data
-/// file of exactly `data_len` bytes; calls `f` for each entry only after the whole
-/// file is verified. Returns false (and calls nothing) when the hint cannot be used.
-pub fn load(
-    dir: &Path,
-    id: u32,
-    data_len: u64,
-    mut f: impl FnMut(HintRef<'_>) -> Result<()>,
-) -> Result<bool> {
+/// Reads the hint file of data file `id` if it is whole and was written for a data
+/// file of exactly `data_len` bytes: the verified bytes, for [`for_each_entry`].
+/// `None` when the hint cannot be used.
+pub fn load(dir: &Path, id: u32, data_len: u64) -> Result<Option<Vec<u8>>> {
     let path = dir.join(hint_file_name(id));
     let mut bytes = Vec::new();
     match File::open(&path) {
@@ -127,33 +122,41 @@ pub fn load(
             // A hint file is smaller than its data file; a longer one is not ours.
             let len = file.metadata().map(|m| m.len()).unwrap_or(u64::MAX);
             if len > data_len + (HINT_TRAILER_LEN + FILE_HEADER_LEN) as u64 {
-                return Ok(false);
+                return Ok(None);
             }
             if file.read_to_end(&mut bytes).is_err() {
-                return Ok(false);
+                return Ok(None);
             }
         }
-        Err(_) => return Ok(false),
+        Err(_) => return Ok(None),
     }
-    let Some(entries) = verified_entries(&path, &bytes, data_len) else {
-        return Ok(false);
-    };
-    let mut at = 0;
-    while at < entries.len() {
-        let e = &entries[at..];
+    Ok(verified_entries(&path, &bytes, data_len)
+        .is_some()
+        .then_some(bytes))
+}
+
+/// Calls `f` with each entry of a hint file verified by [`load`], and the offset of
+/// the entry's key in `bytes`.
+pub fn for_each_entry(bytes: &[u8], mut f: impl FnMut(usize, HintRef<'_>)) {
+    let end = bytes.len() - HINT_TRAILER_LEN;
+    let mut at = FILE_HEADER_LEN;
+    while at < end {
+        let e = &bytes[at..];
         let key_len = le_u32(e, 12) as usize;
-        let key = &e[HINT_ENTRY_HEADER_LEN..HINT_ENTRY_HEADER_LEN + key_len];
-        f(HintRef {
-            seq: le_u64(e, 0),
-            tstamp: le_u32(e, 8),
-            value_len: le_u32(e, 16),
-            value_offset: le_u32(e, 20),
-            flags: e[24],
-            key,
-        })?;
-        at += HINT_ENTRY_HEADER_LEN + key_len;
+        let key_at = at + HINT_ENTRY_HEADER_LEN;
+        f(
+            key_at,
+            HintRef {
+                seq: le_u64(e, 0),
+                tstamp: le_u32(e, 8),
+                value_len: le_u32(e, 16),
+                value_offset: le_u32(e, 20),
+                flags: e[24],
+                key: &bytes[key_at..key_at + key_len],
+            },
+        );
+        at = key_at + key_len;
     }
-    Ok(true)
 }
 
 /// Checks header, trailer, checksum and the framing of every entry; returns the

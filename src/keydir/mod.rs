@@ -919,6 +919,102 @@ impl Internal {
     }
 }
 
+/// Builds a [`KeyDir`] from keys given in strictly ascending order, packing every
+/// leaf full and stacking the internal levels over them. Open uses it: it costs
+/// one leaf build per `LEAF_MAX` keys instead of a tree insert (and the shifting
+/// of a leaf's packed buffer) per key.
+#[derive(Default)]
+pub struct SortedBuilder {
+    cur: Entries,
+    leaves: Vec<Leaf>,
+    /// `seps[i]` separates `leaves[i]` and `leaves[i + 1]`.
+    seps: Vec<Box<[u8]>>,
+    /// The last key of the last finished leaf.
+    prev_last: Vec<u8>,
+    len: usize,
+}
+
+impl SortedBuilder {
+    /// Adds the next key; it must sort after every key added before.
+    ///
+    /// # Panics
+    /// If `key` is longer than [`MAX_KEY_LEN`].
+    pub fn push(&mut self, key: &[u8], loc: Loc) {
+        assert!(key.len() <= MAX_KEY_LEN, "key longer than MAX_KEY_LEN");
+        let n = self.cur.len();
+        debug_assert!(n == 0 || self.cur.key(n - 1) < key, "keys out of order");
+        if n > 0 && (n + 1 > LEAF_MAX || self.cur.bytes.len() + key.len() > LEAF_BYTES) {
+            self.flush_leaf();
+        }
+        self.cur.push(key, loc);
+        self.len += 1;
+    }
+
+    fn flush_leaf(&mut self) {
+        let cur = mem::take(&mut self.cur);
+        let n = cur.len();
+        if n == 0 {
+            return;
+        }
+        if !self.leaves.is_empty() {
+            let first = cur.key(0);
+            self.seps
+                .push(first[..lcp(&self.prev_last, first) + 1].into());
+        }
+        self.leaves.push(cur.build(0, n));
+        self.prev_last.clear();
+        self.prev_last.extend_from_slice(cur.key(n - 1));
+    }
+
+    /// The finished keydir.
+    pub fn finish(mut self) -> KeyDir {
+        self.flush_leaf();
+        if self.leaves.is_empty() {
+            return KeyDir::new();
+        }
+        let (mut nodes, mut seps) = group(self.leaves, self.seps, Kids::Leaves);
+        while nodes.len() > 1 {
+            (nodes, seps) = group(nodes, seps, Kids::Nodes);
+        }
+        KeyDir {
+            root: nodes.pop().expect("one root"),
+            len: self.len,
+        }
+    }
+}
+
+/// Groups `kids` (with `seps` between them) into internal nodes of nearly equal
+/// size, at most `NODE_MAX` children each; returns the nodes and the separators
+/// between them.
+fn group<T>(
+    kids: Vec<T>,
+    seps: Vec<Box<[u8]>>,
+    wrap: impl Fn(Vec<T>) -> Kids,
+) -> (Vec<Internal>, Vec<Box<[u8]>>) {
+    let n = kids.len();
+    let groups = n.div_ceil(NODE_MAX);
+    let (base, extra) = (n / groups, n % groups);
+    let (mut kids, mut seps) = (kids.into_iter(), seps.into_iter());
+    let (mut nodes, mut up) = (Vec::with_capacity(groups), Vec::new());
+    for g in 0..groups {
+        let size = base + usize::from(g < extra);
+        let ks: Vec<T> = kids.by_ref().take(size).collect();
+        let ss: Vec<Box<[u8]>> = seps.by_ref().take(size - 1).collect();
+        let mut node = Internal {
+            heads: ss.iter().map(|s| head_of(s)).collect(),
+            samples: [0; NODE_SAMPLES],
+            seps: ss,
+            kids: wrap(ks),
+        };
+        node.resample();
+        nodes.push(node);
+        if g + 1 < groups {
+            up.push(seps.next().expect("a separator between groups"));
+        }
+    }
+    (nodes, up)
+}
+
 /// Ordered map from byte-string keys to [`Loc`]s.
 pub struct KeyDir {
     /// Always an internal node (with leaf children when small), so that the tree

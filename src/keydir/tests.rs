@@ -369,3 +369,52 @@ fn sampled_count_matches_naive() {
         }
     }
 }
+
+#[test]
+fn sorted_builder_matches_the_model_and_stays_editable() {
+    for (seed, n) in [
+        (1u64, 0usize),
+        (2, 1),
+        (3, 7),
+        (4, 9),
+        (5, 33),
+        (6, 500),
+        (7, 3000),
+    ] {
+        let mut r = Rng(seed);
+        let mut model = BTreeMap::new();
+        while model.len() < n {
+            model.insert(gen_key(&mut r), loc(r.below(1000) as u64));
+        }
+        let mut b = SortedBuilder::default();
+        for (k, l) in &model {
+            b.push(k, *l);
+        }
+        let mut kd = b.finish();
+        check_all(&kd, &model);
+        for (k, l) in &model {
+            assert_eq!(kd.get(k), Some(*l));
+        }
+        for _ in 0..50 {
+            let k = gen_key(&mut r);
+            assert_eq!(kd.get(&k), model.get(&k).copied());
+        }
+        for rev in [false, true] {
+            check_resume(&kd, &model, rev, 3);
+        }
+        // The built tree takes ordinary edits afterwards.
+        for i in 0..n.min(400) {
+            let k = gen_key(&mut r);
+            if i % 3 == 0 {
+                assert_eq!(kd.remove(&k), model.remove(&k));
+            } else {
+                let l = loc(i as u64);
+                assert_eq!(kd.insert(&k, l), model.insert(k, l));
+            }
+        }
+        check_all(&kd, &model);
+        for (k, l) in &model {
+            assert_eq!(kd.get(k), Some(*l));
+        }
+    }
+}
