@@ -903,6 +903,24 @@ const ITER_CHUNK: usize = 256;
 /// A key, where its value was, and the file kept open for reading it.
 type IterEntry = (Vec<u8>, Loc, Arc<DataFile>);
 
+/// Whether `key` satisfies `lower` as a lower bound.
+fn above(lower: Bound<&[u8]>, key: &[u8]) -> bool {
+    match lower {
+        Bound::Included(l) => key >= l,
+        Bound::Excluded(l) => key > l,
+        Bound::Unbounded => true,
+    }
+}
+
+/// Whether `key` satisfies `upper` as an upper bound.
+fn below(upper: Bound<&[u8]>, key: &[u8]) -> bool {
+    match upper {
+        Bound::Included(u) => key <= u,
+        Bound::Excluded(u) => key < u,
+        Bound::Unbounded => true,
+    }
+}
+
 fn bound_ref(b: &Bound<Vec<u8>>) -> Bound<&[u8]> {
     match b {
         Bound::Included(k) => Bound::Included(k.as_slice()),
@@ -942,31 +960,16 @@ impl Iter {
     pub fn seek(&mut self, key: &[u8]) {
         self.buf.clear();
         self.done = false;
-        let (lower, upper) = (bound_ref(&self.range.0), bound_ref(&self.range.1));
+        self.lower = self.range.0.clone();
+        self.upper = self.range.1.clone();
+        // A key outside the range on the side the iterator starts from leaves it
+        // at that end of the range; one past the other end leaves it empty.
         if self.reverse {
-            let inside = match upper {
-                Bound::Included(u) => key <= u,
-                Bound::Excluded(u) => key < u,
-                Bound::Unbounded => true,
-            };
-            self.lower = self.range.0.clone();
-            self.upper = if inside {
-                Bound::Included(key.to_vec())
-            } else {
-                self.range.1.clone()
-            };
-        } else {
-            let inside = match lower {
-                Bound::Included(l) => key >= l,
-                Bound::Excluded(l) => key > l,
-                Bound::Unbounded => true,
-            };
-            self.upper = self.range.1.clone();
-            self.lower = if inside {
-                Bound::Included(key.to_vec())
-            } else {
-                self.range.0.clone()
-            };
+            if below(bound_ref(&self.range.1), key) {
+                self.upper = Bound::Included(key.to_vec());
+            }
+        } else if above(bound_ref(&self.range.0), key) {
+            self.lower = Bound::Included(key.to_vec());
         }
     }
 

@@ -41,13 +41,6 @@ fn run_and_kill(name: &str, env: &[(&str, &str)], after: Duration) {
     child.wait().unwrap();
 }
 
-fn merge_opts() -> Options {
-    let mut o = Options::default();
-    o.max_file_size = 16 << 10;
-    o.auto_merge = false;
-    o
-}
-
 /// Run as a child process by `second_writer_in_child_process_is_locked`.
 #[test]
 fn child_process_open() {

@@ -3,7 +3,7 @@
 
 mod common;
 
-use bitcask::{Bitcask, Options};
+use bitcask::Bitcask;
 use common::*;
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -12,13 +12,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 type Model = BTreeMap<Vec<u8>, Vec<u8>>;
-
-fn merge_opts() -> Options {
-    let mut o = Options::default();
-    o.max_file_size = 16 << 10;
-    o.auto_merge = false;
-    o
-}
 
 #[test]
 fn merge_concurrent_writes_match_the_model() {

@@ -65,6 +65,15 @@ pub fn small_files() -> Options {
     o
 }
 
+/// Options for merge tests: files small enough that a few thousand writes make
+/// many, and no automatic merge to race with the test's own.
+pub fn merge_opts() -> Options {
+    let mut o = Options::default();
+    o.max_file_size = 16 << 10;
+    o.auto_merge = false;
+    o
+}
+
 /// Asserts that the database holds exactly the model.
 pub fn assert_matches(db: &Bitcask, model: &BTreeMap<Vec<u8>, Vec<u8>>) {
     assert_eq!(db.len().unwrap(), model.len(), "key count");

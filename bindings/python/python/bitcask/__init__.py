@@ -435,46 +435,7 @@ class WriteBatch:
             self.clear()
 
 
-def open(
-    path: StrPath,
-    *,
-    sync: Optional[SyncPolicy] = None,
-    max_file_size: Optional[int] = None,
-    max_key_size: Optional[int] = None,
-    max_value_size: Optional[int] = None,
-    read_only: Optional[bool] = None,
-    salvage: Optional[bool] = None,
-    write_buffer_size: Optional[int] = None,
-    write_merging: Optional[bool] = None,
-    auto_merge: Optional[bool] = None,
-    merge_check_interval: Optional[float] = None,
-    merge_trigger_fragmentation: Optional[int] = None,
-    merge_trigger_dead_bytes: Optional[int] = None,
-    merge_trigger_total_dead_bytes: Optional[int] = None,
-    merge_threshold_fragmentation: Optional[int] = None,
-    merge_threshold_dead_bytes: Optional[int] = None,
-    merge_bytes_per_sec: Optional[int] = None,
-) -> Bitcask:
-    """Opens (creating if needed) the database in directory ``path``.
-
-    The same as ``Bitcask(path, ...)``; see :class:`Bitcask` for the options.
-    """
-    return Bitcask(
-        path,
-        sync=sync,
-        max_file_size=max_file_size,
-        max_key_size=max_key_size,
-        max_value_size=max_value_size,
-        read_only=read_only,
-        salvage=salvage,
-        write_buffer_size=write_buffer_size,
-        write_merging=write_merging,
-        auto_merge=auto_merge,
-        merge_check_interval=merge_check_interval,
-        merge_trigger_fragmentation=merge_trigger_fragmentation,
-        merge_trigger_dead_bytes=merge_trigger_dead_bytes,
-        merge_trigger_total_dead_bytes=merge_trigger_total_dead_bytes,
-        merge_threshold_fragmentation=merge_threshold_fragmentation,
-        merge_threshold_dead_bytes=merge_threshold_dead_bytes,
-        merge_bytes_per_sec=merge_bytes_per_sec,
-    )
+#: Opens (creating if needed) the database in directory ``path``: the class
+#: itself, so ``bitcask.open(path, **options)`` takes exactly the keywords of
+#: :class:`Bitcask` and has its type.
+open = Bitcask
