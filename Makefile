@@ -46,11 +46,12 @@ check-fmt:
 	$(CARGO) fmt --manifest-path $(PYBIND)/Cargo.toml -- --check
 
 clippy:
-	$(CARGO) clippy --all-targets -- -D warnings
+	$(CARGO) clippy --all-targets --features fault-injection -- -D warnings
 	$(CARGO) clippy --manifest-path $(PYBIND)/Cargo.toml -- -D warnings
 
+# fault-injection builds the in-memory, failing file layer for tests/faults.rs.
 rust-test:
-	$(CARGO) test --release
+	$(CARGO) test --release --features fault-injection
 
 fmt:
 	$(CARGO) fmt --all

@@ -6,9 +6,10 @@
 use crate::datafile::{check_header, sync_dir};
 use crate::error::{Error, Result};
 use crate::format::*;
-use std::fs::{self, File, OpenOptions};
-use std::io::{BufWriter, Read, Write};
+use crate::fs::{Appender, Fs};
+use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// One hint entry, borrowed from the loaded file.
 #[derive(Debug)]
@@ -27,26 +28,25 @@ pub struct HintWriter {
     tmp: PathBuf,
     path: PathBuf,
     dir: PathBuf,
-    out: BufWriter<File>,
+    fs: Arc<dyn Fs>,
+    out: BufWriter<Appender>,
     crc: crc32fast::Hasher,
     count: u64,
 }
 
 impl HintWriter {
-    pub fn create(dir: &Path, id: u32) -> Result<HintWriter> {
+    pub fn create(fs: &Arc<dyn Fs>, dir: &Path, id: u32) -> Result<HintWriter> {
         let path = dir.join(hint_file_name(id));
         let tmp = dir.join(format!("{}.{TMP_EXT}", hint_file_name(id)));
-        let file = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&tmp)
+        let file = fs
+            .create(&tmp, false)
             .map_err(|e| Error::io("creating", &tmp, e))?;
         let mut w = HintWriter {
             tmp,
             path,
             dir: dir.to_path_buf(),
-            out: BufWriter::with_capacity(1 << 20, file),
+            fs: fs.clone(),
+            out: BufWriter::with_capacity(1 << 20, Appender(file)),
             crc: crc32fast::Hasher::new(),
             count: 0,
         };
@@ -85,7 +85,7 @@ impl HintWriter {
 
     /// Drops an unfinished hint file.
     pub fn discard(self) {
-        let _ = fs::remove_file(&self.tmp);
+        let _ = self.fs.remove(&self.tmp);
     }
 
     /// Seals the file for a data file of `data_len` bytes and makes it durable.
@@ -104,10 +104,13 @@ impl HintWriter {
             .out
             .into_inner()
             .map_err(|e| Error::io("writing", &self.tmp, e.into_error()))?;
-        file.sync_data()
+        file.0
+            .sync_data()
             .map_err(|e| Error::io("syncing", &self.tmp, e))?;
-        fs::rename(&self.tmp, &self.path).map_err(|e| Error::io("renaming", &self.tmp, e))?;
-        sync_dir(&self.dir)
+        self.fs
+            .rename(&self.tmp, &self.path)
+            .map_err(|e| Error::io("renaming", &self.tmp, e))?;
+        sync_dir(&*self.fs, &self.dir)
     }
 }
 
@@ -115,25 +118,24 @@ impl HintWriter {
 /// file of exactly `data_len` bytes; calls `f` for each entry only after the whole
 /// file is verified. Returns false (and calls nothing) when the hint cannot be used.
 pub fn load(
+    fs: &dyn Fs,
     dir: &Path,
     id: u32,
     data_len: u64,
     mut f: impl FnMut(HintRef<'_>) -> Result<()>,
 ) -> Result<bool> {
     let path = dir.join(hint_file_name(id));
-    let mut bytes = Vec::new();
-    match File::open(&path) {
-        Ok(mut file) => {
-            // A hint file is smaller than its data file; a longer one is not ours.
-            let len = file.metadata().map(|m| m.len()).unwrap_or(u64::MAX);
-            if len > data_len + (HINT_TRAILER_LEN + FILE_HEADER_LEN) as u64 {
-                return Ok(false);
-            }
-            if file.read_to_end(&mut bytes).is_err() {
-                return Ok(false);
-            }
-        }
-        Err(_) => return Ok(false),
+    let Ok(file) = fs.open(&path, false) else {
+        return Ok(false);
+    };
+    // A hint file is smaller than its data file; a longer one is not ours.
+    let len = file.len().unwrap_or(u64::MAX);
+    if len > data_len + (HINT_TRAILER_LEN + FILE_HEADER_LEN) as u64 {
+        return Ok(false);
+    }
+    let mut bytes = vec![0u8; len as usize];
+    if file.read_exact_at(&mut bytes, 0).is_err() {
+        return Ok(false);
     }
     let Some(entries) = verified_entries(&path, &bytes, data_len) else {
         return Ok(false);

@@ -23,6 +23,8 @@ mod error;
 #[allow(unsafe_code)]
 mod ffi;
 mod format;
+#[doc(hidden)]
+pub mod fs;
 mod hint;
 mod keydir;
 mod lock;

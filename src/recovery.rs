@@ -11,11 +11,10 @@ use crate::datafile::{self, check_header, DataFile, RecordRef, ScanEnd};
 use crate::db::{FileInfo, Index};
 use crate::error::{Error, Result};
 use crate::format::*;
+use crate::fs::Fs;
 use crate::hint::{self, HintWriter};
 use crate::keydir::Loc;
 use crate::options::Options;
-use std::fs;
-use std::io::Write;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -103,19 +102,16 @@ impl Replay {
 
 /// Data file ids in the directory, ascending. Removes leftover temporary files of an
 /// interrupted hint write or merge when `writable`.
-pub(crate) fn list_data_files(dir: &Path, writable: bool) -> Result<Vec<u32>> {
+pub(crate) fn list_data_files(fs: &dyn Fs, dir: &Path, writable: bool) -> Result<Vec<u32>> {
     let (mut ids, mut hints) = (Vec::new(), Vec::new());
-    let entries = fs::read_dir(dir).map_err(|e| Error::io("listing", dir, e))?;
-    for entry in entries {
-        let entry = entry.map_err(|e| Error::io("listing", dir, e))?;
-        let name = entry.file_name();
-        let Some(name) = name.to_str() else { continue };
-        if let Some(id) = parse_file_name(name, DATA_EXT) {
+    let names = fs.list(dir).map_err(|e| Error::io("listing", dir, e))?;
+    for name in names {
+        if let Some(id) = parse_file_name(&name, DATA_EXT) {
             ids.push(id);
-        } else if let Some(id) = parse_file_name(name, HINT_EXT) {
+        } else if let Some(id) = parse_file_name(&name, HINT_EXT) {
             hints.push(id);
         } else if writable && name.ends_with(&format!(".{TMP_EXT}")) {
-            remove(&entry.path())?;
+            remove(fs, &dir.join(name))?;
         }
     }
     ids.sort_unstable();
@@ -124,23 +120,23 @@ pub(crate) fn list_data_files(dir: &Path, writable: bool) -> Result<Vec<u32>> {
         // between removing the two) would only waste a lookup at every open.
         for id in hints {
             if ids.binary_search(&id).is_err() {
-                remove(&dir.join(hint_file_name(id)))?;
+                remove(fs, &dir.join(hint_file_name(id)))?;
             }
         }
     }
     Ok(ids)
 }
 
-fn remove(p: &Path) -> Result<()> {
-    match fs::remove_file(p) {
+fn remove(fs: &dyn Fs, p: &Path) -> Result<()> {
+    match fs.remove(p) {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(Error::io("removing", p, e)),
         _ => Ok(()),
     }
 }
 
-pub(crate) fn recover(dir: &Path, opts: &Options) -> Result<Recovered> {
+pub(crate) fn recover(fs: &Arc<dyn Fs>, dir: &Path, opts: &Options) -> Result<Recovered> {
     let writable = !opts.read_only;
-    let ids = list_data_files(dir, writable)?;
+    let ids = list_data_files(&**fs, dir, writable)?;
     let mut rp = Replay {
         index: Index::default(),
         pending: Vec::new(),
@@ -150,7 +146,7 @@ pub(crate) fn recover(dir: &Path, opts: &Options) -> Result<Recovered> {
     let (mut dropped, mut salvaged) = (0u64, 0u64);
     for (i, &id) in ids.iter().enumerate() {
         let last = i + 1 == ids.len();
-        let df = DataFile::open(dir, id, writable && last)?;
+        let df = DataFile::open(&**fs, dir, id, writable && last)?;
         let mut len = df.len()?;
         let mut head = [0u8; FILE_HEADER_LEN];
         let got = read_prefix(&df, &mut head)?;
@@ -165,9 +161,9 @@ pub(crate) fn recover(dir: &Path, opts: &Options) -> Result<Recovered> {
             }
             dropped += len;
             if writable && last {
-                let mut f = &df.file;
+                let f = &df.file;
                 f.set_len(0)
-                    .and_then(|_| f.write_all(&file_header(&DATA_MAGIC)))
+                    .and_then(|_| f.append(&file_header(&DATA_MAGIC)))
                     .and_then(|_| f.sync_data())
                     .map_err(|e| Error::io("rewriting header of", &df.path, e))?;
             }
@@ -182,7 +178,7 @@ pub(crate) fn recover(dir: &Path, opts: &Options) -> Result<Recovered> {
                 live: 0,
             },
         );
-        let hinted = hint::load(dir, id, len, |h| {
+        let hinted = hint::load(&**fs, dir, id, len, |h| {
             let record_offset =
                 (h.value_offset as u64).saturating_sub((RECORD_HEADER_LEN + h.key.len()) as u64);
             rp.record(
@@ -203,14 +199,14 @@ pub(crate) fn recover(dir: &Path, opts: &Options) -> Result<Recovered> {
         // No usable hint: scan. A clean scan of an immutable file leaves a hint behind.
         rp.pending.clear();
         let mut hint_out = if writable && !last {
-            HintWriter::create(dir, id).ok()
+            HintWriter::create(fs, dir, id).ok()
         } else {
             None
         };
         let mut from = FILE_HEADER_LEN as u64;
         let end = loop {
             let ended = datafile::scan(
-                &df.file,
+                &*df.file,
                 from,
                 len,
                 |r| {
@@ -244,7 +240,7 @@ pub(crate) fn recover(dir: &Path, opts: &Options) -> Result<Recovered> {
                 rp.pending_start
             };
             rp.pending.clear();
-            let next = datafile::find_next_valid(&df.file, bad_at, len, &df.path)?;
+            let next = datafile::find_next_valid(&*df.file, bad_at, len, &df.path)?;
             match next {
                 None if last => {
                     dropped += len - cut;
@@ -286,7 +282,6 @@ pub(crate) fn recover(dir: &Path, opts: &Options) -> Result<Recovered> {
 }
 
 fn read_prefix(df: &DataFile, buf: &mut [u8]) -> Result<usize> {
-    use std::os::unix::fs::FileExt;
     let mut got = 0;
     while got < buf.len() {
         match df.file.read_at(&mut buf[got..], got as u64) {
