@@ -21,6 +21,7 @@ CBINDGEN_VERSION := 0.29.4
 CBINDGEN_LOCAL := $(CURDIR)/target/tools/bin/cbindgen
 CBINDGEN := $(shell [ "$$(cbindgen --version 2>/dev/null)" = "cbindgen $(CBINDGEN_VERSION)" ] && command -v cbindgen || echo $(CBINDGEN_LOCAL))
 
+.PHONY: soak fuzz fuzz-smoke
 .PHONY: all build demo test check-fmt clippy rust-test fmt clean header check-header \
 	c-test cpp-test c-valgrind example install install-test c-tools
 PYTHON ?= python3
@@ -56,6 +57,14 @@ rust-test:
 fmt:
 	$(CARGO) fmt --all
 	$(CARGO) fmt --manifest-path $(PYBIND)/Cargo.toml
+
+# The long reliability run: 1000 kill -9s per crash scenario, 50 workloads per
+# fault scenario (make test runs 50 and 3).
+SOAK_ITERATIONS ?= 1000
+SOAK_FAULT_SEEDS ?= 50
+soak:
+	BITCASK_CRASH_ITERATIONS=$(SOAK_ITERATIONS) $(CARGO) test --release --features fault-injection --test crash -- --nocapture
+	BITCASK_FAULT_SEEDS=$(SOAK_FAULT_SEEDS) $(CARGO) test --release --features fault-injection --test faults -- --nocapture
 
 clean:
 	$(CARGO) clean

@@ -97,9 +97,11 @@ fn second_writer_in_child_process_is_locked() {
     assert_eq!(child(dir.path()), Some(0));
 }
 
-/// Child side of `merge_crash_kill9_loses_nothing_acknowledged`: writes with sync
-/// Always from this thread while another merges in a loop, logging each operation
-/// before ("I") and after ("A") it is acknowledged, until killed.
+/// Child side of the mixed kill -9 tests: writes puts, deletes and batches from
+/// this thread while another merges in a loop, logging each write before ("I",
+/// then key/value pairs, "-" for a delete) and after ("A") it is acknowledged,
+/// until killed. `BITCASK_TEST_SYNC` is `always`, or `never` (no write buffer, so
+/// the OS holds every acknowledged write).
 #[test]
 fn child_merge_under_load() {
     let Ok(dir) = std::env::var("BITCASK_TEST_CHILD_MERGE") else {
@@ -108,7 +110,11 @@ fn child_merge_under_load() {
     let seed: u64 = std::env::var("BITCASK_TEST_SEED").unwrap().parse().unwrap();
     let mut o = merge_opts();
     o.max_file_size = 8 << 10;
-    o.sync = SyncPolicy::Always;
+    o.sync = match std::env::var("BITCASK_TEST_SYNC").as_deref() {
+        Ok("never") => SyncPolicy::Never,
+        _ => SyncPolicy::Always,
+    };
+    o.write_buffer_size = 0;
     let db = Arc::new(Bitcask::open(Path::new(&dir), o).unwrap());
     let merger = db.clone();
     std::thread::spawn(move || loop {
@@ -121,23 +127,71 @@ fn child_merge_under_load() {
         .unwrap();
     let mut rng = Rng(seed);
     loop {
-        let k = format!("k{:03}", rng.below(150));
-        if rng.below(4) == 0 {
-            log_line(&mut log, &format!("I {k} -"));
-            db.delete(k.as_bytes()).unwrap();
+        let ops: Vec<(String, String)> = (0..if rng.below(5) == 0 {
+            2 + rng.below(4)
         } else {
-            let v = format!("v{}", rng.next());
-            log_line(&mut log, &format!("I {k} {v}"));
-            db.put(k.as_bytes(), v.as_bytes()).unwrap();
+            1
+        })
+            .map(|_| {
+                let k = format!("k{:03}", rng.below(150));
+                let v = if rng.below(4) == 0 {
+                    "-".to_string()
+                } else {
+                    format!("v{}", rng.next())
+                };
+                (k, v)
+            })
+            .collect();
+        let line: Vec<String> = ops.iter().map(|(k, v)| format!("{k} {v}")).collect();
+        log_line(&mut log, &format!("I {}", line.join(" ")));
+        if let [(k, v)] = &ops[..] {
+            if v == "-" {
+                db.delete(k.as_bytes()).unwrap();
+            } else {
+                db.put(k.as_bytes(), v.as_bytes()).unwrap();
+            }
+        } else {
+            let mut b = WriteBatch::new();
+            for (k, v) in &ops {
+                if v == "-" {
+                    b.delete(k.as_bytes());
+                } else {
+                    b.put(k.as_bytes(), v.as_bytes());
+                }
+            }
+            db.write(&b).unwrap();
         }
         log_line(&mut log, "A");
+    }
+}
+
+/// Applies a write's key/value pairs ("-" deletes) to the model.
+fn apply_ops(model: &mut BTreeMap<String, String>, ops: &[(String, String)]) {
+    for (k, v) in ops {
+        if v == "-" {
+            model.remove(k);
+        } else {
+            model.insert(k.clone(), v.clone());
+        }
     }
 }
 
 #[test]
 fn merge_crash_kill9_loses_nothing_acknowledged() {
     let _serial = serial();
-    let dir = TempDir::new("merge-crash");
+    mixed_kill9("always");
+}
+
+#[test]
+fn mixed_kill9_sync_never_loses_nothing_acknowledged() {
+    let _serial = serial();
+    mixed_kill9("never");
+}
+
+/// Kills the mixed child at random moments and checks the database against the
+/// acknowledged log after each kill.
+fn mixed_kill9(sync: &str) {
+    let dir = TempDir::new(&format!("mixed-crash-{sync}"));
     let log_path = dir.path().join("acklog.txt");
     let mut model: BTreeMap<String, String> = BTreeMap::new();
     let mut consumed = 0usize;
@@ -154,6 +208,7 @@ fn merge_crash_kill9_loses_nothing_acknowledged() {
             ])
             .env("BITCASK_TEST_CHILD_MERGE", dir.path())
             .env("BITCASK_TEST_SEED", (1000 + iter).to_string())
+            .env("BITCASK_TEST_SYNC", sync)
             .stdout(std::process::Stdio::null())
             .spawn()
             .unwrap();
@@ -161,42 +216,47 @@ fn merge_crash_kill9_loses_nothing_acknowledged() {
         child.kill().unwrap();
         child.wait().unwrap();
 
-        let lines: Vec<String> = std::io::BufReader::new(std::fs::File::open(&log_path).unwrap())
-            .lines()
-            .map(|l| l.unwrap())
-            .collect();
-        let mut in_flight: Option<(String, String)> = None;
+        let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+        let lines: Vec<&str> = complete_lines(&log).collect();
+        let mut in_flight: Option<Vec<(String, String)>> = None;
         let start = consumed;
         for line in &lines[consumed..] {
-            if line == "A" {
-                let (k, v) = in_flight.take().expect("ack follows intent");
-                if v == "-" {
-                    model.remove(&k);
-                } else {
-                    model.insert(k, v);
-                }
-            } else if let Some((k, v)) = line.strip_prefix("I ").and_then(|r| r.split_once(' ')) {
-                in_flight = Some((k.to_string(), v.to_string()));
+            if *line == "A" {
+                let ops = in_flight.take().expect("ack follows intent");
+                apply_ops(&mut model, &ops);
+            } else if let Some(rest) = line.strip_prefix("I ") {
+                let words: Vec<&str> = rest.split(' ').collect();
+                in_flight = Some(
+                    words
+                        .chunks_exact(2)
+                        .map(|p| (p[0].to_string(), p[1].to_string()))
+                        .collect(),
+                );
             }
-            // A torn last line (killed mid-write) is an unacknowledged intent.
         }
         consumed = lines.len();
         let db = Bitcask::open(dir.path(), merge_opts()).unwrap();
-        if let Some((k, v)) = in_flight {
-            // Not acknowledged: either outcome is allowed; adopt what is there.
-            let got = db
-                .get(k.as_bytes())
-                .unwrap()
-                .map(|b| String::from_utf8(b).unwrap());
-            let want_new = (v != "-").then(|| v.clone());
+        if let Some(ops) = in_flight {
+            // Not acknowledged: all of it or none of it may be there; adopt that.
+            let mut with = model.clone();
+            apply_ops(&mut with, &ops);
+            let got: Vec<Option<String>> = ops
+                .iter()
+                .map(|(k, _)| {
+                    db.get(k.as_bytes())
+                        .unwrap()
+                        .map(|b| String::from_utf8(b).unwrap())
+                })
+                .collect();
+            let old: Vec<Option<String>> = ops.iter().map(|(k, _)| model.get(k).cloned()).collect();
+            let new: Vec<Option<String>> = ops.iter().map(|(k, _)| with.get(k).cloned()).collect();
             assert!(
-                got == model.get(&k).cloned() || got == want_new,
-                "iteration {iter}: in-flight key {k} has {got:?}"
+                got == old || got == new,
+                "iteration {iter}: in-flight write {ops:?} half applied: {got:?}"
             );
-            match got {
-                Some(g) => model.insert(k, g),
-                None => model.remove(&k),
-            };
+            if got == new {
+                model = with;
+            }
         }
         assert_eq!(
             db.len().unwrap(),
@@ -211,7 +271,7 @@ fn merge_crash_kill9_loses_nothing_acknowledged() {
                 "iteration {iter}: key {k}"
             );
         }
-        acked += lines[start..].iter().filter(|l| *l == "A").count();
+        acked += lines[start..].iter().filter(|l| **l == "A").count();
         max_id = max_id.max(
             data_files(dir.path())
                 .iter()
@@ -221,19 +281,17 @@ fn merge_crash_kill9_loses_nothing_acknowledged() {
         );
         drop(db);
         // End a torn last line so the next child's lines start fresh.
-        let mut f = std::fs::OpenOptions::new()
-            .append(true)
-            .open(&log_path)
-            .unwrap();
-        if std::fs::read(&log_path)
-            .unwrap()
-            .last()
-            .is_some_and(|&b| b != b'\n')
-        {
+        if !log.is_empty() && !log.ends_with('\n') {
+            let mut f = std::fs::OpenOptions::new()
+                .append(true)
+                .open(&log_path)
+                .unwrap();
             writeln!(f).unwrap();
         }
     }
-    eprintln!("{kills} kills, {acked} acknowledged writes checked, newest file id {max_id}");
+    eprintln!(
+        "sync {sync}: {kills} kills, {acked} acknowledged writes checked, newest file id {max_id}"
+    );
     assert!(acked > kills as usize * 5, "children barely wrote: {acked}");
     // Merges leave id gaps: a file id far beyond the number of rotations shows
     // that merges ran and committed while the children were killed.
