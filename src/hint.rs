@@ -201,3 +201,14 @@ fn verified_entries<'a>(path: &Path, bytes: &'a [u8], data_len: u64) -> Option<&
     }
     (count == le_u64(t, 0)).then_some(entries)
 }
+
+/// The number of entries of a hint file held in `bytes`, if it would be used.
+pub(crate) fn count_verified(bytes: &[u8], data_len: u64) -> Option<usize> {
+    let entries = verified_entries(Path::new("fuzz"), bytes, data_len)?;
+    let (mut at, mut n) = (0, 0);
+    while at < entries.len() {
+        at += HINT_ENTRY_HEADER_LEN + le_u32(&entries[at..], 12) as usize;
+        n += 1;
+    }
+    Some(n)
+}

@@ -25,6 +25,8 @@ mod ffi;
 mod format;
 #[doc(hidden)]
 pub mod fs;
+#[doc(hidden)]
+pub mod fuzzing;
 mod hint;
 mod keydir;
 mod lock;

@@ -9,7 +9,7 @@ mod common;
 use bitcask::{Bitcask, Error, Options, SyncPolicy, WriteBatch, WriteOptions};
 use common::*;
 use std::collections::BTreeMap;
-use std::io::{BufRead, Write};
+use std::io::Write;
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
