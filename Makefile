@@ -59,7 +59,7 @@ fmt:
 	$(CARGO) fmt --manifest-path $(PYBIND)/Cargo.toml
 
 # The long reliability run: 1000 kill -9s per crash scenario, 50 workloads per
-# fault scenario (make test runs 50 and 3).
+# fault scenario (make test runs 50 and 10).
 SOAK_ITERATIONS ?= 1000
 SOAK_FAULT_SEEDS ?= 50
 soak:

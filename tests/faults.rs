@@ -214,7 +214,7 @@ fn seeds() -> u64 {
     std::env::var("BITCASK_FAULT_SEEDS")
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or(3)
+        .unwrap_or(10)
 }
 
 /// For every operation of every kind the workload makes: fail it, crash, check.
