@@ -21,6 +21,7 @@ CBINDGEN_VERSION := 0.29.4
 CBINDGEN_LOCAL := $(CURDIR)/target/tools/bin/cbindgen
 CBINDGEN := $(shell [ "$$(cbindgen --version 2>/dev/null)" = "cbindgen $(CBINDGEN_VERSION)" ] && command -v cbindgen || echo $(CBINDGEN_LOCAL))
 
+.PHONY: soak fuzz fuzz-smoke fuzz-run
 .PHONY: all build demo test check-fmt clippy rust-test fmt clean header check-header \
 	c-test cpp-test c-valgrind example install install-test c-tools
 PYTHON ?= python3
@@ -37,8 +38,8 @@ build:
 demo:
 	$(CARGO) run --release --example demo
 
-test: check-fmt clippy rust-test check-header c-test cpp-test c-valgrind install-test example python-test \
-	go-test
+test: check-fmt clippy rust-test fuzz-smoke check-header c-test cpp-test c-valgrind install-test example \
+	python-test go-test
 	@echo "make test: all checks passed"
 
 check-fmt:
@@ -46,15 +47,55 @@ check-fmt:
 	$(CARGO) fmt --manifest-path $(PYBIND)/Cargo.toml -- --check
 
 clippy:
-	$(CARGO) clippy --all-targets -- -D warnings
+	$(CARGO) clippy --all-targets --features fault-injection -- -D warnings
 	$(CARGO) clippy --manifest-path $(PYBIND)/Cargo.toml -- -D warnings
 
+# fault-injection builds the in-memory, failing file layer for tests/faults.rs.
 rust-test:
-	$(CARGO) test --release
+	$(CARGO) test --release --features fault-injection
 
 fmt:
 	$(CARGO) fmt --all
 	$(CARGO) fmt --manifest-path $(PYBIND)/Cargo.toml
+
+# The long reliability run: 1000 kill -9s per crash scenario, 50 workloads per
+# fault scenario (make test runs 50 and 10).
+SOAK_ITERATIONS ?= 1000
+SOAK_FAULT_SEEDS ?= 50
+soak:
+	BITCASK_CRASH_ITERATIONS=$(SOAK_ITERATIONS) $(CARGO) test --release --features fault-injection --test crash -- --nocapture
+	BITCASK_FAULT_SEEDS=$(SOAK_FAULT_SEEDS) $(CARGO) test --release --features fault-injection --test faults -- --nocapture
+
+# Fuzzing: cargo-fuzz (libFuzzer, AddressSanitizer) on the stable toolchain,
+# which RUSTC_BOOTSTRAP lets take the nightly flags it passes (-Zsanitizer).
+# Each target starts from fuzz/seeds/<target> and fuzz/regressions/<target> and
+# keeps its growing corpus in target/fuzz-corpus; a crash is written to
+# fuzz/artifacts/<target>: copy it to fuzz/regressions/<target> so that
+# tests/hostile.rs replays it from then on. `make fuzz` runs FUZZ_SECONDS per
+# target; `make test` runs FUZZ_SMOKE_SECONDS.
+CARGO_FUZZ_VERSION := 0.13.2
+CARGO_FUZZ := $(CURDIR)/target/tools/bin/cargo-fuzz
+FUZZ_TARGETS := record_decode hint_decode open_dir ops_model
+FUZZ_SECONDS ?= 60
+FUZZ_SMOKE_SECONDS ?= 4
+
+$(CARGO_FUZZ):
+	$(CARGO) install cargo-fuzz --locked --version $(CARGO_FUZZ_VERSION) --root $(CURDIR)/target/tools
+
+fuzz-run: $(CARGO_FUZZ)
+	@set -e; cd fuzz; for t in $(FUZZ_TARGETS); do \
+		echo "fuzz $$t ($(SECONDS_PER_TARGET)s)"; mkdir -p ../target/fuzz-corpus/$$t seeds/$$t regressions/$$t; \
+		RUSTC_BOOTSTRAP=1 $(CARGO_FUZZ) run --release $$t ../target/fuzz-corpus/$$t seeds/$$t regressions/$$t -- \
+			-max_total_time=$(SECONDS_PER_TARGET) -malloc_limit_mb=512 -timeout=10 2>&1 | \
+			grep -E '^(Done|==|SUMMARY|thread)' || true; \
+		test -z "$$(ls artifacts/$$t 2>/dev/null)" || { echo "fuzz: $$t found a crash in fuzz/artifacts/$$t"; exit 1; }; \
+	done
+
+fuzz:
+	$(MAKE) --no-print-directory fuzz-run SECONDS_PER_TARGET=$(FUZZ_SECONDS)
+
+fuzz-smoke:
+	$(MAKE) --no-print-directory fuzz-run SECONDS_PER_TARGET=$(FUZZ_SMOKE_SECONDS)
 
 clean:
 	$(CARGO) clean

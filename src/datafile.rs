@@ -4,10 +4,8 @@
 
 use crate::error::{Error, Result};
 use crate::format::*;
+use crate::fs::{FileHandle, Fs};
 use crate::record::{self, Bad, Header};
-use std::fs::{File, OpenOptions};
-use std::io::Write;
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 /// An open data file. Shared behind `Arc` by readers, merge and the writer: the
@@ -17,42 +15,36 @@ use std::path::{Path, PathBuf};
 pub struct DataFile {
     pub id: u32,
     pub path: PathBuf,
-    pub(crate) file: File,
+    pub(crate) file: Box<dyn FileHandle>,
 }
 
 impl DataFile {
     /// Opens an existing data file for reading (and appending, when `writable`).
-    pub fn open(dir: &Path, id: u32, writable: bool) -> Result<DataFile> {
+    pub fn open(fs: &dyn Fs, dir: &Path, id: u32, writable: bool) -> Result<DataFile> {
         let path = dir.join(data_file_name(id));
-        let file = OpenOptions::new()
-            .read(true)
-            .append(writable)
-            .open(&path)
+        let file = fs
+            .open(&path, writable)
             .map_err(|e| Error::io("opening", &path, e))?;
         Ok(DataFile { id, path, file })
     }
 
     /// Creates a new data file with its header, fsynced along with the directory so
     /// that the file survives a power loss once a write into it is acknowledged.
-    pub fn create(dir: &Path, id: u32) -> Result<DataFile> {
+    pub fn create(fs: &dyn Fs, dir: &Path, id: u32) -> Result<DataFile> {
         let path = dir.join(data_file_name(id));
-        let mut file = OpenOptions::new()
-            .read(true)
-            .append(true)
-            .create_new(true)
-            .open(&path)
+        let file = fs
+            .create(&path, true)
             .map_err(|e| Error::io("creating", &path, e))?;
-        file.write_all(&file_header(&DATA_MAGIC))
+        file.append(&file_header(&DATA_MAGIC))
             .and_then(|_| file.sync_data())
             .map_err(|e| Error::io("writing header of", &path, e))?;
-        sync_dir(dir)?;
+        sync_dir(fs, dir)?;
         Ok(DataFile { id, path, file })
     }
 
     pub fn len(&self) -> Result<u64> {
         self.file
-            .metadata()
-            .map(|m| m.len())
+            .len()
             .map_err(|e| Error::io("reading size of", &self.path, e))
     }
 
@@ -100,9 +92,8 @@ pub(crate) fn bad_reason(bad: Bad) -> &'static str {
 }
 
 /// fsyncs a directory, making created, renamed and removed names durable.
-pub fn sync_dir(dir: &Path) -> Result<()> {
-    File::open(dir)
-        .and_then(|d| d.sync_all())
+pub fn sync_dir(fs: &dyn Fs, dir: &Path) -> Result<()> {
+    fs.sync_dir(dir)
         .map_err(|e| Error::io("syncing directory", dir, e))
 }
 
@@ -151,7 +142,7 @@ pub enum ScanEnd {
 /// at the first byte that is not a record. Reads in large sequential chunks with
 /// positioned reads, so scans of one file may run at once (merge, hint writing).
 pub fn scan(
-    file: &File,
+    file: &dyn FileHandle,
     from: u64,
     end: u64,
     mut f: impl FnMut(RecordRef<'_>) -> Result<()>,
@@ -215,7 +206,12 @@ pub fn scan(
 /// Finds the first offset in `(from, end)` where a whole valid record that ends a
 /// write begins. Used to tell a torn tail (nothing valid follows) from damage in the
 /// middle of a file, and by salvage to resume after damage.
-pub fn find_next_valid(file: &File, from: u64, end: u64, path: &Path) -> Result<Option<u64>> {
+pub fn find_next_valid(
+    file: &dyn FileHandle,
+    from: u64,
+    end: u64,
+    path: &Path,
+) -> Result<Option<u64>> {
     if end <= from + 1 {
         return Ok(None);
     }

@@ -10,6 +10,7 @@ use crate::batch::{RecordIter, WriteBatch};
 use crate::datafile::{self, DataFile, ScanEnd};
 use crate::error::{Error, Result};
 use crate::format::*;
+use crate::fs::{Fs, RealFs};
 use crate::hint::HintWriter;
 use crate::keydir::{KeyDir, Loc};
 use crate::lock::DirLock;
@@ -102,9 +103,8 @@ impl WriteBuf {
         if self.data.is_empty() {
             return Ok(());
         }
-        use std::io::Write;
-        (&file.file)
-            .write_all(&self.data)
+        file.file
+            .append(&self.data)
             .map_err(|e| Error::io("appending to", &file.path, e))?;
         self.start += self.data.len() as u64;
         self.data.clear();
@@ -129,6 +129,7 @@ enum Job {
 
 pub(crate) struct Inner {
     pub(crate) dir: PathBuf,
+    pub(crate) fs: Arc<dyn Fs>,
     pub(crate) opts: Options,
     pub(crate) index: RwLock<Index>,
     writer: Mutex<Option<Writer>>,
@@ -187,17 +188,25 @@ impl Bitcask {
     /// Opens the database in `dir`, creating the directory if it is missing. A
     /// writable open takes the directory's writer lock or fails with `Locked`.
     pub fn open(dir: impl AsRef<Path>, opts: Options) -> Result<Bitcask> {
+        Self::open_with_fs(dir, opts, Arc::new(RealFs))
+    }
+
+    /// `open` on another file layer: the fault-injecting one of the reliability
+    /// tests. Not a stable API.
+    #[doc(hidden)]
+    pub fn open_with_fs(dir: impl AsRef<Path>, opts: Options, fs: Arc<dyn Fs>) -> Result<Bitcask> {
         opts.validate()?;
         let dir = dir.as_ref().to_path_buf();
         if !opts.read_only {
-            std::fs::create_dir_all(&dir).map_err(|e| Error::io("creating", &dir, e))?;
+            fs.create_dir_all(&dir)
+                .map_err(|e| Error::io("creating", &dir, e))?;
         }
         let lock = if opts.read_only {
             None
         } else {
-            Some(DirLock::acquire(&dir)?)
+            Some(DirLock::acquire(&*fs, &dir)?)
         };
-        let rec = recovery::recover(&dir, &opts)?;
+        let rec = recovery::recover(&fs, &dir, &opts)?;
         let mut index = rec.index;
         let mut writer = None;
         let mut active_id = rec.last_id.unwrap_or(0);
@@ -209,7 +218,7 @@ impl Bitcask {
                 }
                 None => {
                     active_id = 1;
-                    let f = Arc::new(DataFile::create(&dir, 1)?);
+                    let f = Arc::new(DataFile::create(&*fs, &dir, 1)?);
                     index.files.insert(
                         1,
                         FileInfo {
@@ -239,6 +248,7 @@ impl Bitcask {
         let inner = Arc::new(Inner {
             queue: WriteQueue::new(opts.write_merging),
             dir,
+            fs,
             index: RwLock::new(index),
             writer: Mutex::new(writer),
             buffer,
@@ -576,7 +586,6 @@ impl Inner {
 
     /// Hands `bytes` to the OS (or the write buffer), then syncs if asked.
     fn append(&self, w: &Writer, bytes: &[u8], sync: bool) -> Result<()> {
-        use std::io::Write;
         match &self.buffer {
             Some(buf) => {
                 let mut b = buf.lock();
@@ -584,8 +593,9 @@ impl Inner {
                     b.flush(&w.active)?;
                 }
                 if bytes.len() >= self.opts.write_buffer_size {
-                    (&w.active.file)
-                        .write_all(bytes)
+                    w.active
+                        .file
+                        .append(bytes)
                         .map_err(|e| Error::io("appending to", &w.active.path, e))?;
                     b.start += bytes.len() as u64;
                 } else {
@@ -595,8 +605,10 @@ impl Inner {
                     b.flush(&w.active)?;
                 }
             }
-            None => (&w.active.file)
-                .write_all(bytes)
+            None => w
+                .active
+                .file
+                .append(bytes)
                 .map_err(|e| Error::io("appending to", &w.active.path, e))?,
         }
         if sync {
@@ -615,7 +627,7 @@ impl Inner {
             buf.lock().flush(&w.active)?;
         }
         w.active.sync()?;
-        let file = Arc::new(DataFile::create(&self.dir, next_id)?);
+        let file = Arc::new(DataFile::create(&*self.fs, &self.dir, next_id)?);
         self.index.write().files.insert(
             next_id,
             FileInfo {
@@ -704,9 +716,9 @@ impl Inner {
             return Ok(());
         };
         let len = file.len()?;
-        let mut h = HintWriter::create(&self.dir, id)?;
+        let mut h = HintWriter::create(&self.fs, &self.dir, id)?;
         let end = datafile::scan(
-            &file.file,
+            &*file.file,
             FILE_HEADER_LEN as u64,
             len,
             |r| {
@@ -797,8 +809,7 @@ impl Inner {
         let data_bytes = files.iter().map(|f| f.total_bytes).sum();
         let hint_bytes = files
             .iter()
-            .filter_map(|f| std::fs::metadata(self.dir.join(hint_file_name(f.id))).ok())
-            .map(|m| m.len())
+            .filter_map(|f| self.fs.size(&self.dir.join(hint_file_name(f.id))).ok())
             .sum();
         Ok(Stats {
             keys,

@@ -6,9 +6,10 @@
 use crate::datafile::{check_header, sync_dir};
 use crate::error::{Error, Result};
 use crate::format::*;
-use std::fs::{self, File, OpenOptions};
-use std::io::{BufWriter, Read, Write};
+use crate::fs::{Appender, Fs};
+use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// One hint entry, borrowed from the loaded file.
 #[derive(Debug)]
@@ -27,26 +28,25 @@ pub struct HintWriter {
     tmp: PathBuf,
     path: PathBuf,
     dir: PathBuf,
-    out: BufWriter<File>,
+    fs: Arc<dyn Fs>,
+    out: BufWriter<Appender>,
     crc: crc32fast::Hasher,
     count: u64,
 }
 
 impl HintWriter {
-    pub fn create(dir: &Path, id: u32) -> Result<HintWriter> {
+    pub fn create(fs: &Arc<dyn Fs>, dir: &Path, id: u32) -> Result<HintWriter> {
         let path = dir.join(hint_file_name(id));
         let tmp = dir.join(format!("{}.{TMP_EXT}", hint_file_name(id)));
-        let file = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&tmp)
+        let file = fs
+            .create(&tmp, false)
             .map_err(|e| Error::io("creating", &tmp, e))?;
         let mut w = HintWriter {
             tmp,
             path,
             dir: dir.to_path_buf(),
-            out: BufWriter::with_capacity(1 << 20, file),
+            fs: fs.clone(),
+            out: BufWriter::with_capacity(1 << 20, Appender(file)),
             crc: crc32fast::Hasher::new(),
             count: 0,
         };
@@ -85,7 +85,7 @@ impl HintWriter {
 
     /// Drops an unfinished hint file.
     pub fn discard(self) {
-        let _ = fs::remove_file(&self.tmp);
+        let _ = self.fs.remove(&self.tmp);
     }
 
     /// Seals the file for a data file of `data_len` bytes and makes it durable.
@@ -104,31 +104,32 @@ impl HintWriter {
             .out
             .into_inner()
             .map_err(|e| Error::io("writing", &self.tmp, e.into_error()))?;
-        file.sync_data()
+        file.0
+            .sync_data()
             .map_err(|e| Error::io("syncing", &self.tmp, e))?;
-        fs::rename(&self.tmp, &self.path).map_err(|e| Error::io("renaming", &self.tmp, e))?;
-        sync_dir(&self.dir)
+        self.fs
+            .rename(&self.tmp, &self.path)
+            .map_err(|e| Error::io("renaming", &self.tmp, e))?;
+        sync_dir(&*self.fs, &self.dir)
     }
 }
 
 /// Reads the hint file of data file `id` if it is whole and was written for a data
 /// file of exactly `data_len` bytes: the verified bytes, for [`for_each_entry`].
 /// `None` when the hint cannot be used.
-pub fn load(dir: &Path, id: u32, data_len: u64) -> Result<Option<Vec<u8>>> {
+pub fn load(fs: &dyn Fs, dir: &Path, id: u32, data_len: u64) -> Result<Option<Vec<u8>>> {
     let path = dir.join(hint_file_name(id));
-    let mut bytes = Vec::new();
-    match File::open(&path) {
-        Ok(mut file) => {
-            // A hint file is smaller than its data file; a longer one is not ours.
-            let len = file.metadata().map(|m| m.len()).unwrap_or(u64::MAX);
-            if len > data_len + (HINT_TRAILER_LEN + FILE_HEADER_LEN) as u64 {
-                return Ok(None);
-            }
-            if file.read_to_end(&mut bytes).is_err() {
-                return Ok(None);
-            }
-        }
-        Err(_) => return Ok(None),
+    let Ok(file) = fs.open(&path, false) else {
+        return Ok(None);
+    };
+    // A hint file is smaller than its data file; a longer one is not ours.
+    let len = file.len().unwrap_or(u64::MAX);
+    if len > data_len + (HINT_TRAILER_LEN + FILE_HEADER_LEN) as u64 {
+        return Ok(None);
+    }
+    let mut bytes = vec![0u8; len as usize];
+    if file.read_exact_at(&mut bytes, 0).is_err() {
+        return Ok(None);
     }
     Ok(verified_entries(&path, &bytes, data_len)
         .is_some()
@@ -201,4 +202,15 @@ fn verified_entries<'a>(path: &Path, bytes: &'a [u8], data_len: u64) -> Option<&
         count += 1;
     }
     (count == le_u64(t, 0)).then_some(entries)
+}
+
+/// The number of entries of a hint file held in `bytes`, if it would be used.
+pub(crate) fn count_verified(bytes: &[u8], data_len: u64) -> Option<usize> {
+    let entries = verified_entries(Path::new("fuzz"), bytes, data_len)?;
+    let (mut at, mut n) = (0, 0);
+    while at < entries.len() {
+        at += HINT_ENTRY_HEADER_LEN + le_u32(&entries[at..], 12) as usize;
+        n += 1;
+    }
+    Some(n)
 }

@@ -23,6 +23,10 @@ mod error;
 #[allow(unsafe_code)]
 mod ffi;
 mod format;
+#[doc(hidden)]
+pub mod fs;
+#[doc(hidden)]
+pub mod fuzzing;
 mod hint;
 mod keydir;
 mod lock;

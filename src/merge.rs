@@ -17,9 +17,9 @@ use crate::datafile::{self, sync_dir, DataFile, RecordRef, ScanEnd};
 use crate::db::{FileInfo, Inner};
 use crate::error::{Error, Result};
 use crate::format::*;
+use crate::fs::Appender;
 use crate::hint::HintWriter;
 use crate::keydir::Loc;
-use std::fs::{self, File, OpenOptions};
 use std::io::{BufWriter, Write};
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
@@ -133,20 +133,17 @@ impl Inner {
         let res = self.copy_live(&inputs, &mut out, &mut stats);
         let res = res.and_then(|_| out.finish_file(self));
         if let Err(e) = res {
-            out.abandon();
+            out.abandon(self);
             return Err(e);
         }
         stats.files_out = out.files_out;
         stats.bytes_out = out.bytes_out;
 
         // Every live record of the inputs now has a copy the keydir points at (or a
-        // newer write replaced it): no location names an input any more.
-        {
-            let mut ix = self.index.write();
-            for (id, _, _) in &inputs {
-                ix.files.remove(id);
-            }
-        }
+        // newer write replaced it): no location names an input any more. An input
+        // leaves the index only once its data file is gone: one that failed to go
+        // stays known, so a later merge still counts it among the older files that a
+        // tombstone must hide (`merge_fails_removing_inputs_no_key_comes_back`).
         for (id, _, total) in &inputs {
             stats.files_in += 1;
             stats.bytes_in += total;
@@ -154,15 +151,16 @@ impl Inner {
                 self.dir.join(data_file_name(*id)),
                 self.dir.join(hint_file_name(*id)),
             ] {
-                match fs::remove_file(&p) {
+                match self.fs.remove(&p) {
                     Ok(()) => {}
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
                     Err(e) => return Err(Error::io("removing merged file", &p, e)),
                 }
+                self.index.write().files.remove(id);
             }
         }
         drop(inputs);
-        sync_dir(&self.dir)?;
+        sync_dir(&*self.fs, &self.dir)?;
         stats.bytes_reclaimed = stats.bytes_in.saturating_sub(stats.bytes_out);
         stats.duration = started.elapsed();
         *self.last_merge.lock() = Some(stats.clone());
@@ -191,7 +189,7 @@ impl Inner {
                     .any(|f| !inputs[..i].iter().any(|(x, _, _)| x == f))
             };
             let ended = datafile::scan(
-                &file.file,
+                &*file.file,
                 FILE_HEADER_LEN as u64,
                 *total,
                 |r| {
@@ -286,7 +284,7 @@ struct Output {
 struct OutFile {
     id: u32,
     tmp: PathBuf,
-    data: BufWriter<File>,
+    data: BufWriter<Appender>,
     hint: HintWriter,
     len: u64,
     moved: Vec<Moved>,
@@ -365,19 +363,18 @@ impl Output {
         let id = self.next_id;
         self.next_id += 1;
         let tmp = db.dir.join(format!("{}.{TMP_EXT}", data_file_name(id)));
-        let file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&tmp)
+        let file = db
+            .fs
+            .create(&tmp, true)
             .map_err(|e| Error::io("creating", &tmp, e))?;
-        let mut data = BufWriter::with_capacity(1 << 20, file);
+        let mut data = BufWriter::with_capacity(1 << 20, Appender(file));
         data.write_all(&file_header(&DATA_MAGIC))
             .map_err(|e| Error::io("writing", &tmp, e))?;
         self.cur = Some(OutFile {
             id,
             tmp,
             data,
-            hint: HintWriter::create(&db.dir, id)?,
+            hint: HintWriter::create(&db.fs, &db.dir, id)?,
             len: FILE_HEADER_LEN as u64,
             moved: Vec::new(),
         });
@@ -394,14 +391,25 @@ impl Output {
             .data
             .into_inner()
             .map_err(|e| Error::io("writing", &c.tmp, e.into_error()))?;
-        file.sync_data()
+        file.0
+            .sync_data()
             .map_err(|e| Error::io("syncing", &c.tmp, e))?;
-        drop(file);
         c.hint.finish(c.len)?;
         let path = db.dir.join(data_file_name(c.id));
-        fs::rename(&c.tmp, &path).map_err(|e| Error::io("renaming", &c.tmp, e))?;
-        sync_dir(&db.dir)?;
-        let df = Arc::new(DataFile::open(&db.dir, c.id, false)?);
+        db.fs
+            .rename(&c.tmp, &path)
+            .map_err(|e| Error::io("renaming", &c.tmp, e))?;
+        // From the rename on, the output is in the directory and will replay at the
+        // next open: the index must know it even if what follows fails, or a later
+        // merge would drop a tombstone that hides one of its values, not knowing an
+        // older file outside that merge holds it (`merge_fails_after_commit_no_key_comes_back`).
+        // Its own handle serves reads: opening it again could fail here.
+        let df = Arc::new(DataFile {
+            id: c.id,
+            path,
+            file: file.0,
+        });
+        let synced = sync_dir(&*db.fs, &db.dir);
         let mut ix = db.index.write();
         ix.files.insert(
             c.id,
@@ -411,13 +419,17 @@ impl Output {
                 live: 0,
             },
         );
-        for m in &c.moved {
-            // A write that landed during the merge wins: move only what is unchanged.
-            if ix.keydir.get(&m.key) == Some(m.from) {
-                ix.apply_put(&m.key, m.to);
+        // Keys move only once the output's name is durable.
+        if synced.is_ok() {
+            for m in &c.moved {
+                // A write that landed during the merge wins: move only what is unchanged.
+                if ix.keydir.get(&m.key) == Some(m.from) {
+                    ix.apply_put(&m.key, m.to);
+                }
             }
         }
         drop(ix);
+        synced?;
         self.files_out += 1;
         self.bytes_out += c.len;
         Ok(())
@@ -425,9 +437,9 @@ impl Output {
 
     /// After a failure: remove the unfinished output. Finished outputs stay; they
     /// hold copies of live records and replay harmlessly.
-    fn abandon(&mut self) {
+    fn abandon(&mut self, db: &Inner) {
         if let Some(c) = self.cur.take() {
-            let _ = fs::remove_file(&c.tmp);
+            let _ = db.fs.remove(&c.tmp);
             c.hint.discard();
         }
     }

@@ -11,11 +11,10 @@ use crate::datafile::{self, check_header, DataFile, RecordRef, ScanEnd};
 use crate::db::{FileInfo, Index};
 use crate::error::{Error, Result};
 use crate::format::*;
+use crate::fs::Fs;
 use crate::hint::{self, HintWriter};
 use crate::keydir::{Loc, SortedBuilder};
 use crate::options::Options;
-use std::fs;
-use std::io::Write;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -247,19 +246,16 @@ fn sort_keep_last(log: &mut FileLog) {
 
 /// Data file ids in the directory, ascending. Removes leftover temporary files of an
 /// interrupted hint write or merge when `writable`.
-pub(crate) fn list_data_files(dir: &Path, writable: bool) -> Result<Vec<u32>> {
+pub(crate) fn list_data_files(fs: &dyn Fs, dir: &Path, writable: bool) -> Result<Vec<u32>> {
     let (mut ids, mut hints) = (Vec::new(), Vec::new());
-    let entries = fs::read_dir(dir).map_err(|e| Error::io("listing", dir, e))?;
-    for entry in entries {
-        let entry = entry.map_err(|e| Error::io("listing", dir, e))?;
-        let name = entry.file_name();
-        let Some(name) = name.to_str() else { continue };
-        if let Some(id) = parse_file_name(name, DATA_EXT) {
+    let names = fs.list(dir).map_err(|e| Error::io("listing", dir, e))?;
+    for name in names {
+        if let Some(id) = parse_file_name(&name, DATA_EXT) {
             ids.push(id);
-        } else if let Some(id) = parse_file_name(name, HINT_EXT) {
+        } else if let Some(id) = parse_file_name(&name, HINT_EXT) {
             hints.push(id);
         } else if writable && name.ends_with(&format!(".{TMP_EXT}")) {
-            remove(&entry.path())?;
+            remove(fs, &dir.join(name))?;
         }
     }
     ids.sort_unstable();
@@ -268,30 +264,30 @@ pub(crate) fn list_data_files(dir: &Path, writable: bool) -> Result<Vec<u32>> {
         // between removing the two) would only waste a lookup at every open.
         for id in hints {
             if ids.binary_search(&id).is_err() {
-                remove(&dir.join(hint_file_name(id)))?;
+                remove(fs, &dir.join(hint_file_name(id)))?;
             }
         }
     }
     Ok(ids)
 }
 
-fn remove(p: &Path) -> Result<()> {
-    match fs::remove_file(p) {
+fn remove(fs: &dyn Fs, p: &Path) -> Result<()> {
+    match fs.remove(p) {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(Error::io("removing", p, e)),
         _ => Ok(()),
     }
 }
 
-pub(crate) fn recover(dir: &Path, opts: &Options) -> Result<Recovered> {
+pub(crate) fn recover(fs: &Arc<dyn Fs>, dir: &Path, opts: &Options) -> Result<Recovered> {
     let writable = !opts.read_only;
-    let ids = list_data_files(dir, writable)?;
+    let ids = list_data_files(&**fs, dir, writable)?;
     let mut index = Index::default();
     let mut logs: Vec<(u32, FileLog)> = Vec::with_capacity(ids.len());
     let mut max_seq = 0u64;
     let (mut dropped, mut salvaged) = (0u64, 0u64);
     for (i, &id) in ids.iter().enumerate() {
         let last = i + 1 == ids.len();
-        let df = DataFile::open(dir, id, writable && last)?;
+        let df = DataFile::open(&**fs, dir, id, writable && last)?;
         let mut len = df.len()?;
         let mut head = [0u8; FILE_HEADER_LEN];
         let got = read_prefix(&df, &mut head)?;
@@ -306,9 +302,9 @@ pub(crate) fn recover(dir: &Path, opts: &Options) -> Result<Recovered> {
             }
             dropped += len;
             if writable && last {
-                let mut f = &df.file;
+                let f = &df.file;
                 f.set_len(0)
-                    .and_then(|_| f.write_all(&file_header(&DATA_MAGIC)))
+                    .and_then(|_| f.append(&file_header(&DATA_MAGIC)))
                     .and_then(|_| f.sync_data())
                     .map_err(|e| Error::io("rewriting header of", &df.path, e))?;
             }
@@ -323,7 +319,7 @@ pub(crate) fn recover(dir: &Path, opts: &Options) -> Result<Recovered> {
                 live: 0,
             },
         );
-        if let Some(bytes) = hint::load(dir, id, len)? {
+        if let Some(bytes) = hint::load(&**fs, dir, id, len)? {
             if let Some(log) = hint_log(id, bytes, &mut max_seq) {
                 logs.push((id, log));
                 continue;
@@ -332,14 +328,14 @@ pub(crate) fn recover(dir: &Path, opts: &Options) -> Result<Recovered> {
         // No usable hint: scan. A clean scan of an immutable file leaves a hint behind.
         let mut rp = Collect::new(id);
         let mut hint_out = if writable && !last {
-            HintWriter::create(dir, id).ok()
+            HintWriter::create(fs, dir, id).ok()
         } else {
             None
         };
         let mut from = FILE_HEADER_LEN as u64;
         let end = loop {
             let ended = datafile::scan(
-                &df.file,
+                &*df.file,
                 from,
                 len,
                 |r| {
@@ -368,7 +364,7 @@ pub(crate) fn recover(dir: &Path, opts: &Options) -> Result<Recovered> {
             };
             hint_out = None;
             let cut = rp.drop_pending().unwrap_or(bad_at);
-            let next = datafile::find_next_valid(&df.file, bad_at, len, &df.path)?;
+            let next = datafile::find_next_valid(&*df.file, bad_at, len, &df.path)?;
             match next {
                 None if last => {
                     dropped += len - cut;
@@ -413,7 +409,6 @@ pub(crate) fn recover(dir: &Path, opts: &Options) -> Result<Recovered> {
 }
 
 fn read_prefix(df: &DataFile, buf: &mut [u8]) -> Result<usize> {
-    use std::os::unix::fs::FileExt;
     let mut got = 0;
     while got < buf.len() {
         match df.file.read_at(&mut buf[got..], got as u64) {

@@ -1,6 +1,8 @@
 //! `bitcask_batch_t`: a write batch, applied all or nothing by `bitcask_write`.
 
-use super::{bitcask_status_t, guard, guard_value, handle, handle_mut, out_ptr, slice};
+use super::{
+    bitcask_status_t, guard, guard_value, handle, handle_mut, key_slice, out_ptr, value_slice,
+};
 use crate::batch::WriteBatch;
 
 /// Puts and deletes applied atomically by `bitcask_write`; later operations on the
@@ -55,8 +57,8 @@ pub unsafe extern "C" fn bitcask_batch_put(
         let (b, k, v) = unsafe {
             (
                 handle_mut(batch, "batch")?,
-                slice(key, key_len, "key")?,
-                slice(value, value_len, "value")?,
+                key_slice(key, key_len)?,
+                value_slice(value, value_len)?,
             )
         };
         b.batch.put(k, v);
@@ -75,7 +77,7 @@ pub unsafe extern "C" fn bitcask_batch_delete(
 ) -> bitcask_status_t {
     guard(|| {
         // SAFETY: the caller promises a live, unshared batch and a readable slice.
-        let (b, k) = unsafe { (handle_mut(batch, "batch")?, slice(key, key_len, "key")?) };
+        let (b, k) = unsafe { (handle_mut(batch, "batch")?, key_slice(key, key_len)?) };
         b.batch.delete(k);
         Ok(())
     })

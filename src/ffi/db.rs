@@ -7,8 +7,8 @@
 use super::batch::bitcask_batch_t;
 use super::options::bitcask_options_t;
 use super::{
-    bitcask_status_t, guard, guard_value, handle, malloc_copy, out_ptr, slice, utf8, Failure,
-    Status,
+    bitcask_status_t, guard, guard_value, handle, key_slice, malloc_copy, out_ptr, utf8,
+    value_slice, Failure, Status,
 };
 use crate::db::{Bitcask, WriteOptions};
 use crate::options::Options;
@@ -155,7 +155,7 @@ pub unsafe extern "C" fn bitcask_destroy(db: *mut bitcask_t) {
 /// Looks up `key` on behalf of the two `get` functions.
 unsafe fn lookup(db: *const bitcask_t, key: *const u8, key_len: usize) -> Result<Vec<u8>, Failure> {
     // SAFETY: the caller promises a live handle and a readable key.
-    let (h, k) = unsafe { (handle(db, "db")?, slice(key, key_len, "key")?) };
+    let (h, k) = unsafe { (handle(db, "db")?, key_slice(key, key_len)?) };
     h.db.get(k)?.ok_or_else(Failure::not_found)
 }
 
@@ -241,7 +241,7 @@ pub unsafe extern "C" fn bitcask_contains(
 ) -> bitcask_status_t {
     guard(|| {
         // SAFETY: the caller promises a live handle and a readable key.
-        let (h, k) = unsafe { (handle(db, "db")?, slice(key, key_len, "key")?) };
+        let (h, k) = unsafe { (handle(db, "db")?, key_slice(key, key_len)?) };
         if h.db.contains(k)? {
             Ok(())
         } else {
@@ -269,8 +269,8 @@ pub unsafe extern "C" fn bitcask_put(
         let (h, k, v) = unsafe {
             (
                 handle(db, "db")?,
-                slice(key, key_len, "key")?,
-                slice(value, value_len, "value")?,
+                key_slice(key, key_len)?,
+                value_slice(value, value_len)?,
             )
         };
         h.db.put(k, v)?;
@@ -287,7 +287,7 @@ pub unsafe extern "C" fn bitcask_delete(
 ) -> bitcask_status_t {
     guard(|| {
         // SAFETY: the caller promises a live handle and a readable key.
-        let (h, k) = unsafe { (handle(db, "db")?, slice(key, key_len, "key")?) };
+        let (h, k) = unsafe { (handle(db, "db")?, key_slice(key, key_len)?) };
         h.db.delete(k)?;
         Ok(())
     })

@@ -9,8 +9,8 @@
 
 use super::db::bitcask_t;
 use super::{
-    bitcask_status_t, borrowed_ptr, guard, guard_value, handle, handle_mut, out_ptr, slice,
-    Failure, Status,
+    bitcask_status_t, borrowed_ptr, guard, guard_value, handle, handle_mut, key_slice, out_ptr,
+    slice, Failure, Status,
 };
 use crate::db::{prefix_successor, Bitcask, Iter};
 use std::ops::Bound;
@@ -286,7 +286,7 @@ pub unsafe extern "C" fn bitcask_iter_seek(
 ) -> bitcask_status_t {
     // SAFETY: the caller promises a readable key; the rest is forwarded.
     unsafe {
-        let key = slice(key, key_len, "key");
+        let key = key_slice(key, key_len);
         move_with(it, |h| h.start_stream(h.reverse, Some(key?), false))
     }
 }

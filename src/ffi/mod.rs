@@ -276,6 +276,37 @@ pub(crate) unsafe fn slice<'a>(
     Ok(unsafe { std::slice::from_raw_parts(ptr, len) })
 }
 
+/// Borrows a key. A length beyond the format's limit is refused before a byte is
+/// read: no such key can exist, and a lookup would compare (read) every claimed
+/// byte, past the end of a caller's buffer whose length was wrong.
+///
+/// Safety: as `slice`.
+pub(crate) unsafe fn key_slice<'a>(ptr: *const u8, len: usize) -> Result<&'a [u8], Failure> {
+    if len > crate::format::MAX_KEY_LEN_LIMIT {
+        return Err(Error::KeyTooLarge {
+            len,
+            max: crate::format::MAX_KEY_LEN_LIMIT,
+        }
+        .into());
+    }
+    // SAFETY: forwarded.
+    unsafe { slice(ptr, len, "key") }
+}
+
+/// Borrows a value, refusing a length beyond the format's limit before a byte is
+/// read. Safety: as `slice`.
+pub(crate) unsafe fn value_slice<'a>(ptr: *const u8, len: usize) -> Result<&'a [u8], Failure> {
+    if len > crate::format::MAX_VALUE_LEN_LIMIT {
+        return Err(Error::ValueTooLarge {
+            len,
+            max: crate::format::MAX_VALUE_LEN_LIMIT,
+        }
+        .into());
+    }
+    // SAFETY: forwarded.
+    unsafe { slice(ptr, len, "value") }
+}
+
 /// Borrows a handle from C, reporting NULL as an invalid argument.
 ///
 /// Safety: unless NULL, `p` must point to a live `T` made by this library that no

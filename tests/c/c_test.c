@@ -144,6 +144,25 @@ static void *writer_thread(void *p) {
   return NULL;
 }
 
+/* Readers and writers that keep going while another thread closes the handle:
+ * each call returns OK or BITCASK_CLOSED, never crashes. */
+static void *busy_thread(void *p) {
+  bitcask_t *db = p;
+  for (int i = 0; i < 2000; i++) {
+    char key[32];
+    snprintf(key, sizeof key, "busy%03d", i % 50);
+    bitcask_status_t s = bitcask_put(db, S(key), S("v"));
+    if (s != BITCASK_OK && s != BITCASK_CLOSED) return (void *)1;
+    uint8_t buf[8];
+    size_t len;
+    s = bitcask_get(db, S(key), buf, sizeof buf, &len);
+    if (s != BITCASK_OK && s != BITCASK_CLOSED && s != BITCASK_NOT_FOUND) return (void *)1;
+    s = bitcask_close(db);
+    if (s != BITCASK_OK) return (void *)1;
+  }
+  return NULL;
+}
+
 int main(int argc, char **argv) {
   snprintf(workdir, sizeof workdir, "%s",
            argc > 1 ? argv[1] : "/tmp/bitcask-c-test");
@@ -691,6 +710,51 @@ int main(int argc, char **argv) {
     const char *msg = bitcask_last_error_message();
     CHECK(contains(msg, "0000000001.data"));
     CHECK(contains(msg, "offset 16"));
+  }
+
+  start_phase("hostile: huge lengths are refused before a byte is read");
+  {
+    /* The buffers are one byte long: a length that is believed would read past
+     * them (valgrind and the sanitizers would see it). */
+    const uint8_t one[1] = {'k'};
+    size_t huge = (size_t)1 << 40;
+    uint8_t buf[4];
+    size_t len = 0;
+    CHECK_STATUS(bitcask_put(db, one, huge, one, 1), BITCASK_KEY_TOO_LARGE);
+    CHECK_STATUS(bitcask_put(db, one, 1, one, huge), BITCASK_VALUE_TOO_LARGE);
+    CHECK_STATUS(bitcask_put(db, one, 65536, one, 1), BITCASK_KEY_TOO_LARGE);
+    CHECK_STATUS(bitcask_get(db, one, huge, buf, sizeof buf, &len), BITCASK_KEY_TOO_LARGE);
+    CHECK_STATUS(bitcask_contains(db, one, huge), BITCASK_KEY_TOO_LARGE);
+    CHECK_STATUS(bitcask_delete(db, one, huge), BITCASK_KEY_TOO_LARGE);
+    CHECK_STATUS(bitcask_put(db, one, SIZE_MAX, one, 1), BITCASK_KEY_TOO_LARGE);
+    CHECK_STATUS(bitcask_put(db, NULL, 5, one, 1), BITCASK_INVALID_ARGUMENT);
+    CHECK_STATUS(bitcask_get(db, one, 1, NULL, 10, &len), BITCASK_INVALID_ARGUMENT);
+    bitcask_batch_t *b;
+    CHECK_OK(bitcask_batch_create(&b));
+    CHECK_STATUS(bitcask_batch_put(b, one, huge, one, 1), BITCASK_KEY_TOO_LARGE);
+    CHECK_STATUS(bitcask_batch_delete(b, one, huge), BITCASK_KEY_TOO_LARGE);
+    bitcask_batch_destroy(b);
+    CHECK(contains(bitcask_last_error_message(), "exceeds"));
+  }
+
+  start_phase("hostile: concurrent close");
+  {
+    char p[1100];
+    path_of(p, sizeof p, "concurrent-close");
+    for (int round = 0; round < 5; round++) {
+      bitcask_t *cdb;
+      CHECK_OK(bitcask_open(p, NULL, &cdb));
+      pthread_t t[4];
+      for (int i = 0; i < 4; i++) CHECK(pthread_create(&t[i], NULL, busy_thread, cdb) == 0);
+      CHECK_OK(bitcask_close(cdb));
+      for (int i = 0; i < 4; i++) {
+        void *r;
+        CHECK(pthread_join(t[i], &r) == 0);
+        CHECK(r == NULL);
+      }
+      CHECK_STATUS(bitcask_put(cdb, S("k"), S("v")), BITCASK_CLOSED);
+      bitcask_destroy(cdb);
+    }
   }
 
   start_phase("close");
