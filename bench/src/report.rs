@@ -1,0 +1,374 @@
+//! Markdown report and PNG charts from the collected samples.
+
+use crate::util::summarize;
+use crate::workloads::Params;
+use crate::Result;
+use std::fmt::Write as _;
+use std::path::Path;
+
+/// One measurement of one engine in one run.
+#[derive(Clone, Debug)]
+pub struct Sample {
+    pub engine: String,
+    pub run: usize,
+    pub workload: String,
+    pub case: String,
+    pub metric: String,
+    pub value: f64,
+}
+
+pub struct Header {
+    pub fsync_p50: f64,
+    pub fsync_p99: f64,
+    pub fsync_n: usize,
+    pub cores: usize,
+    pub mem: u64,
+    pub cpu: String,
+    pub kernel: String,
+    pub fs: String,
+    pub keys: u64,
+    pub runs: usize,
+    pub params: Params,
+    pub elapsed_s: f64,
+    pub args: String,
+}
+
+/// Whether sample `s` is a result of CLI workload `w`.
+pub fn belongs(w: &str, s: &Sample) -> bool {
+    match w {
+        "concurrent" => s.workload == "concurrent durable",
+        "hot" => s.workload == "hot get",
+        "cold" => s.workload == "cold get",
+        "crash" => s.workload == "open" && s.case.contains("kill"),
+        "open" => s.workload == "open" && !s.case.contains("kill"),
+        _ => s.workload == w,
+    }
+}
+
+const ORDER: [&str; 8] = [
+    "fill",
+    "durable",
+    "concurrent durable",
+    "hot get",
+    "cold get",
+    "mixed",
+    "open",
+    "memory",
+];
+
+const BLURB: [(&str, &str); 8] = [
+    ("fill", "Single puts of fresh random keys into an empty store, non-durable mode; plus batches of 1000 (one transaction / write batch each) where the engine has them. Latencies are per put."),
+    ("durable", "Puts from one thread, each durable before it returns (fsync / durable commit per put). `dev flushes/write` is the delta of the disk's completed flush requests (/proc/diskstats) divided by writes: machine-wide, so approximate."),
+    ("concurrent durable", "Durable puts from N threads sharing one store; total writes = --durable-ops. More writers than flushes per write shows group commit."),
+    ("hot get", "Uniform random gets of existing keys after every key was read once (page cache and engine cache warm)."),
+    ("cold get", "Store closed, posix_fadvise(DONTNEED) on every file, reopened, then uniform random gets from one thread. An engine that replays its log into memory on open (fjall's journal into its memtable, a RocksDB WAL) serves these from memory: read them together with the open times."),
+    ("mixed", "One thread, existing keys, reads verify presence, writes overwrite (non-durable). Zipf = scrambled Zipfian, theta 0.99."),
+    ("open", "Time to open a store after a clean fill (warm and cold page cache), and after the filling child process was killed with SIGKILL halfway (recovery). `acked keys found %` samples keys the child had written before the kill (non-durable writes: loss is allowed)."),
+    ("memory", "Resident memory growth of the (fresh) process across the fill, divided by keys; peak RSS of the process; allocated disk bytes (st_blocks) after close. Memory-mapped engines (LMDB) count their mapped file pages as resident."),
+];
+
+fn fmt(v: f64) -> String {
+    if !v.is_finite() {
+        return "n/a".into();
+    }
+    let a = v.abs();
+    if a >= 1000.0 {
+        // thousands separators
+        let s = format!("{:.0}", v);
+        let (sign, digits) = s
+            .strip_prefix('-')
+            .map(|d| ("-", d))
+            .unwrap_or(("", &s[..]));
+        let mut out = String::new();
+        for (i, ch) in digits.chars().enumerate() {
+            if i > 0 && (digits.len() - i) % 3 == 0 {
+                out.push(',');
+            }
+            out.push(ch);
+        }
+        format!("{sign}{out}")
+    } else if a >= 100.0 {
+        format!("{v:.0}")
+    } else if a >= 10.0 {
+        format!("{v:.1}")
+    } else {
+        format!("{v:.2}")
+    }
+}
+
+fn uniq<'a>(it: impl Iterator<Item = &'a str>) -> Vec<String> {
+    let mut v: Vec<String> = Vec::new();
+    for s in it {
+        if !v.iter().any(|x| x == s) {
+            v.push(s.to_string());
+        }
+    }
+    v
+}
+
+fn values(samples: &[Sample], engine: &str, wl: &str, case: &str, metric: &str) -> Vec<f64> {
+    samples
+        .iter()
+        .filter(|s| s.engine == engine && s.workload == wl && s.case == case && s.metric == metric)
+        .map(|s| s.value)
+        .collect()
+}
+
+fn median(samples: &[Sample], engine: &str, wl: &str, case: &str, metric: &str) -> f64 {
+    summarize(&values(samples, engine, wl, case, metric)).0
+}
+
+fn untrusted(e: &str) -> bool {
+    crate::engine::registry()
+        .iter()
+        .any(|s| s.name == e && !s.durability_trusted)
+}
+
+fn engine_modes(e: &str) -> String {
+    if e == crate::rocks::NAME {
+        return format!(
+            "{} (rocksdb-tools {})",
+            crate::rocks::MODES,
+            crate::rocks::version()
+        );
+    }
+    crate::engine::registry()
+        .into_iter()
+        .find(|s| s.name == e)
+        .map(|s| s.modes.to_string())
+        .unwrap_or_default()
+}
+
+pub fn write(
+    out: &Path,
+    h: &Header,
+    engines: &[String],
+    reference: &str,
+    samples: &[Sample],
+) -> Result<()> {
+    let ref_engine = if engines.iter().any(|e| e == reference) {
+        reference.to_string()
+    } else {
+        engines[0].clone()
+    };
+    let mut md = String::new();
+    let w = &mut md;
+    writeln!(w, "# Benchmark report\n")?;
+    writeln!(
+        w,
+        "Generated by `bench {}` in {:.0} s.\n",
+        h.args, h.elapsed_s
+    )?;
+    writeln!(w, "| machine | |\n|---|---|")?;
+    writeln!(w, "| cores | {} ({}) |", h.cores, h.cpu)?;
+    writeln!(
+        w,
+        "| memory | {:.1} GiB |",
+        h.mem as f64 / (1u64 << 30) as f64
+    )?;
+    writeln!(w, "| kernel | {} |", h.kernel)?;
+    writeln!(w, "| bench filesystem | {} |", h.fs)?;
+    writeln!(
+        w,
+        "| fdatasync, 4 KiB append | p50 {:.0} µs, p99 {:.0} µs ({} probes) |",
+        h.fsync_p50, h.fsync_p99, h.fsync_n
+    )?;
+    writeln!(w)?;
+    let p = &h.params;
+    writeln!(
+        w,
+        "Keys: {} (16-byte random keys, 100-byte incompressible random values). Runs: {} per engine, engines alternating; cells are the median over runs, with [min–max] for throughput when runs > 1. Durable cases: {} writes; hot gets: {} per case; cold gets: {}; mixed: {} ops per case.\n",
+        h.keys, h.runs, p.durable_ops, p.read_ops, p.cold_ops, p.mixed_ops
+    )?;
+    if ref_engine == reference {
+        writeln!(
+            w,
+            "Ratios (×) are against **{ref_engine}** (value / {ref_engine}'s value).\n"
+        )?;
+    } else {
+        writeln!(w, "Reference engine `{reference}` was not in this run: ratios (×) are against **{ref_engine}** instead.\n")?;
+    }
+    writeln!(w, "## Engines and durability modes\n")?;
+    for e in engines {
+        writeln!(w, "- **{e}**: {}", engine_modes(e))?;
+    }
+    if engines.iter().any(|e| untrusted(e)) {
+        writeln!(w, "\n> **sled** (and any engine marked †): its `flush()` is not a reliable fsync (crash-consistency problems are known in 0.34); its durable numbers are throughput only, not a durability claim.")?;
+    }
+    if !engines.iter().any(|e| e == crate::rocks::NAME) && !crate::rocks::available() {
+        writeln!(w, "\n> **rocksdb** was not measured: `db_bench` is not installed (Debian package rocksdb-tools: `apt-get install -y rocksdb-tools`).")?;
+    }
+    if engines.iter().any(|e| e == crate::rocks::NAME) {
+        writeln!(w, "\n> **rocksdb** runs as a `db_bench` subprocess: keys are db_bench's own 16-byte keys (not the harness's), fills use `filluniquerandom`, hot gets take the second of two `readrandom` passes with a 1 GiB block cache, mixed is `readrandomwriterandom` (no Zipf variant), durable cases are `fillrandom --sync=1` (`WAL syncs/write` from its statistics), open times are a whole `ldb scan --max_keys=1` process (includes process start), and RSS is not measured.")?;
+    }
+    writeln!(w)?;
+
+    let mut charts: Vec<String> = Vec::new();
+    for wl in ORDER {
+        let cases = uniq(
+            samples
+                .iter()
+                .filter(|s| s.workload == wl)
+                .map(|s| s.case.as_str()),
+        );
+        if cases.is_empty() {
+            continue;
+        }
+        writeln!(w, "## {wl}\n")?;
+        if let Some((_, b)) = BLURB.iter().find(|(n, _)| *n == wl) {
+            writeln!(w, "{b}\n")?;
+        }
+        for case in &cases {
+            let metrics = uniq(
+                samples
+                    .iter()
+                    .filter(|s| s.workload == wl && &s.case == case)
+                    .map(|s| s.metric.as_str()),
+            );
+            writeln!(w, "### {wl}: {case}\n")?;
+            write!(w, "| engine |")?;
+            for m in &metrics {
+                write!(w, " {m} |")?;
+            }
+            writeln!(w)?;
+            write!(w, "|---|")?;
+            for _ in &metrics {
+                write!(w, "---:|")?;
+            }
+            writeln!(w)?;
+            for e in engines {
+                let vs: Vec<Vec<f64>> = metrics
+                    .iter()
+                    .map(|m| values(samples, e, wl, case, m))
+                    .collect();
+                if vs.iter().all(|v| v.is_empty()) {
+                    continue;
+                }
+                write!(
+                    w,
+                    "| {e}{} |",
+                    if untrusted(e) && wl.contains("durable") {
+                        " †"
+                    } else {
+                        ""
+                    }
+                )?;
+                for (m, v) in metrics.iter().zip(&vs) {
+                    let (med, lo, hi) = summarize(v);
+                    let mut cell = fmt(med);
+                    if m == "ops/s" && h.runs > 1 && v.len() > 1 {
+                        cell += &format!(" [{}–{}]", fmt(lo), fmt(hi));
+                    }
+                    let r = median(samples, &ref_engine, wl, case, m);
+                    if e != &ref_engine && r.is_finite() && r != 0.0 && med.is_finite() {
+                        cell += &format!(" ({:.2}×)", med / r);
+                    }
+                    write!(w, " {cell} |")?;
+                }
+                writeln!(w)?;
+            }
+            writeln!(w)?;
+        }
+        if wl.contains("durable") && engines.iter().any(|e| untrusted(e)) {
+            writeln!(
+                w,
+                "† throughput only: this engine's fsync is not reliable.\n"
+            )?;
+        }
+    }
+
+    // Charts beside the report.
+    let stem = out
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .unwrap_or("bench")
+        .to_string();
+    let cdir = out.parent().unwrap_or(Path::new("."));
+    let conc: Vec<String> = p.threads.iter().map(|t| format!("{t} writer(s)")).collect();
+    if samples.iter().any(|s| s.workload == "concurrent durable") {
+        let series: Vec<(String, Vec<f64>)> = engines
+            .iter()
+            .map(|e| {
+                (
+                    e.clone(),
+                    conc.iter()
+                        .map(|c| median(samples, e, "concurrent durable", c, "ops/s"))
+                        .collect(),
+                )
+            })
+            .collect();
+        let f = format!("{stem}-durable-writers.png");
+        crate::chart::line_chart(
+            &cdir.join(&f),
+            "Durable puts: throughput vs writer threads",
+            "ops/s",
+            "writer threads",
+            &p.threads.iter().map(|t| t.to_string()).collect::<Vec<_>>(),
+            &series,
+        )?;
+        charts.push(f);
+    }
+    let groups: [(&str, &str, &str, &str); 8] = [
+        ("hot p50", "hot get", "1 thread(s)", "p50 µs"),
+        ("hot p99", "hot get", "1 thread(s)", "p99 µs"),
+        ("cold p50", "cold get", "1 thread", "p50 µs"),
+        ("cold p99", "cold get", "1 thread", "p99 µs"),
+        ("fill p50", "fill", "single puts", "p50 µs"),
+        ("fill p99", "fill", "single puts", "p99 µs"),
+        ("dur p50", "durable", "1 thread", "p50 µs"),
+        ("dur p99", "durable", "1 thread", "p99 µs"),
+    ];
+    let present: Vec<_> = groups
+        .iter()
+        .filter(|g| {
+            samples
+                .iter()
+                .any(|s| s.workload == g.1 && s.case == g.2 && s.metric == g.3)
+        })
+        .collect();
+    if !present.is_empty() {
+        let series: Vec<(String, Vec<f64>)> = engines
+            .iter()
+            .map(|e| {
+                (
+                    e.clone(),
+                    present
+                        .iter()
+                        .map(|g| median(samples, e, g.1, g.2, g.3))
+                        .collect(),
+                )
+            })
+            .collect();
+        let f = format!("{stem}-latency.png");
+        crate::chart::log_bars(
+            &cdir.join(&f),
+            "Latency percentiles (log scale)",
+            "microseconds",
+            &present.iter().map(|g| g.0.to_string()).collect::<Vec<_>>(),
+            &series,
+        )?;
+        charts.push(f);
+    }
+    if !charts.is_empty() {
+        writeln!(w, "## Charts\n")?;
+        for c in &charts {
+            writeln!(w, "![{c}]({c})\n")?;
+        }
+    }
+    if let Some(parent) = out.parent() {
+        if !parent.as_os_str().is_empty() {
+            std::fs::create_dir_all(parent)?;
+        }
+    }
+    std::fs::write(out, md)?;
+    let mut raw = String::from("engine\trun\tworkload\tcase\tmetric\tvalue\n");
+    for s in samples {
+        writeln!(
+            raw,
+            "{}\t{}\t{}\t{}\t{}\t{}",
+            s.engine, s.run, s.workload, s.case, s.metric, s.value
+        )?;
+    }
+    std::fs::write(cdir.join(format!("{stem}-raw.tsv")), raw)?;
+    Ok(())
+}
