@@ -23,7 +23,7 @@ CBINDGEN := $(shell [ "$$(cbindgen --version 2>/dev/null)" = "cbindgen $(CBINDGE
 
 .PHONY: soak fuzz fuzz-smoke fuzz-run
 .PHONY: all build demo test check-fmt clippy rust-test fmt clean header check-header \
-	c-test cpp-test c-valgrind example install install-test c-tools
+	c-test cpp-test c-valgrind example install install-test c-tools bench bench-smoke bench-clippy
 PYTHON ?= python3
 VENV := .venv
 PYBIND := bindings/python
@@ -39,7 +39,7 @@ demo:
 	$(CARGO) run --release --example demo
 
 test: check-fmt clippy rust-test fuzz-smoke check-header c-test cpp-test c-valgrind install-test example \
-	python-test go-test
+	python-test go-test bench-smoke
 	@echo "make test: all checks passed"
 
 check-fmt:
@@ -96,6 +96,28 @@ fuzz:
 
 fuzz-smoke:
 	$(MAKE) --no-print-directory fuzz-run SECONDS_PER_TARGET=$(FUZZ_SMOKE_SECONDS)
+
+# Benchmarks against the peer engines (bench/, see bench/README.md). The full run
+# takes ~40 minutes on 2 cores; put BENCH_DIR on the disk you want to measure.
+BENCH_DIR ?= /tmp/bitcask-bench
+BENCH_ARGS ?= --keys 1000000 --runs 3 --durable-ops 4000 --read-ops 500000 --mixed-ops 200000 \
+	--scale-keys 10000000 --scale-engines libbitcask,fjall --scale-workloads open,memory,crash
+
+bench:
+	command -v db_bench || (apt-get update && apt-get install -y rocksdb-tools)
+	$(CARGO) build --release -p bench
+	./target/release/bench $(BENCH_ARGS) --dir $(BENCH_DIR) \
+		--analysis bench/analysis.md --out docs/benchmarks.md
+
+# Every engine and workload at a tiny size (seconds); RocksDB only if db_bench is
+# installed (the harness prints a note and skips it otherwise).
+bench-smoke:
+	$(CARGO) build --release -p bench
+	./target/release/bench --smoke --dir $(BENCH_DIR)-smoke \
+		--out $(BENCH_DIR)-smoke/report.md
+
+bench-clippy:
+	$(CARGO) clippy -p bench --all-targets -- -D warnings
 
 clean:
 	$(CARGO) clean

@@ -51,6 +51,7 @@ const USAGE: &str = "usage: bench [options]
   --scale-keys N      also run --scale-workloads at N keys for --scale-engines (0 = off)
   --scale-engines a,b engines of the scale run (default libbitcask)
   --scale-workloads w open,memory,crash by default
+  --analysis FILE     markdown included verbatim in the report's \"where libbitcask loses\" section
   --smoke             every workload, tiny sizes, 1 run; fails on any engine error
   --list              list the engines compiled in";
 
@@ -66,6 +67,7 @@ struct Cli {
     scale_keys: u64,
     scale_engines: Vec<String>,
     scale_workloads: Vec<String>,
+    analysis: Option<PathBuf>,
 }
 
 fn list(v: &str) -> Vec<String> {
@@ -103,6 +105,7 @@ fn parse_cli(args: &[String]) -> Result<Cli> {
         scale_keys: 0,
         scale_engines: vec!["libbitcask".into()],
         scale_workloads: vec!["open".into(), "memory".into(), "crash".into()],
+        analysis: None,
     };
     let mut it = args.iter();
     while let Some(a) = it.next() {
@@ -132,6 +135,7 @@ fn parse_cli(args: &[String]) -> Result<Cli> {
                     .collect::<Result<_>>()?;
             }
             "--smoke" => c.smoke = true,
+            "--analysis" => c.analysis = Some(val()?.into()),
             "--scale-keys" => c.scale_keys = num(a, &val()?)?,
             "--scale-engines" => c.scale_engines = list(&val()?),
             "--scale-workloads" => c.scale_workloads = list(&val()?),
@@ -481,6 +485,20 @@ fn main_inner(cli: Cli) -> Result<()> {
         params: cli.p.clone(),
         elapsed_s: started.elapsed().as_secs_f64(),
         args: std::env::args().skip(1).collect::<Vec<_>>().join(" "),
+        disk: sys::disk_info(&cli.dir),
+        scale: (cli.scale_keys > 0).then(|| {
+            (
+                cli.scale_keys,
+                cli.scale_engines.clone(),
+                cli.scale_workloads.clone(),
+            )
+        }),
+        analysis: match &cli.analysis {
+            Some(f) => {
+                Some(std::fs::read_to_string(f).map_err(|e| format!("{}: {e}", f.display()))?)
+            }
+            None => None,
+        },
     };
     report::write(&cli.out, &header, &cli.engines, &cli.reference, &samples)?;
     eprintln!(

@@ -31,6 +31,11 @@ pub struct Header {
     pub params: Params,
     pub elapsed_s: f64,
     pub args: String,
+    pub disk: String,
+    /// The scale run: keys, engines, workloads.
+    pub scale: Option<(u64, Vec<String>, Vec<String>)>,
+    /// Hand-written text for the "where libbitcask loses" section.
+    pub analysis: Option<String>,
 }
 
 /// Whether sample `s` is a result of CLI workload `w`.
@@ -45,7 +50,7 @@ pub fn belongs(w: &str, s: &Sample) -> bool {
     }
 }
 
-const ORDER: [&str; 8] = [
+const ORDER: [&str; 9] = [
     "fill",
     "durable",
     "concurrent durable",
@@ -54,12 +59,14 @@ const ORDER: [&str; 8] = [
     "mixed",
     "open",
     "memory",
+    "merge",
 ];
 
-const BLURB: [(&str, &str); 8] = [
+const BLURB: [(&str, &str); 9] = [
+    ("merge", "libbitcask only (the peers compact on their own schedule; their compaction is not driven here). Fill --keys keys, overwrite the first half of them twice (non-durable), then `merge()` while one reader thread does random gets; `get p99 µs idle` is the same reader for 0.3 s before the merge. MB/s is input bytes (the files merged) per second of merge wall time; reclaimed % is allocated disk before vs after. After the merge the store is reopened and sampled keys are checked."),
     ("fill", "Single puts of fresh random keys into an empty store, non-durable mode; plus batches of 1000 (one transaction / write batch each) where the engine has them. Latencies are per put."),
     ("durable", "Puts from one thread, each durable before it returns (fsync / durable commit per put). `dev flushes/write` is the delta of the disk's completed flush requests (/proc/diskstats) divided by writes: machine-wide, so approximate."),
-    ("concurrent durable", "Durable puts from N threads sharing one store; total writes = --durable-ops. More writers than flushes per write shows group commit."),
+    ("concurrent durable", "Durable puts from N threads sharing one store; total writes = --durable-ops. More writers than flushes per write shows group commit. `libbitcask-nomerge` is libbitcask with `write_merging = false` (issue 4's comparison). `dev flushes/write` counts the whole disk's flush requests (other processes and the filesystem journal included), so it is an upper bound of the engine's own syncs; RocksDB's `WAL syncs/write` is its own count."),
     ("hot get", "Uniform random gets of existing keys after every key was read once (page cache and engine cache warm)."),
     ("cold get", "Store closed, posix_fadvise(DONTNEED) on every file, reopened, then uniform random gets from one thread. An engine that replays its log into memory on open (fjall's journal into its memtable, a RocksDB WAL) serves these from memory: read them together with the open times."),
     ("mixed", "One thread, existing keys, reads verify presence, writes overwrite (non-durable). Zipf = scrambled Zipfian, theta 0.99."),
@@ -168,6 +175,7 @@ pub fn write(
     )?;
     writeln!(w, "| kernel | {} |", h.kernel)?;
     writeln!(w, "| bench filesystem | {} |", h.fs)?;
+    writeln!(w, "| disk | {} |", h.disk)?;
     writeln!(
         w,
         "| fdatasync, 4 KiB append | p50 {:.0} µs, p99 {:.0} µs ({} probes) |",
@@ -180,6 +188,16 @@ pub fn write(
         "Keys: {} (16-byte random keys, 100-byte incompressible random values). Runs: {} per engine, engines alternating; cells are the median over runs, with [min–max] for throughput when runs > 1. Durable cases: {} writes; hot gets: {} per case; cold gets: {}; mixed: {} ops per case.\n",
         h.keys, h.runs, p.durable_ops, p.read_ops, p.cold_ops, p.mixed_ops
     )?;
+    if let Some((k, es, ws)) = &h.scale {
+        writeln!(
+            w,
+            "Scale run: workloads {} also at {} keys for {}, same runs and alternation; those cases are marked `{}`.\n",
+            ws.join(", "),
+            k,
+            es.join(", "),
+            crate::scale_suffix(*k).trim()
+        )?;
+    }
     if ref_engine == reference {
         writeln!(
             w,
@@ -355,6 +373,15 @@ pub fn write(
             writeln!(w, "![{c}]({c})\n")?;
         }
     }
+    if engines.iter().any(|e| e == "libbitcask") {
+        goals(w, h, samples)?;
+        losses(w, engines, samples)?;
+        if let Some(a) = &h.analysis {
+            writeln!(w, "{}\n", a.trim_end())?;
+        }
+    }
+    writeln!(w, "## Python and Go bindings\n")?;
+    writeln!(w, "Not measured yet: the point-workload benchmarks of the Python and Go bindings are still to be written.\n")?;
     if let Some(parent) = out.parent() {
         if !parent.as_os_str().is_empty() {
             std::fs::create_dir_all(parent)?;
@@ -370,5 +397,210 @@ pub fn write(
         )?;
     }
     std::fs::write(cdir.join(format!("{stem}-raw.tsv")), raw)?;
+    Ok(())
+}
+
+/// Direction of a metric: Some(true) when higher is better, None when it is
+/// informational only.
+fn higher_is_better(metric: &str) -> Option<bool> {
+    if metric.contains("ops/s") || metric.contains("MB/s") || metric.contains('%') {
+        Some(true)
+    } else if metric.contains("µs")
+        || metric.contains(" ms")
+        || metric.contains("B/key")
+        || metric.contains("/write")
+    {
+        Some(false)
+    } else {
+        None
+    }
+}
+
+/// Issue 8's (and issue 4's) targets, computed from the medians.
+fn goals(w: &mut String, h: &Header, samples: &[Sample]) -> Result<()> {
+    let m = |e: &str, wl: &str, case: &str, metric: &str| median(samples, e, wl, case, metric);
+    let lb = "libbitcask";
+    let mut rows: Vec<(String, String, String, Option<bool>)> = Vec::new();
+    let ratio_row = |goal: &str, target: f64, a: f64, b: f64, what: &str| {
+        let r = a / b;
+        let ok = r.is_finite().then_some(r >= target);
+        (
+            goal.to_string(),
+            format!("≥ {target}×"),
+            format!("{:.2}× ({} vs {} {what})", r, fmt(a), fmt(b)),
+            ok,
+        )
+    };
+    let fj = m("fjall", "fill", "single puts", "ops/s");
+    rows.push(ratio_row(
+        "fill, no sync, write buffer, vs fjall single puts",
+        3.0,
+        m("libbitcask-buffered", "fill", "single puts", "ops/s"),
+        fj,
+        "ops/s",
+    ));
+    rows.push(ratio_row(
+        "fill, no sync, no buffer, vs fjall single puts",
+        3.0,
+        m(lb, "fill", "single puts", "ops/s"),
+        fj,
+        "ops/s",
+    ));
+    let floor = 1e6 / h.fsync_p50;
+    let d1 = m(lb, "durable", "1 thread", "ops/s");
+    let d1p50 = m(lb, "durable", "1 thread", "p50 µs");
+    rows.push((
+        "durable puts, 1 thread, at the fdatasync floor".into(),
+        format!("p50 ≈ fdatasync p50 ({:.0} µs)", h.fsync_p50),
+        format!(
+            "p50 {:.0} µs = {:.2}× the probe; {} ops/s = {:.2}× 1/fdatasync",
+            d1p50,
+            d1p50 / h.fsync_p50,
+            fmt(d1),
+            d1 / floor
+        ),
+        d1p50.is_finite().then_some(d1p50 <= 1.25 * h.fsync_p50),
+    ));
+    rows.push(ratio_row(
+        "16 durable writers vs RocksDB group commit",
+        2.0,
+        m(lb, "concurrent durable", "16 writer(s)", "ops/s"),
+        m("rocksdb", "concurrent durable", "16 writer(s)", "ops/s"),
+        "ops/s",
+    ));
+    rows.push(ratio_row(
+        "issue 4: 16 durable writers vs 1 (group commit)",
+        8.0,
+        m(lb, "concurrent durable", "16 writer(s)", "ops/s"),
+        m(lb, "concurrent durable", "1 writer(s)", "ops/s"),
+        "ops/s",
+    ));
+    rows.push(ratio_row(
+        "hot gets, 1 thread, vs LMDB",
+        1.0,
+        m(lb, "hot get", "1 thread(s)", "ops/s"),
+        m("lmdb", "hot get", "1 thread(s)", "ops/s"),
+        "ops/s",
+    ));
+    rows.push(ratio_row(
+        "hot gets, 2 threads, vs LMDB",
+        1.0,
+        m(lb, "hot get", "2 thread(s)", "ops/s"),
+        m("lmdb", "hot get", "2 thread(s)", "ops/s"),
+        "ops/s",
+    ));
+    let suffix = h
+        .scale
+        .as_ref()
+        .map(|s| crate::scale_suffix(s.0))
+        .unwrap_or_default();
+    let keys = h.scale.as_ref().map(|s| s.0).unwrap_or(h.keys);
+    for cache in ["warm", "cold"] {
+        let o = m(
+            lb,
+            "open",
+            &format!("after clean fill{suffix}"),
+            &format!("open ms ({cache} cache)"),
+        );
+        rows.push((
+            format!("open with hint files, {keys} keys, {cache} page cache"),
+            "< 2000 ms".into(),
+            format!("{} ms", fmt(o)),
+            o.is_finite().then_some(o < 2000.0),
+        ));
+    }
+    let kd = m(
+        lb,
+        "memory",
+        &format!("after fill{suffix}"),
+        "keydir B/key (engine estimate)",
+    );
+    let rss = m(lb, "memory", &format!("after fill{suffix}"), "RSS B/key");
+    rows.push((
+        format!("keydir bytes per key, {keys} keys"),
+        format!("< {} B (16-byte keys + 32)", crate::util::KEY_LEN + 32),
+        format!(
+            "{} B (engine estimate); RSS growth over the fill {} B",
+            fmt(kd),
+            fmt(rss)
+        ),
+        kd.is_finite()
+            .then_some(kd.max(rss) < (crate::util::KEY_LEN + 32) as f64),
+    ));
+    writeln!(w, "## Targets (issues 4 and 8)\n")?;
+    writeln!(w, "Computed from the medians above. The keydir row counts the larger of the engine's estimate and the RSS growth.\n")?;
+    writeln!(w, "| goal | target | measured | |\n|---|---|---|---|")?;
+    for (g, t, v, ok) in rows {
+        let mark = match ok {
+            Some(true) => "met",
+            Some(false) => "**short**",
+            None => "not measured",
+        };
+        writeln!(w, "| {g} | {t} | {v} | {mark} |")?;
+    }
+    writeln!(w)?;
+    Ok(())
+}
+
+/// Every case where some peer beats libbitcask by more than 10%.
+fn losses(w: &mut String, engines: &[String], samples: &[Sample]) -> Result<()> {
+    writeln!(w, "## Where libbitcask loses, and why\n")?;
+    writeln!(w, "Every cell above where a peer's median beats libbitcask's by more than 10% (libbitcask variants are compared with libbitcask's own figure where it exists):\n")?;
+    let mut n = 0;
+    let keys = uniq(
+        samples
+            .iter()
+            .filter(|s| s.engine == "libbitcask")
+            .map(|s| s.workload.as_str()),
+    );
+    for wl in &keys {
+        let cases = uniq(
+            samples
+                .iter()
+                .filter(|s| &s.workload == wl && s.engine == "libbitcask")
+                .map(|s| s.case.as_str()),
+        );
+        for case in &cases {
+            let metrics = uniq(
+                samples
+                    .iter()
+                    .filter(|s| &s.workload == wl && &s.case == case && s.engine == "libbitcask")
+                    .map(|s| s.metric.as_str()),
+            );
+            for metric in &metrics {
+                let Some(up) = higher_is_better(metric) else {
+                    continue;
+                };
+                let ours = median(samples, "libbitcask", wl, case, metric);
+                if !ours.is_finite() {
+                    continue;
+                }
+                let mut beaten: Vec<String> = Vec::new();
+                for e in engines.iter().filter(|e| !e.starts_with("libbitcask")) {
+                    let v = median(samples, e, wl, case, metric);
+                    if !v.is_finite() || (untrusted(e) && wl.contains("durable")) {
+                        continue;
+                    }
+                    let better = if up { v > ours * 1.1 } else { v * 1.1 < ours };
+                    if better {
+                        beaten.push(format!("{e} {} ({:.2}×)", fmt(v), v / ours));
+                    }
+                }
+                if !beaten.is_empty() {
+                    n += 1;
+                    writeln!(
+                        w,
+                        "- {wl} / {case} / {metric}: libbitcask {}; {}",
+                        fmt(ours),
+                        beaten.join(", ")
+                    )?;
+                }
+            }
+        }
+    }
+    if n == 0 {
+        writeln!(w, "- none in this run")?;
+    }
+    writeln!(w)?;
     Ok(())
 }

@@ -201,3 +201,61 @@ pub fn read_files(files: &[PathBuf]) -> Result<()> {
     }
     Ok(())
 }
+
+/// The block device holding `dir`: name, size, rotational or not (from /sys).
+pub fn disk_info(dir: &Path) -> String {
+    let Ok(m) = fs::metadata(dir) else {
+        return "unknown".into();
+    };
+    let (maj, min) = (libc::major(m.dev()), libc::minor(m.dev()));
+    let link = format!("/sys/dev/block/{maj}:{min}");
+    let Ok(real) = fs::canonicalize(&link) else {
+        return format!("device {maj}:{min}");
+    };
+    // A partition's queue/ lives in its parent directory.
+    let base = if real.join("queue").exists() {
+        real.clone()
+    } else {
+        real.parent().map(Path::to_path_buf).unwrap_or(real.clone())
+    };
+    let name = real
+        .file_name()
+        .map(|n| n.to_string_lossy().to_string())
+        .unwrap_or_default();
+    let read = |p: &str| {
+        fs::read_to_string(base.join(p))
+            .map(|s| s.trim().to_string())
+            .unwrap_or_default()
+    };
+    let sectors: u64 = fs::read_to_string(real.join("size"))
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(0);
+    let kind = match read("queue/rotational").as_str() {
+        "0" => "non-rotational",
+        "1" => "rotational",
+        _ => "unknown type",
+    };
+    let model = read("device/model");
+    let driver = if name.starts_with("vd") {
+        "virtio block device"
+    } else if name.starts_with("nvme") {
+        "NVMe"
+    } else {
+        ""
+    };
+    format!(
+        "/dev/{name}: {:.0} GiB, {kind}{}{}",
+        sectors as f64 * 512.0 / (1u64 << 30) as f64,
+        if model.is_empty() {
+            String::new()
+        } else {
+            format!(", {model}")
+        },
+        if driver.is_empty() {
+            String::new()
+        } else {
+            format!(", {driver}")
+        },
+    )
+}

@@ -354,7 +354,12 @@ fn merge_workload(spec: &EngineSpec, dir: &Path, p: &Params, rng: &mut Rng) -> R
     during.sort_by(|a, b| a.total_cmp(b));
     idle.sort_by(|a, b| a.total_cmp(b));
     let case = "fill, overwrite half twice, merge";
-    emit("merge", case, "MB/s (input)", outcome.bytes_in as f64 / secs / 1e6);
+    emit(
+        "merge",
+        case,
+        "MB/s (input)",
+        outcome.bytes_in as f64 / secs / 1e6,
+    );
     emit("merge", case, "merge s", secs);
     emit("merge", case, "written MB", outcome.bytes_out as f64 / 1e6);
     emit("merge", case, "disk MB before", before as f64 / 1e6);
