@@ -314,6 +314,7 @@ pub fn write(
                         .collect(),
                 )
             })
+            .filter(|(_, v): &(String, Vec<f64>)| v.iter().any(|x| x.is_finite()))
             .collect();
         let f = format!("{stem}-durable-writers.png");
         crate::chart::line_chart(
@@ -356,6 +357,7 @@ pub fn write(
                         .collect(),
                 )
             })
+            .filter(|(_, v): &(String, Vec<f64>)| v.iter().any(|x| x.is_finite()))
             .collect();
         let f = format!("{stem}-latency.png");
         crate::chart::log_bars(
