@@ -46,3 +46,8 @@ pub use stats::{FileStats, Stats};
 
 /// The on-disk format version this build reads and writes.
 pub const FORMAT_VERSION: u32 = format::FORMAT_VERSION;
+
+/// The README's Rust examples, compiled as doctests so they cannot go stale.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
