@@ -39,7 +39,7 @@ demo:
 	$(CARGO) run --release --example demo
 
 test: check-fmt clippy rust-test fuzz-smoke check-header c-test cpp-test c-valgrind install-test example \
-	python-test go-test bench-smoke
+	python-test go-test bench-smoke bench-bindings-smoke
 	@echo "make test: all checks passed"
 
 check-fmt:
@@ -245,3 +245,57 @@ go-test: build c-tools
 	$(MAKE) --no-print-directory install PREFIX=$(GO_PREFIX) >/dev/null
 	cd $(GOBIND) && PKG_CONFIG_PATH=$(GO_PREFIX)/lib/pkgconfig LD_LIBRARY_PATH=$(GO_PREFIX)/lib \
 		CGO_LDFLAGS="-L$(GO_PREFIX)/lib" $(GO) test -tags bitcask_pkgconfig -run Example ./...
+
+# --- Benchmarks of the bindings against their peers ---------------------------
+
+# The peers live in a venv and a Go module of their own, so that neither the
+# package's tests nor the binding's go.mod ever depend on them.
+VENV_BENCH := .venv-bench
+BENCH_DIR := target/bench
+BENCH_PY_ARGS ?= --keys 200000 --runs 3 --durable 2000
+BENCH_GO_ARGS ?= -keys 200000 -runs 3 -durable 2000
+BENCH_DOC := docs/benchmarks-bindings.md
+# The line of $(BENCH_DOC) after which make bench-bindings rewrites the file.
+BENCH_MARK := <!-- make bench-bindings writes everything below this line -->
+
+.PHONY: bench-python bench-go bench-bindings bench-bindings-smoke
+
+# A peer that fails to install is left out with a note, and bench.py skips it.
+$(VENV_BENCH)/.tools:
+	$(PYTHON) -m venv $(VENV_BENCH)
+	@for p in lmdb rocksdict plyvel; do \
+		$(VENV_BENCH)/bin/python -m pip install -q $$p || echo "bench: $$p did not install; it will be skipped"; \
+	done
+	touch $@
+
+$(VENV_BENCH)/.installed: $(VENV_BENCH)/.tools $(PY_SOURCES)
+	$(VENV_BENCH)/bin/python -m pip install -q ./$(PYBIND)
+	touch $@
+
+bench-python: $(VENV_BENCH)/.installed
+	@mkdir -p $(BENCH_DIR)
+	$(VENV_BENCH)/bin/python $(PYBIND)/bench/bench.py $(BENCH_PY_ARGS) --out $(BENCH_DIR)/python.md
+	@echo "bench-python: $(BENCH_DIR)/python.md"
+
+bench-go: build
+	@mkdir -p $(BENCH_DIR)
+	cd $(GOBIND)/bench && $(GO) run . $(BENCH_GO_ARGS) -out $(CURDIR)/$(BENCH_DIR)/go.md
+	@echo "bench-go: $(BENCH_DIR)/go.md"
+
+# Both, then the generated part of the document replaced; the prose above the
+# mark is kept.
+bench-bindings: bench-python bench-go
+	@grep -qxF '$(BENCH_MARK)' $(BENCH_DOC) || { echo "$(BENCH_DOC) lacks the line '$(BENCH_MARK)'"; exit 1; }
+	{ sed '/^$(BENCH_MARK)$$/q' $(BENCH_DOC); echo; cat $(BENCH_DIR)/python.md; echo; cat $(BENCH_DIR)/go.md; } \
+		> $(BENCH_DIR)/doc.md
+	mv $(BENCH_DIR)/doc.md $(BENCH_DOC)
+
+# Every engine through every workload on a tiny data set: seconds, and it keeps
+# the harnesses building and running.
+bench-bindings-smoke: $(VENV_BENCH)/.installed build
+	@mkdir -p $(BENCH_DIR)
+	$(VENV_BENCH)/bin/python -m py_compile $(PYBIND)/bench/bench.py
+	$(VENV_BENCH)/bin/python $(PYBIND)/bench/bench.py --smoke --out $(BENCH_DIR)/python-smoke.md
+	@cd $(GOBIND)/bench && test -z "$$(gofmt -l .)" || { gofmt -l $(GOBIND)/bench; exit 1; }
+	cd $(GOBIND)/bench && $(GO) vet . && $(GO) run . -smoke -out $(CURDIR)/$(BENCH_DIR)/go-smoke.md
+	@echo "bench-bindings-smoke: 2 passed, 0 failed"
