@@ -252,8 +252,8 @@ go-test: build c-tools
 # package's tests nor the binding's go.mod ever depend on them.
 VENV_BENCH := .venv-bench
 BENCH_DIR := target/bench
-BENCH_PY_ARGS ?= --keys 200000 --runs 3 --durable 2000
-BENCH_GO_ARGS ?= -keys 200000 -runs 3 -durable 2000
+BENCH_PY_ARGS ?= --keys 200000 --runs 5 --durable 2000
+BENCH_GO_ARGS ?= -keys 200000 -runs 5 -durable 2000
 BENCH_DOC := docs/benchmarks-bindings.md
 # The line of $(BENCH_DOC) after which make bench-bindings rewrites the file.
 BENCH_MARK := <!-- make bench-bindings writes everything below this line -->
