@@ -122,7 +122,7 @@ bench-clippy:
 clean:
 	$(CARGO) clean
 	$(CARGO) clean --manifest-path $(PYBIND)/Cargo.toml
-	rm -rf demo-db hello-db $(VENV)
+	rm -rf demo-db hello-db $(VENV) $(VENV_BENCH)
 
 # --- C ABI -------------------------------------------------------------------
 
@@ -251,12 +251,12 @@ go-test: build c-tools
 # The peers live in a venv and a Go module of their own, so that neither the
 # package's tests nor the binding's go.mod ever depend on them.
 VENV_BENCH := .venv-bench
-BENCH_DIR := target/bench
+BINDBENCH_DIR := target/bench
 BENCH_PY_ARGS ?= --keys 200000 --runs 5 --durable 2000
 BENCH_GO_ARGS ?= -keys 200000 -runs 5 -durable 2000
-BENCH_DOC := docs/benchmarks-bindings.md
-# The line of $(BENCH_DOC) after which make bench-bindings rewrites the file.
-BENCH_MARK := <!-- make bench-bindings writes everything below this line -->
+BINDBENCH_DOC := docs/benchmarks-bindings.md
+# The line of $(BINDBENCH_DOC) after which make bench-bindings rewrites the file.
+BINDBENCH_MARK := <!-- make bench-bindings writes everything below this line -->
 
 .PHONY: bench-python bench-go bench-bindings bench-bindings-smoke
 
@@ -273,29 +273,29 @@ $(VENV_BENCH)/.installed: $(VENV_BENCH)/.tools $(PY_SOURCES)
 	touch $@
 
 bench-python: $(VENV_BENCH)/.installed
-	@mkdir -p $(BENCH_DIR)
-	$(VENV_BENCH)/bin/python $(PYBIND)/bench/bench.py $(BENCH_PY_ARGS) --out $(BENCH_DIR)/python.md
-	@echo "bench-python: $(BENCH_DIR)/python.md"
+	@mkdir -p $(BINDBENCH_DIR)
+	$(VENV_BENCH)/bin/python $(PYBIND)/bench/bench.py $(BENCH_PY_ARGS) --out $(BINDBENCH_DIR)/python.md
+	@echo "bench-python: $(BINDBENCH_DIR)/python.md"
 
 bench-go: build
-	@mkdir -p $(BENCH_DIR)
-	cd $(GOBIND)/bench && $(GO) run . $(BENCH_GO_ARGS) -out $(CURDIR)/$(BENCH_DIR)/go.md
-	@echo "bench-go: $(BENCH_DIR)/go.md"
+	@mkdir -p $(BINDBENCH_DIR)
+	cd $(GOBIND)/bench && $(GO) run . $(BENCH_GO_ARGS) -out $(CURDIR)/$(BINDBENCH_DIR)/go.md
+	@echo "bench-go: $(BINDBENCH_DIR)/go.md"
 
 # Both, then the generated part of the document replaced; the prose above the
 # mark is kept.
 bench-bindings: bench-python bench-go
-	@grep -qxF '$(BENCH_MARK)' $(BENCH_DOC) || { echo "$(BENCH_DOC) lacks the line '$(BENCH_MARK)'"; exit 1; }
-	{ sed '/^$(BENCH_MARK)$$/q' $(BENCH_DOC); echo; cat $(BENCH_DIR)/python.md; echo; cat $(BENCH_DIR)/go.md; } \
-		> $(BENCH_DIR)/doc.md
-	mv $(BENCH_DIR)/doc.md $(BENCH_DOC)
+	@grep -qxF '$(BINDBENCH_MARK)' $(BINDBENCH_DOC) || { echo "$(BINDBENCH_DOC) lacks the line '$(BINDBENCH_MARK)'"; exit 1; }
+	{ sed '/^$(BINDBENCH_MARK)$$/q' $(BINDBENCH_DOC); echo; cat $(BINDBENCH_DIR)/python.md; echo; cat $(BINDBENCH_DIR)/go.md; } \
+		> $(BINDBENCH_DIR)/doc.md
+	mv $(BINDBENCH_DIR)/doc.md $(BINDBENCH_DOC)
 
 # Every engine through every workload on a tiny data set: seconds, and it keeps
 # the harnesses building and running.
 bench-bindings-smoke: $(VENV_BENCH)/.installed build
-	@mkdir -p $(BENCH_DIR)
+	@mkdir -p $(BINDBENCH_DIR)
 	$(VENV_BENCH)/bin/python -m py_compile $(PYBIND)/bench/bench.py
-	$(VENV_BENCH)/bin/python $(PYBIND)/bench/bench.py --smoke --out $(BENCH_DIR)/python-smoke.md
+	$(VENV_BENCH)/bin/python $(PYBIND)/bench/bench.py --smoke --out $(BINDBENCH_DIR)/python-smoke.md
 	@cd $(GOBIND)/bench && test -z "$$(gofmt -l .)" || { gofmt -l $(GOBIND)/bench; exit 1; }
-	cd $(GOBIND)/bench && $(GO) vet . && $(GO) run . -smoke -out $(CURDIR)/$(BENCH_DIR)/go-smoke.md
+	cd $(GOBIND)/bench && $(GO) vet . && $(GO) run . -smoke -out $(CURDIR)/$(BINDBENCH_DIR)/go-smoke.md
 	@echo "bench-bindings-smoke: 2 passed, 0 failed"
