@@ -291,8 +291,8 @@ func (b *bench) markdown(sel []engine, runs int, load0, load1 string, took time.
 	var w strings.Builder
 	p := func(format string, a ...any) { fmt.Fprintf(&w, format, a...) }
 	p("## Go: the cgo package against pure-Go engines\n\n")
-	p("Command: `make bench-go BENCH_GO_ARGS='%s'` (runs `go run . %s` in `bindings/go/bench`).\n",
-		strings.Join(os.Args[1:], " "), strings.Join(os.Args[1:], " "))
+	args := strings.Join(argsBut("-out"), " ")
+	p("Command: `make bench-go BENCH_GO_ARGS='%s'` (runs `go run . %s` in `bindings/go/bench`).\n", args, args)
 	p("Machine: %s, %d cores, %s memory; %s. Load average (1, 5, 15 min) %s at the start, %s at the end; %s in all.\n\n",
 		cpuModel(), runtime.NumCPU(), memTotal(), runtime.Version(), load0, load1, took.Round(time.Second))
 	p("Engines: %s.\n\n", strings.Join(versions(), ", "))
@@ -334,6 +334,24 @@ func (b *bench) markdown(sel []engine, runs int, load0, load1 string, took time.
 		}
 	}
 	return w.String()
+}
+
+// argsBut returns the command line without flag (and its value), which make
+// supplies itself.
+func argsBut(flag string) []string {
+	var out []string
+	for a := os.Args[1:]; len(a) > 0; a = a[1:] {
+		switch {
+		case a[0] == flag || a[0] == "-"+flag:
+			if len(a) > 1 {
+				a = a[1:]
+			}
+		case strings.HasPrefix(a[0], flag+"=") || strings.HasPrefix(a[0], "-"+flag+"="):
+		default:
+			out = append(out, a[0])
+		}
+	}
+	return out
 }
 
 // num prints a count or a throughput with thousands separators: 1234567 ->

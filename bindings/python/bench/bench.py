@@ -378,7 +378,17 @@ def markdown(b: Bench, engines: list[Engine], skipped: list[str], runs: int, arg
              load0: str, load1: str, took: float) -> str:
     out: list[str] = []
     p = out.append
-    args = " ".join(argv)
+    # make supplies --out itself.
+    shown: list[str] = []
+    skip = False
+    for a in argv:
+        if skip:
+            skip = False
+        elif a == "--out":
+            skip = True
+        elif not a.startswith("--out="):
+            shown.append(a)
+    args = " ".join(shown)
     p("## Python: the `bitcask` package against Python stores\n\n")
     p(f"Command: `make bench-python BENCH_PY_ARGS='{args}'` (runs `python bindings/python/bench/bench.py {args}` "
       "in the `.venv-bench` venv).\n")
