@@ -30,6 +30,18 @@ pub trait Engine: Send + Sync {
     fn index_bytes(&self) -> Option<u64> {
         None
     }
+    /// Forward range scan: read up to `n` keys and values in key order, starting at
+    /// the first key >= `start`; returns how many were read (fewer at the end of
+    /// the key space). Engines without ordered iteration keep the default, which
+    /// returns [`Unsupported`]: the scan workload then skips them.
+    fn scan(&self, start: &[u8], n: usize) -> Result<usize> {
+        let _ = (start, n);
+        Err(Box::new(Unsupported))
+    }
+    /// The engine's own write-path counters since open (libbitcask's `Stats`).
+    fn sync_counts(&self) -> Option<SyncCounts> {
+        None
+    }
     /// Compact / merge everything now, if the engine has such an operation
     /// (engines listing "merge" in [`EngineSpec::extra`] must implement it).
     fn merge(&self) -> Result<Option<MergeOutcome>> {
@@ -37,6 +49,29 @@ pub trait Engine: Send + Sync {
     }
     /// Flush and release everything; the directory can be reopened afterwards.
     fn close(self: Box<Self>) -> Result<()>;
+}
+
+/// Returned by a default [`Engine`] method the engine does not implement.
+#[derive(Debug)]
+pub struct Unsupported;
+
+impl std::fmt::Display for Unsupported {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("operation not supported by this engine")
+    }
+}
+
+impl std::error::Error for Unsupported {}
+
+/// Write-path counters an engine keeps itself (since open).
+#[derive(Clone, Copy, Debug)]
+pub struct SyncCounts {
+    /// fdatasyncs of the log.
+    pub syncs: u64,
+    /// Writes committed.
+    pub writes: u64,
+    /// Appends those writes were committed in (group commit merges writes).
+    pub write_groups: u64,
 }
 
 /// What an explicit merge/compaction reports.

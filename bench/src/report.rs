@@ -38,6 +38,10 @@ pub struct Header {
     pub analysis: Option<String>,
 }
 
+/// Workload name of the marker sample a child sends for a workload its engine
+/// does not support (case = the CLI workload); never shown in tables.
+pub const SKIPPED: &str = "skipped";
+
 /// Whether sample `s` is a result of CLI workload `w`.
 pub fn belongs(w: &str, s: &Sample) -> bool {
     match w {
@@ -50,11 +54,12 @@ pub fn belongs(w: &str, s: &Sample) -> bool {
     }
 }
 
-const ORDER: [&str; 9] = [
+const ORDER: [&str; 10] = [
     "fill",
     "durable",
     "concurrent durable",
     "hot get",
+    "scan",
     "cold get",
     "mixed",
     "open",
@@ -62,11 +67,12 @@ const ORDER: [&str; 9] = [
     "merge",
 ];
 
-const BLURB: [(&str, &str); 9] = [
+const BLURB: [(&str, &str); 10] = [
+    ("scan", "Forward range scans after the fill (warm cache, same store as the hot gets): each scan starts at a random existing key and reads the next 100 (or 100,000) keys and values in key order; about --read-ops keys per case. keys/s counts the keys read (a scan near the end of the key space reads fewer). libbitcask's iterator returns owned `Vec`s (a keydir walk plus one `pread` per value); the peers' iterators hand out borrowed slices or reference-counted buffers, which the harness only touches. Engines without ordered iteration are skipped (RocksDB: db_bench's seekrandom is not wired up)."),
     ("merge", "libbitcask only (the peers compact on their own schedule; their compaction is not driven here). Fill --keys keys, overwrite the first half of them twice (non-durable), then `merge()` while one reader thread does random gets; `get p99 µs idle` is the same reader for 0.3 s before the merge. MB/s is input bytes (the files merged) per second of merge wall time; reclaimed % is allocated disk before vs after. After the merge the store is reopened and sampled keys are checked."),
     ("fill", "Single puts of fresh random keys into an empty store, non-durable mode; plus batches of 1000 (one transaction / write batch each) where the engine has them. Latencies are per put."),
-    ("durable", "Puts from one thread, each durable before it returns (fsync / durable commit per put). `dev flushes/write` is the delta of the disk's completed flush requests (/proc/diskstats) divided by writes: machine-wide, so approximate."),
-    ("concurrent durable", "Durable puts from N threads sharing one store; total writes = --durable-ops. More writers than flushes per write shows group commit. `libbitcask-nomerge` is libbitcask with `write_merging = false` (issue 4's comparison). `dev flushes/write` counts the whole disk's flush requests (other processes and the filesystem journal included), so it is an upper bound of the engine's own syncs; RocksDB's `WAL syncs/write` is its own count."),
+    ("durable", "Puts from one thread, each durable before it returns (fsync / durable commit per put). `dev flushes/write` is the delta of the disk's completed flush requests (/proc/diskstats) divided by writes: machine-wide, so approximate. `engine fdatasyncs/write` and `writes per group` are libbitcask's own counters (`Stats::syncs`, `writes`, `write_groups` since open): exact, and the engine's syncs only."),
+    ("concurrent durable", "Durable puts from N threads sharing one store; total writes = --durable-ops. More writers than flushes per write shows group commit. `libbitcask-nomerge` is libbitcask with `write_merging = false` (issue 4's comparison). `dev flushes/write` counts the whole disk's flush requests (other processes and the filesystem journal included), so it is an upper bound of the engine's own syncs; RocksDB's `WAL syncs/write` is its own count, and libbitcask's `engine fdatasyncs/write` (with `writes per group`, the writes that shared one append) comes from its `Stats` counters, for both `libbitcask` (write merging on) and `libbitcask-nomerge` (off)."),
     ("hot get", "Uniform random gets of existing keys after every key was read once (page cache and engine cache warm)."),
     ("cold get", "Store closed, posix_fadvise(DONTNEED) on every file, reopened, then uniform random gets from one thread. An engine that replays its log into memory on open (fjall's journal into its memtable, a RocksDB WAL) serves these from memory: read them together with the open times."),
     ("mixed", "One thread, existing keys, reads verify presence, writes overwrite (non-durable). Zipf = scrambled Zipfian, theta 0.99."),
@@ -274,7 +280,7 @@ pub fn write(
                 for (m, v) in metrics.iter().zip(&vs) {
                     let (med, lo, hi) = summarize(v);
                     let mut cell = fmt(med);
-                    if m == "ops/s" && h.runs > 1 && v.len() > 1 {
+                    if (m == "ops/s" || m == "keys/s") && h.runs > 1 && v.len() > 1 {
                         cell += &format!(" [{}–{}]", fmt(lo), fmt(hi));
                     }
                     let r = median(samples, &ref_engine, wl, case, m);
@@ -405,7 +411,11 @@ pub fn write(
 /// Direction of a metric: Some(true) when higher is better, None when it is
 /// informational only.
 fn higher_is_better(metric: &str) -> Option<bool> {
-    if metric.contains("ops/s") || metric.contains("MB/s") || metric.contains('%') {
+    if metric.contains("ops/s")
+        || metric.contains("keys/s")
+        || metric.contains("MB/s")
+        || metric.contains('%')
+    {
         Some(true)
     } else if metric.contains("µs")
         || metric.contains(" ms")

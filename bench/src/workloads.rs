@@ -2,7 +2,7 @@
 //! (one per engine per run) so that RSS figures and allocator state are not
 //! polluted by the engines that ran before; results go to stdout as METRIC lines.
 
-use crate::engine::{Engine, EngineSpec};
+use crate::engine::{Engine, EngineSpec, Unsupported};
 use crate::sys;
 use crate::util::{key, percentile, Rng, Zipf};
 use crate::Result;
@@ -52,7 +52,7 @@ fn flushes_per_write(dir: &Path, before: Option<u64>, writes: u64) -> Option<f64
 pub fn run_engine(spec: &EngineSpec, base: &Path, p: &Params) -> Result<()> {
     std::fs::create_dir_all(base)?;
     let main_dir = base.join("main");
-    let needs_fill = ["fill", "hot", "cold", "mixed", "open", "memory"]
+    let needs_fill = ["fill", "hot", "scan", "cold", "mixed", "open", "memory"]
         .iter()
         .any(|w| p.has(w));
     let mut rng = Rng::new(p.seed);
@@ -184,6 +184,10 @@ pub fn run_engine(spec: &EngineSpec, base: &Path, p: &Params) -> Result<()> {
             }
         }
 
+        if p.has("scan") {
+            scan_workload(&*e, p, &mut rng)?;
+        }
+
         if p.has("mixed") {
             let zipf = Zipf::new(p.keys, 0.99);
             for read_pct in [90u64, 50] {
@@ -252,6 +256,7 @@ pub fn run_engine(spec: &EngineSpec, base: &Path, p: &Params) -> Result<()> {
         if let Some(f) = flushes_per_write(&dir, f0, p.durable_ops) {
             emit("durable", "1 thread", "dev flushes/write", f);
         }
+        emit_engine_syncs(&*e, "durable", "1 thread");
         e.close()?;
         std::fs::remove_dir_all(&dir)?;
     }
@@ -295,11 +300,73 @@ pub fn run_engine(spec: &EngineSpec, base: &Path, p: &Params) -> Result<()> {
             if let Some(f) = flushes_per_write(&dir, f0, total) {
                 emit("concurrent durable", &case, "dev flushes/write", f);
             }
+            emit_engine_syncs(&*e, "concurrent durable", &case);
             e.close()?;
             std::fs::remove_dir_all(&dir)?;
         }
     }
     Ok(())
+}
+
+/// Range-scan lengths of the scan workload (capped at --keys).
+pub const SCAN_LENGTHS: [u64; 2] = [100, 100_000];
+
+/// Forward range scans from random existing start keys: for each length, about
+/// --read-ops keys in total (at least 3 scans). A short scan at the end of the key
+/// space counts the keys it read.
+fn scan_workload(e: &dyn Engine, p: &Params, rng: &mut Rng) -> Result<()> {
+    for len in SCAN_LENGTHS {
+        let n = len.min(p.keys);
+        let scans = (p.read_ops / n).max(3);
+        let mut lat = Vec::with_capacity(scans as usize);
+        let mut total = 0u64;
+        let t0 = Instant::now();
+        for _ in 0..scans {
+            let start = key(rng.below(p.keys));
+            let t = Instant::now();
+            let got = match e.scan(&start, n as usize) {
+                Ok(got) => got,
+                Err(err) if err.downcast_ref::<Unsupported>().is_some() => {
+                    // The parent skips this engine in the scan tables.
+                    println!("SKIP\tscan");
+                    return Ok(());
+                }
+                Err(err) => return Err(err),
+            };
+            lat.push(t.elapsed().as_secs_f64() * 1e6);
+            if got == 0 {
+                return Err(format!("{}: scan from an existing key read nothing", e.name()).into());
+            }
+            total += got as u64;
+        }
+        let secs = t0.elapsed().as_secs_f64();
+        lat.sort_by(|a, b| a.total_cmp(b));
+        let case = format!("{n}-key ranges");
+        emit("scan", &case, "keys/s", total as f64 / secs);
+        emit("scan", &case, "scans", scans as f64);
+        emit("scan", &case, "p50 µs/scan", percentile(&lat, 50.0));
+        emit("scan", &case, "p99 µs/scan", percentile(&lat, 99.0));
+    }
+    Ok(())
+}
+
+/// The engine's own fdatasyncs per write, and writes per append, if it counts them.
+fn emit_engine_syncs(e: &dyn Engine, workload: &str, case: &str) {
+    if let Some(c) = e.sync_counts() {
+        let writes = c.writes.max(1) as f64;
+        emit(
+            workload,
+            case,
+            "engine fdatasyncs/write",
+            c.syncs as f64 / writes,
+        );
+        emit(
+            workload,
+            case,
+            "writes per group",
+            c.writes as f64 / c.write_groups.max(1) as f64,
+        );
+    }
 }
 
 /// Fill, overwrite half the keys twice, then merge while one reader thread

@@ -62,6 +62,15 @@ impl Engine for Fjall {
     fn get(&self, k: &[u8]) -> Result<Option<Vec<u8>>> {
         Ok(self.ks.get(k)?.map(|v| v.to_vec()))
     }
+    fn scan(&self, start: &[u8], n: usize) -> Result<usize> {
+        let mut read = 0;
+        for g in self.ks.range(start..).take(n) {
+            let (k, v) = g.into_inner()?;
+            std::hint::black_box((&k, &v));
+            read += 1;
+        }
+        Ok(read)
+    }
     fn sync(&self) -> Result<()> {
         Ok(self.db.persist(PersistMode::SyncAll)?)
     }

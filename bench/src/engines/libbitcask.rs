@@ -6,7 +6,7 @@
 //! it returns). Two variants measure one option each:
 //! `libbitcask-buffered` (fill only) with a 4 MiB write buffer, and
 //! `libbitcask-nomerge` (durable writers only) with group commit turned off.
-use crate::engine::{Engine, EngineSpec, MergeOutcome};
+use crate::engine::{Engine, EngineSpec, MergeOutcome, SyncCounts};
 use crate::Result;
 use bitcask::{Bitcask, Options, SyncPolicy, WriteBatch};
 use std::path::{Path, PathBuf};
@@ -121,6 +121,23 @@ impl Engine for Lib {
     }
     fn index_bytes(&self) -> Option<u64> {
         self.db.stats().ok().map(|s| s.keydir_bytes)
+    }
+    fn scan(&self, start: &[u8], n: usize) -> Result<usize> {
+        let mut read = 0;
+        for kv in self.db.range(start.., false)?.take(n) {
+            let (k, v) = kv?;
+            std::hint::black_box((&k, &v));
+            read += 1;
+        }
+        Ok(read)
+    }
+    fn sync_counts(&self) -> Option<SyncCounts> {
+        let s = self.db.stats().ok()?;
+        Some(SyncCounts {
+            syncs: s.syncs,
+            writes: s.writes,
+            write_groups: s.write_groups,
+        })
     }
     fn merge(&self) -> Result<Option<MergeOutcome>> {
         let m = self.db.merge()?;

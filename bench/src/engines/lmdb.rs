@@ -70,6 +70,18 @@ impl Engine for Lmdb {
         let r = self.env.read_txn()?;
         Ok(self.db.get(&r, k)?.map(|v| v.to_vec()))
     }
+    fn scan(&self, start: &[u8], n: usize) -> Result<usize> {
+        use std::ops::Bound;
+        let r = self.env.read_txn()?;
+        let range: (Bound<&[u8]>, Bound<&[u8]>) = (Bound::Included(start), Bound::Unbounded);
+        let mut read = 0;
+        for kv in self.db.range(&r, &range)?.take(n) {
+            let (k, v) = kv?;
+            std::hint::black_box((k, v));
+            read += 1;
+        }
+        Ok(read)
+    }
     fn sync(&self) -> Result<()> {
         Ok(self.env.force_sync()?)
     }

@@ -72,6 +72,17 @@ impl Engine for Redb {
         let t = r.open_table(TABLE)?;
         Ok(t.get(k)?.map(|v| v.value().to_vec()))
     }
+    fn scan(&self, start: &[u8], n: usize) -> Result<usize> {
+        let r = self.db.begin_read()?;
+        let t = r.open_table(TABLE)?;
+        let mut read = 0;
+        for kv in t.range(start..)?.take(n) {
+            let (k, v) = kv?;
+            std::hint::black_box((k.value(), v.value()));
+            read += 1;
+        }
+        Ok(read)
+    }
     fn sync(&self) -> Result<()> {
         // An empty durable commit persists all earlier non-durable ones.
         let w = self.db.begin_write()?;

@@ -48,6 +48,15 @@ impl Engine for Sled {
     fn get(&self, k: &[u8]) -> Result<Option<Vec<u8>>> {
         Ok(self.db.get(k)?.map(|v| v.to_vec()))
     }
+    fn scan(&self, start: &[u8], n: usize) -> Result<usize> {
+        let mut read = 0;
+        for kv in self.db.range(start..).take(n) {
+            let (k, v) = kv?;
+            std::hint::black_box((&k, &v));
+            read += 1;
+        }
+        Ok(read)
+    }
     fn sync(&self) -> Result<()> {
         self.db.flush()?;
         Ok(())
