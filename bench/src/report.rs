@@ -301,7 +301,12 @@ pub fn write(
         }
     }
 
-    // Charts beside the report.
+    // Charts beside the report (its directory may not exist yet).
+    if let Some(parent) = out.parent() {
+        if !parent.as_os_str().is_empty() {
+            std::fs::create_dir_all(parent)?;
+        }
+    }
     let stem = out
         .file_stem()
         .and_then(|s| s.to_str())
@@ -390,11 +395,6 @@ pub fn write(
     }
     writeln!(w, "## Python and Go bindings\n")?;
     writeln!(w, "Not measured in this report yet. The Go binding has its own `go test -bench` benchmarks (`bindings/go/bench_test.go`), not run here; Python point-workload benchmarks are still to be written.\n")?;
-    if let Some(parent) = out.parent() {
-        if !parent.as_os_str().is_empty() {
-            std::fs::create_dir_all(parent)?;
-        }
-    }
     std::fs::write(out, md)?;
     let mut raw = String::from("engine\trun\tworkload\tcase\tmetric\tvalue\n");
     for s in samples {

@@ -86,13 +86,16 @@ pub fn page_size() -> u64 {
 }
 
 /// Peak RSS (bytes) of this process (`who` = RUSAGE_SELF) or of waited-for children.
-pub fn max_rss(who: libc::c_int) -> u64 {
-    // SAFETY: rusage is plain old data, filled in by getrusage.
-    unsafe {
-        let mut ru: libc::rusage = std::mem::zeroed();
-        libc::getrusage(who, &mut ru);
-        ru.ru_maxrss as u64 * 1024
-    }
+/// Peak resident set of this process's address space (VmHWM). Not
+/// getrusage's ru_maxrss: that survives fork + execve, so a child re-exec'd by a
+/// parent that once held a large store would report the parent's peak.
+pub fn peak_rss_bytes() -> u64 {
+    let s = fs::read_to_string("/proc/self/status").unwrap_or_default();
+    s.lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .unwrap_or(0)
+        * 1024
 }
 
 pub fn cores() -> usize {

@@ -86,7 +86,7 @@ pub fn run_engine(spec: &EngineSpec, base: &Path, p: &Params) -> Result<()> {
                 "memory",
                 "after fill",
                 "peak RSS B/key",
-                sys::max_rss(libc::RUSAGE_SELF) as f64 / p.keys as f64,
+                sys::peak_rss_bytes() as f64 / p.keys as f64,
             );
             if let Some(b) = index {
                 emit(
