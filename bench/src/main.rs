@@ -216,6 +216,18 @@ fn parse_cli(args: &[String]) -> Result<Cli> {
     Ok(c)
 }
 
+/// Starts this binary as a child running `kind` for one engine, so that each
+/// engine's memory and crashes are its own; its report comes back on stdout.
+fn spawn_child(kind: &str, engine: &str, dir: &Path, p: &Params) -> Result<std::process::Child> {
+    Ok(Command::new(std::env::current_exe()?)
+        .args(["__child", kind, engine])
+        .arg(dir)
+        .args(params_args(p))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()?)
+}
+
 fn params_args(p: &Params) -> Vec<String> {
     vec![
         "--keys".into(),
@@ -291,16 +303,7 @@ fn run_child(
     suffix: &str,
     out: &mut Vec<report::Sample>,
 ) -> Result<()> {
-    let exe = std::env::current_exe()?;
-    let child = Command::new(exe)
-        .arg("__child")
-        .arg("run")
-        .arg(engine)
-        .arg(dir)
-        .args(params_args(p))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()?;
+    let child = spawn_child("run", engine, dir, p)?;
     let o = child.wait_with_output()?;
     let text = String::from_utf8_lossy(&o.stdout);
     for l in text.lines() {
@@ -344,16 +347,7 @@ fn crash_test(
     out: &mut Vec<report::Sample>,
 ) -> Result<()> {
     let spec = spec_by_name(engine)?;
-    let exe = std::env::current_exe()?;
-    let mut child = Command::new(exe)
-        .arg("__child")
-        .arg("fill-forever")
-        .arg(engine)
-        .arg(dir)
-        .args(params_args(p))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()?;
+    let mut child = spawn_child("fill-forever", engine, dir, p)?;
     let target = (p.keys / 2).max(1000);
     let mut acked = 0u64;
     let stdout = child.stdout.take().ok_or("no child stdout")?;
