@@ -77,13 +77,17 @@ def test_merge_beside_reads_and_writes_from_other_threads(path: Path) -> None:
         t.start()
         time.sleep(0.02)
         during = done["writes"]
+        t0 = time.perf_counter()
         m = db.merge()
+        took = time.perf_counter() - t0
         during = done["writes"] - during
         stop = True
         t.join()
         assert errors == []
         assert m.files_in > 0
-        # The other thread kept working while merge() ran in the extension.
-        assert during > 0
+        # The other thread kept working while merge() ran in the extension. A
+        # merge shorter than a few thread switches proves nothing either way.
+        if took > 0.05:
+            assert during > 0, (during, took)
         for k, v in model.items():
             assert db[k] == v

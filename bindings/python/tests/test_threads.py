@@ -54,9 +54,10 @@ def test_gil_is_released_during_a_long_call(path: Path) -> None:
         counter.join()
     # Holding the GIL, the call would let the counter run for at most one switch
     # interval (5 ms) around it; released, the counter runs for much of the call
-    # (measured: under 1% of the call's time held, 50-95% released).
+    # (measured: under 1% of the call's time held, 50-95% released; the bar sits
+    # at 3% so that a loaded machine, which slows the counter too, still passes).
     assert elapsed > 0.02, elapsed
-    assert progress > rate * max(0.02, elapsed * 0.1), (progress, rate, elapsed)
+    assert progress > rate * max(0.02, elapsed * 0.03), (progress, rate, elapsed)
 
 
 def test_threads_share_a_handle(path: Path) -> None:
