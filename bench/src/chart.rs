@@ -256,14 +256,7 @@ pub fn line_chart(
             BLACK,
         );
     }
-    c.rect(
-        L as i64,
-        (H - B) as i64,
-        (W - R) as i64,
-        (H - B) as i64 + 1,
-        BLACK,
-    );
-    c.rect(L as i64 - 1, T as i64, L as i64, (H - B) as i64, BLACK);
+    axes(&mut c);
     for (si, (_, ys)) in series.iter().enumerate() {
         let col = PALETTE[si % PALETTE.len()];
         let pts: Vec<(i64, i64)> = ys
@@ -354,6 +347,13 @@ pub fn log_bars(
             BLACK,
         );
     }
+    axes(&mut c);
+    c.legend(&series.iter().map(|s| s.0.clone()).collect::<Vec<_>>());
+    c.save(path)
+}
+
+/// The x and y axis lines, drawn over the grid.
+fn axes(c: &mut Canvas) {
     c.rect(
         L as i64,
         (H - B) as i64,
@@ -362,6 +362,4 @@ pub fn log_bars(
         BLACK,
     );
     c.rect(L as i64 - 1, T as i64, L as i64, (H - B) as i64, BLACK);
-    c.legend(&series.iter().map(|s| s.0.clone()).collect::<Vec<_>>());
-    c.save(path)
 }
