@@ -529,7 +529,7 @@ impl Inner {
         let total: u64 = group.iter().map(|r| r.batch.encoded_len() as u64).sum();
         if w.len > FILE_HEADER_LEN as u64 && w.len + total > self.opts.max_file_size {
             let next = w.active.id + 1;
-            self.rotate(w, next).inspect_err(|e| self.refuse(e))?;
+            self.rotate(w, next, true).inspect_err(|e| self.refuse(e))?;
         }
         let base = w.len;
         let tstamp = now_secs();
@@ -621,8 +621,10 @@ impl Inner {
     }
 
     /// Seals the active file and starts data file `next_id`. Merge passes an id
-    /// beyond the next one to leave room for its output files.
-    fn rotate(&self, w: &mut Writer, next_id: u32) -> Result<u32> {
+    /// beyond the next one to leave room for its output files, and writes the
+    /// sealed file's hint itself (only if it does not rewrite the file anyway), so
+    /// it asks for no background hint.
+    fn rotate(&self, w: &mut Writer, next_id: u32, background_hint: bool) -> Result<u32> {
         if let Some(buf) = &self.buffer {
             buf.lock().flush(&w.active)?;
         }
@@ -645,8 +647,10 @@ impl Inner {
             b.start = w.len;
         }
         self.active_id.store(next_id, Ordering::Release);
-        if let Some((tx, _)) = self.background.lock().as_ref() {
-            let _ = tx.send(Job::Hint(sealed));
+        if background_hint {
+            if let Some((tx, _)) = self.background.lock().as_ref() {
+                let _ = tx.send(Job::Hint(sealed));
+            }
         }
         Ok(sealed)
     }
@@ -665,7 +669,9 @@ impl Inner {
                 file: self.dir.clone(),
                 reason: "data file ids exhausted".into(),
             })?;
-        let sealed = self.rotate(w, next).inspect_err(|e| self.refuse(e))?;
+        let sealed = self
+            .rotate(w, next, false)
+            .inspect_err(|e| self.refuse(e))?;
         Ok((sealed, next))
     }
 
@@ -711,7 +717,7 @@ impl Inner {
     }
 
     /// Writes the hint file of an immutable data file by scanning it.
-    fn write_hint(&self, id: u32) -> Result<()> {
+    pub(crate) fn write_hint(&self, id: u32) -> Result<()> {
         let Some(file) = self.index.read().files.get(&id).map(|f| f.file.clone()) else {
             return Ok(());
         };

@@ -124,6 +124,10 @@ impl Inner {
                 .map(|(&id, f)| (id, f.file.clone(), f.total))
                 .collect()
         };
+        if !inputs.iter().any(|(id, _, _)| *id == sealed) {
+            // Best effort, as in the background: a missing hint costs a scan at open.
+            let _ = self.write_hint(sealed);
+        }
         let mut stats = MergeStats::default();
         if inputs.is_empty() {
             stats.duration = started.elapsed();
