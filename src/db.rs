@@ -139,7 +139,8 @@ pub(crate) struct Inner {
     closed: AtomicBool,
     /// Held for the whole of a merge: one at a time.
     pub(crate) merge_lock: Mutex<()>,
-    pub(crate) last_merge: Mutex<Option<MergeStats>>,
+    /// Outcomes of merges since open, and the automatic merge's backoff.
+    pub(crate) merge_state: Mutex<crate::merge::MergeState>,
     /// The automatic merge in progress, if any.
     merge_thread: Mutex<Option<JoinHandle<()>>>,
     /// Unsynced writes exist (for `SyncPolicy::EveryMs`).
@@ -255,7 +256,7 @@ impl Bitcask {
             active_id: AtomicU32::new(active_id),
             closed: AtomicBool::new(false),
             merge_lock: Mutex::new(()),
-            last_merge: Mutex::new(None),
+            merge_state: Mutex::new(Default::default()),
             merge_thread: Mutex::new(None),
             dirty: AtomicBool::new(false),
             syncs: AtomicU64::new(0),
@@ -817,6 +818,7 @@ impl Inner {
             .iter()
             .filter_map(|f| self.fs.size(&self.dir.join(hint_file_name(f.id))).ok())
             .sum();
+        let ms = self.merge_state.lock();
         Ok(Stats {
             keys,
             keydir_bytes,
@@ -827,7 +829,10 @@ impl Inner {
             dropped_bytes_at_open: self.dropped_bytes,
             salvaged_bytes_at_open: self.salvaged_bytes,
             last_seq: next_seq.map(|s| s - 1),
-            last_merge: self.last_merge.lock().clone(),
+            last_merge: ms.last.clone(),
+            merges: ms.merges,
+            merge_failures: ms.failures,
+            last_merge_error: ms.last_error.clone(),
             syncs: self.syncs.load(Ordering::Relaxed),
             writes: self.writes.load(Ordering::Relaxed),
             write_groups: self.write_groups.load(Ordering::Relaxed),

@@ -47,6 +47,18 @@ pub struct MergeStats {
     pub duration: Duration,
 }
 
+/// What the engine remembers of its merges: for `Stats`, and for the automatic
+/// merge's backoff after failures.
+#[derive(Debug, Default)]
+pub(crate) struct MergeState {
+    pub last: Option<MergeStats>,
+    pub merges: u64,
+    pub failures: u64,
+    pub last_error: Option<Error>,
+    /// No automatic merge starts before this instant (backoff after a failure).
+    pub not_before: Option<Instant>,
+}
+
 /// Which immutable files a merge takes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Selection {
@@ -88,12 +100,40 @@ impl Inner {
         total_dead >= o.merge_trigger_total_dead_bytes
     }
 
+    /// Runs a merge and records its outcome for `Stats` (and the backoff).
     pub(crate) fn merge(&self, selection: Selection) -> Result<MergeStats> {
         self.check_open()?;
         if self.opts.read_only {
             return Err(Error::ReadOnly);
         }
         let _one_at_a_time = self.merge_lock.lock();
+        let res = self.merge_locked(selection);
+        let mut st = self.merge_state.lock();
+        match &res {
+            Ok(m) if m.files_in == 0 => {}
+            Ok(m) => {
+                st.last = Some(m.clone());
+                st.merges += 1;
+                st.failures = 0;
+                st.last_error = None;
+                st.not_before = None;
+            }
+            Err(Error::Closed) => {}
+            Err(e) => {
+                st.failures += 1;
+                st.last_error = Some(e.clone());
+                // Exponential backoff from the check interval, capped at an hour.
+                let interval = self.opts.merge_check_interval;
+                let backoff = interval
+                    .saturating_mul(1u32 << st.failures.min(16))
+                    .min(Duration::from_secs(3600));
+                st.not_before = Some(Instant::now() + backoff);
+            }
+        }
+        res
+    }
+
+    fn merge_locked(&self, selection: Selection) -> Result<MergeStats> {
         let started = Instant::now();
 
         // Size the id gap for the outputs: each output but the last is at least half
@@ -167,7 +207,6 @@ impl Inner {
         sync_dir(&*self.fs, &self.dir)?;
         stats.bytes_reclaimed = stats.bytes_in.saturating_sub(stats.bytes_out);
         stats.duration = started.elapsed();
-        *self.last_merge.lock() = Some(stats.clone());
         Ok(stats)
     }
 

@@ -34,8 +34,16 @@ pub struct Stats {
     pub salvaged_bytes_at_open: u64,
     /// Sequence number of the newest write (None when read-only).
     pub last_seq: Option<u64>,
-    /// The outcome of the last merge since open.
+    /// The outcome of the last merge since open that succeeded and did work.
     pub last_merge: Option<crate::MergeStats>,
+    /// Merges that completed since open (a merge with nothing to reclaim is not
+    /// run, so it is not counted).
+    pub merges: u64,
+    /// Merges that failed in a row, up to now: 0 once a merge succeeds. Automatic
+    /// merging backs off while this is above 0.
+    pub merge_failures: u64,
+    /// The error of the newest failed merge, while `merge_failures` is above 0.
+    pub last_merge_error: Option<crate::Error>,
     /// fdatasyncs of the active file since open (durable writes, `sync()`, the
     /// `EveryMs` thread; not the syncs of rotation, hint files or merge).
     pub syncs: u64,
