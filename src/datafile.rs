@@ -203,26 +203,72 @@ pub fn scan(
     }
 }
 
-/// Finds the first offset in `(from, end)` where a whole valid record that ends a
-/// write begins. Used to tell a torn tail (nothing valid follows) from damage in the
-/// middle of a file, and by salvage to resume after damage.
+/// Finds the first offset in `(from, end)` where a whole valid record begins.
+/// Used to tell a torn tail (nothing valid follows) from damage in the middle of a
+/// file, and by salvage to resume after damage. Reads in bounded chunks: the rest
+/// of a file may be gigabytes.
 pub fn find_next_valid(
     file: &dyn FileHandle,
     from: u64,
     end: u64,
     path: &Path,
 ) -> Result<Option<u64>> {
-    if end <= from + 1 {
-        return Ok(None);
-    }
-    let mut region = vec![0u8; (end - from) as usize];
-    file.read_exact_at(&mut region, from)
-        .map_err(|e| Error::io("reading", path, e))?;
-    for i in 1..region.len() {
-        // Random bytes pass the framing checks and a CRC32 about once in 2^32 tries.
-        if record::decode(&region[i..]).is_ok() {
-            return Ok(Some(from + i as u64));
+    const CHUNK: u64 = 1 << 20;
+    let mut buf = Vec::new();
+    let mut base = from + 1;
+    while base < end {
+        // Each chunk overlaps the next by a header, so every position is judged
+        // with its whole header in view.
+        let n = (end - base).min(CHUNK + RECORD_HEADER_LEN as u64) as usize;
+        buf.resize(n, 0);
+        file.read_exact_at(&mut buf, base)
+            .map_err(|e| Error::io("reading", path, e))?;
+        let positions = n.min(CHUNK as usize);
+        for i in 0..positions {
+            // Random bytes pass the framing checks rarely, and a CRC32 about once
+            // in 2^32 tries.
+            let Ok(h) = record::parse_header(&buf[i..]) else {
+                continue;
+            };
+            let pos = base + i as u64;
+            if pos + h.record_len() > end {
+                continue;
+            }
+            let ok = match buf.get(i..i + h.record_len() as usize) {
+                Some(rec) => record::verify(&h, rec).is_ok(),
+                None => read_record_at(file, pos, end, path)?.is_some(),
+            };
+            if ok {
+                return Ok(Some(pos));
+            }
         }
+        base += positions as u64;
     }
     Ok(None)
+}
+
+/// The valid record at `pos` (header, key and value), or `None` when the bytes
+/// there are not one that ends by `end`.
+pub fn read_record_at(
+    file: &dyn FileHandle,
+    pos: u64,
+    end: u64,
+    path: &Path,
+) -> Result<Option<(Header, Vec<u8>)>> {
+    if pos + RECORD_HEADER_LEN as u64 > end {
+        return Ok(None);
+    }
+    let mut head = [0u8; RECORD_HEADER_LEN];
+    file.read_exact_at(&mut head, pos)
+        .map_err(|e| Error::io("reading", path, e))?;
+    let Ok(h) = record::parse_header(&head) else {
+        return Ok(None);
+    };
+    if pos + h.record_len() > end {
+        return Ok(None);
+    }
+    let mut rec = vec![0u8; h.record_len() as usize];
+    file.read_exact_at(&mut rec, pos)
+        .map_err(|e| Error::io("reading", path, e))?;
+    Ok(record::verify(&h, &rec).is_ok().then_some((h, rec)))
 }

@@ -37,6 +37,38 @@ pub(crate) struct FileInfo {
     pub total: u64,
     /// Bytes of records the keydir points at.
     pub live: u64,
+    /// Bytes of tombstones. What is neither live nor tombstone (nor the header)
+    /// is garbage: overwritten and deleted values, which a merge always drops.
+    pub tomb: u64,
+}
+
+impl FileInfo {
+    pub fn new(file: Arc<DataFile>, total: u64) -> FileInfo {
+        FileInfo {
+            file,
+            total,
+            live: 0,
+            tomb: 0,
+        }
+    }
+
+    /// Overwritten and deleted values: what merging this file surely reclaims.
+    pub fn garbage(&self) -> u64 {
+        self.total
+            .saturating_sub(FILE_HEADER_LEN as u64 + self.live + self.tomb)
+    }
+}
+
+/// The record that carries the newest sequence number. While no newer write
+/// exists, a merge must keep it (or a copy): open restores the next sequence
+/// number from the highest one on disk. A tombstone kept only for that is not
+/// reclaimable, so it never triggers a merge by itself.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Newest {
+    pub file_id: u32,
+    pub seq: u64,
+    /// Record length, when the record is a tombstone (0 for a value).
+    pub tomb_len: u64,
 }
 
 /// The keydir and the files it points into, under one lock so that a reader always
@@ -45,6 +77,7 @@ pub(crate) struct FileInfo {
 pub(crate) struct Index {
     pub keydir: KeyDir,
     pub files: BTreeMap<u32, FileInfo>,
+    pub newest: Option<Newest>,
 }
 
 fn live_len(key: &[u8], loc: &Loc) -> u64 {
@@ -70,6 +103,14 @@ impl Index {
     pub fn unlive(&mut self, key: &[u8], old: &Loc) {
         if let Some(f) = self.files.get_mut(&old.file_id) {
             f.live = f.live.saturating_sub(live_len(key, old));
+        }
+    }
+
+    /// Tombstone bytes of file `id` that a merge must keep whatever it selects.
+    pub fn pinned(&self, id: u32) -> u64 {
+        match self.newest {
+            Some(n) if n.file_id == id => n.tomb_len,
+            _ => 0,
         }
     }
 
@@ -103,13 +144,21 @@ impl WriteBuf {
         if self.data.is_empty() {
             return Ok(());
         }
-        file.file
-            .append(&self.data)
-            .map_err(|e| Error::io("appending to", &file.path, e))?;
+        append_or_cut(file, self.start, &self.data)?;
         self.start += self.data.len() as u64;
         self.data.clear();
         Ok(())
     }
+}
+
+/// Appends `bytes` to `file`, whose length is `len`. A failed append may have
+/// written part of them: they are cut off again, so that nothing is ever appended
+/// after bytes of unknown state (writes are refused after the failure anyway).
+fn append_or_cut(file: &DataFile, len: u64, bytes: &[u8]) -> Result<()> {
+    file.file.append(bytes).map_err(|e| {
+        let _ = file.file.set_len(len);
+        Error::io("appending to", &file.path, e)
+    })
 }
 
 /// State only the write leader touches.
@@ -198,9 +247,14 @@ impl Bitcask {
     pub fn open_with_fs(dir: impl AsRef<Path>, opts: Options, fs: Arc<dyn Fs>) -> Result<Bitcask> {
         opts.validate()?;
         let dir = dir.as_ref().to_path_buf();
-        if !opts.read_only {
+        if !opts.read_only && fs.list(&dir).is_err() {
             fs.create_dir_all(&dir)
                 .map_err(|e| Error::io("creating", &dir, e))?;
+            // The new directory's name must survive a power loss along with the
+            // first write acknowledged inside it.
+            if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+                datafile::sync_dir(&*fs, parent)?;
+            }
         }
         let lock = if opts.read_only {
             None
@@ -220,14 +274,9 @@ impl Bitcask {
                 None => {
                     active_id = 1;
                     let f = Arc::new(DataFile::create(&*fs, &dir, 1)?);
-                    index.files.insert(
-                        1,
-                        FileInfo {
-                            file: f.clone(),
-                            total: FILE_HEADER_LEN as u64,
-                            live: 0,
-                        },
-                    );
+                    index
+                        .files
+                        .insert(1, FileInfo::new(f.clone(), FILE_HEADER_LEN as u64));
                     (f, FILE_HEADER_LEN as u64)
                 }
             };
@@ -529,7 +578,11 @@ impl Inner {
         self.check_writable()?;
         let total: u64 = group.iter().map(|r| r.batch.encoded_len() as u64).sum();
         if w.len > FILE_HEADER_LEN as u64 && w.len + total > self.opts.max_file_size {
-            let next = w.active.id + 1;
+            let next = w
+                .active
+                .id
+                .checked_add(1)
+                .ok_or_else(|| ids_exhausted(&self.dir))?;
             self.rotate(w, next, true).inspect_err(|e| self.refuse(e))?;
         }
         let base = w.len;
@@ -559,10 +612,20 @@ impl Inner {
         {
             let mut ix = self.index.write();
             let mut off = base;
+            let mut tomb = 0;
+            let mut newest = None;
             for (flags, key, value) in (RecordIter { rep: &scratch }) {
                 let value_offset = off + (RECORD_HEADER_LEN + key.len()) as u64;
+                let rec_len = value_offset + value.len() as u64 - off;
                 off = value_offset + value.len() as u64;
-                if flags & FLAG_TOMBSTONE != 0 {
+                let is_tomb = flags & FLAG_TOMBSTONE != 0;
+                newest = Some(Newest {
+                    file_id: w.active.id,
+                    seq: w.next_seq - 1,
+                    tomb_len: if is_tomb { rec_len } else { 0 },
+                });
+                if is_tomb {
+                    tomb += rec_len;
                     ix.apply_delete(key);
                 } else {
                     let loc = Loc {
@@ -576,6 +639,10 @@ impl Inner {
             }
             if let Some(f) = ix.files.get_mut(&w.active.id) {
                 f.total += total;
+                f.tomb += tomb;
+            }
+            if newest.is_some() {
+                ix.newest = newest;
             }
         }
         w.len += total;
@@ -594,10 +661,7 @@ impl Inner {
                     b.flush(&w.active)?;
                 }
                 if bytes.len() >= self.opts.write_buffer_size {
-                    w.active
-                        .file
-                        .append(bytes)
-                        .map_err(|e| Error::io("appending to", &w.active.path, e))?;
+                    append_or_cut(&w.active, b.start, bytes)?;
                     b.start += bytes.len() as u64;
                 } else {
                     b.data.extend_from_slice(bytes);
@@ -606,11 +670,7 @@ impl Inner {
                     b.flush(&w.active)?;
                 }
             }
-            None => w
-                .active
-                .file
-                .append(bytes)
-                .map_err(|e| Error::io("appending to", &w.active.path, e))?,
+            None => append_or_cut(&w.active, w.len, bytes)?,
         }
         if sync {
             self.syncs.fetch_add(1, Ordering::Relaxed);
@@ -631,14 +691,10 @@ impl Inner {
         }
         w.active.sync()?;
         let file = Arc::new(DataFile::create(&*self.fs, &self.dir, next_id)?);
-        self.index.write().files.insert(
-            next_id,
-            FileInfo {
-                file: file.clone(),
-                total: FILE_HEADER_LEN as u64,
-                live: 0,
-            },
-        );
+        self.index
+            .write()
+            .files
+            .insert(next_id, FileInfo::new(file.clone(), FILE_HEADER_LEN as u64));
         let sealed = w.active.id;
         w.active = file;
         w.len = FILE_HEADER_LEN as u64;
@@ -656,20 +712,21 @@ impl Inner {
         Ok(sealed)
     }
 
-    /// Seals the active file and starts the next one `reserve` ids further on,
-    /// leaving the ids between for a merge's outputs. Returns (sealed, new active).
-    pub(crate) fn seal_for_merge(&self, reserve: u32) -> Result<(u32, u32)> {
+    /// Seals the active file and starts the next one far enough on to leave the
+    /// ids between for the outputs of a merge that writes at most `keep_bytes`,
+    /// plus the sealed file's bytes when it is an input. Returns (sealed, new
+    /// active).
+    pub(crate) fn seal_for_merge(&self, keep_bytes: u64, with_active: bool) -> Result<(u32, u32)> {
         let mut guard = self.writer.lock();
         let w = guard.as_mut().ok_or(Error::Closed)?;
         self.check_writable()?;
+        let bytes = keep_bytes + if with_active { w.len } else { 0 };
+        let reserve = crate::merge::outputs_bound(bytes, self.opts.max_file_size);
         let next = w
             .active
             .id
             .checked_add(1 + reserve)
-            .ok_or_else(|| Error::BadFormat {
-                file: self.dir.clone(),
-                reason: "data file ids exhausted".into(),
-            })?;
+            .ok_or_else(|| ids_exhausted(&self.dir))?;
         let sealed = self
             .rotate(w, next, false)
             .inspect_err(|e| self.refuse(e))?;
@@ -680,7 +737,12 @@ impl Inner {
     /// is running.
     fn maybe_auto_merge(this: &Arc<Inner>) {
         let mut slot = this.merge_thread.lock();
-        if slot.as_ref().is_some_and(|h| !h.is_finished()) || !this.merge_triggered() {
+        if slot.as_ref().is_some_and(|h| !h.is_finished()) {
+            return;
+        }
+        // After a failure, retries back off (the error is in `Stats`).
+        let not_before = this.merge_state.lock().not_before;
+        if not_before.is_some_and(|t| Instant::now() < t) || !this.merge_triggered() {
             return;
         }
         if let Some(h) = slot.take() {
@@ -695,7 +757,14 @@ impl Inner {
             .ok();
     }
 
-    fn sync_active(&self) -> Result<()> {
+    /// Flushes the write buffer and fdatasyncs the active file. After a failed
+    /// write or sync it reports the refusal: a retried fdatasync that succeeds
+    /// proves nothing, the kernel may have dropped the dirty pages.
+    pub(crate) fn sync_active(&self) -> Result<()> {
+        self.check_writable()?;
+        // Cleared before the active file is looked up: a write to a file rotated in
+        // after this sets it again, so it is never cleared for a write not synced.
+        self.dirty.store(false, Ordering::Release);
         let file = {
             let ix = self.index.read();
             match ix.files.get(&self.active_id.load(Ordering::Acquire)) {
@@ -703,7 +772,6 @@ impl Inner {
                 None => return Ok(()),
             }
         };
-        self.dirty.store(false, Ordering::Release);
         let res = (|| {
             if let Some(buf) = &self.buffer {
                 let mut b = buf.lock();
@@ -775,20 +843,27 @@ impl Inner {
                 let _ = handle.join();
             }
         }
-        // A running merge sees the close at its next record and stops.
+        // A running merge sees the close at its next step and stops; one started
+        // by a caller's `merge()` on another thread holds `merge_lock` until then.
+        // Nothing may touch the directory once the lock below is released.
         let merge_thread = self.merge_thread.lock().take();
         if let Some(handle) = merge_thread {
             if handle.thread().id() != me {
                 let _ = handle.join();
             }
         }
+        let _no_merge = self.merge_lock.lock();
         let mut res = Ok(());
         if let Some(w) = self.writer.lock().take() {
-            if let Some(buf) = &self.buffer {
-                res = buf.lock().flush(&w.active);
-            }
-            if res.is_ok() && self.refused.lock().is_none() {
-                res = w.active.sync();
+            if let Some(cause) = self.refused.lock().clone() {
+                res = Err(Error::WritesRefused { cause });
+            } else {
+                if let Some(buf) = &self.buffer {
+                    res = buf.lock().flush(&w.active);
+                }
+                if res.is_ok() {
+                    res = w.active.sync();
+                }
             }
         }
         *self.index.write() = Index::default();
@@ -838,6 +913,15 @@ impl Inner {
             write_groups: self.write_groups.load(Ordering::Relaxed),
         })
     }
+}
+
+/// Data file ids are u32; a database that used them all up cannot rotate.
+pub(crate) fn ids_exhausted(dir: &Path) -> Error {
+    Error::io(
+        "choosing the next data file id in",
+        dir,
+        std::io::Error::other("data file ids exhausted"),
+    )
 }
 
 /// Stamps the sequence number and time into encoded batch records, marks the last

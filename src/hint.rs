@@ -29,9 +29,21 @@ pub struct HintWriter {
     path: PathBuf,
     dir: PathBuf,
     fs: Arc<dyn Fs>,
-    out: BufWriter<Appender>,
+    /// Taken by `finish`.
+    out: Option<BufWriter<Appender>>,
     crc: crc32fast::Hasher,
     count: u64,
+    /// Renamed into place: nothing to clean up.
+    done: bool,
+}
+
+impl Drop for HintWriter {
+    /// An unfinished hint file (an error, an early return) leaves no `.tmp`.
+    fn drop(&mut self) {
+        if !self.done {
+            let _ = self.fs.remove(&self.tmp);
+        }
+    }
 }
 
 impl HintWriter {
@@ -46,9 +58,10 @@ impl HintWriter {
             path,
             dir: dir.to_path_buf(),
             fs: fs.clone(),
-            out: BufWriter::with_capacity(1 << 20, Appender(file)),
+            out: Some(BufWriter::with_capacity(1 << 20, Appender(file))),
             crc: crc32fast::Hasher::new(),
             count: 0,
+            done: false,
         };
         w.put(&file_header(&HINT_MAGIC))?;
         Ok(w)
@@ -57,6 +70,8 @@ impl HintWriter {
     fn put(&mut self, b: &[u8]) -> Result<()> {
         self.crc.update(b);
         self.out
+            .as_mut()
+            .expect("not finished")
             .write_all(b)
             .map_err(|e| Error::io("writing", &self.tmp, e))
     }
@@ -83,11 +98,6 @@ impl HintWriter {
         Ok(())
     }
 
-    /// Drops an unfinished hint file.
-    pub fn discard(self) {
-        let _ = self.fs.remove(&self.tmp);
-    }
-
     /// Seals the file for a data file of `data_len` bytes and makes it durable.
     pub fn finish(mut self, data_len: u64) -> Result<()> {
         let mut t = [0u8; HINT_TRAILER_LEN];
@@ -97,11 +107,10 @@ impl HintWriter {
         let crc = self.crc.clone().finalize();
         t[16..20].copy_from_slice(&crc.to_le_bytes());
         t[20..24].copy_from_slice(&HINT_TRAILER_MAGIC);
-        self.out
-            .write_all(&t)
+        let mut out = self.out.take().expect("finished once");
+        out.write_all(&t)
             .map_err(|e| Error::io("writing", &self.tmp, e))?;
-        let file = self
-            .out
+        let file = out
             .into_inner()
             .map_err(|e| Error::io("writing", &self.tmp, e.into_error()))?;
         file.0
@@ -110,6 +119,7 @@ impl HintWriter {
         self.fs
             .rename(&self.tmp, &self.path)
             .map_err(|e| Error::io("renaming", &self.tmp, e))?;
+        self.done = true;
         sync_dir(&*self.fs, &self.dir)
     }
 }
@@ -139,13 +149,25 @@ pub fn load(fs: &dyn Fs, dir: &Path, id: u32, data_len: u64) -> Result<Option<Ve
 /// Calls `f` with each entry of a hint file verified by [`load`], and the offset of
 /// the entry's key in `bytes`.
 pub fn for_each_entry(bytes: &[u8], mut f: impl FnMut(usize, HintRef<'_>)) {
+    for (at, h) in entries(bytes) {
+        f(at, h);
+    }
+}
+
+/// The entries of a hint file verified by [`load`], each with the offset of its
+/// key in `bytes`.
+pub fn entries(bytes: &[u8]) -> impl Iterator<Item = (usize, HintRef<'_>)> {
     let end = bytes.len() - HINT_TRAILER_LEN;
     let mut at = FILE_HEADER_LEN;
-    while at < end {
+    std::iter::from_fn(move || {
+        if at >= end {
+            return None;
+        }
         let e = &bytes[at..];
         let key_len = le_u32(e, 12) as usize;
         let key_at = at + HINT_ENTRY_HEADER_LEN;
-        f(
+        at = key_at + key_len;
+        Some((
             key_at,
             HintRef {
                 seq: le_u64(e, 0),
@@ -155,9 +177,8 @@ pub fn for_each_entry(bytes: &[u8], mut f: impl FnMut(usize, HintRef<'_>)) {
                 flags: e[24],
                 key: &bytes[key_at..key_at + key_len],
             },
-        );
-        at = key_at + key_len;
-    }
+        ))
+    })
 }
 
 /// Checks header, trailer, checksum and the framing of every entry; returns the

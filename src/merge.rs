@@ -1,25 +1,39 @@
 //! Merge: rewrite immutable data files into files holding only live records (plus
 //! the tombstones still needed), each with its hint file, then remove the inputs.
 //!
-//! Ordering is what keeps it correct. A merge first seals the active file and starts
-//! the next active file at an id past a reserved gap; its outputs take ids inside the
-//! gap. So at open an output replays after every input and before every write made
-//! during or after the merge, and replaying by id stays "newest wins".
+//! A merge runs only when it will reclaim something: garbage (overwritten and
+//! deleted values) or tombstones that no older file needs. The tombstone that
+//! carries the newest sequence number is never counted, so a database left idle
+//! after a merge is never merged again (`merge_idle_database_does_no_io`).
 //!
-//! Crash safety follows from three facts. An output holds only copies of records
+//! Ordering is what keeps it correct. Outputs take ids above every immutable file
+//! and below the active file: in the gap a previous merge left there, or past a
+//! reserved gap that sealing the active file opens. So at open an output replays
+//! after every input and before every write made during or after the merge, and
+//! replaying by id stays "newest wins". (Every record of the active file is newer
+//! than every record of an immutable file, outputs included.)
+//!
+//! Crash safety follows from four facts. An output holds only copies of records
 //! that were live when read, so an output alone, or beside its inputs, replays to the
 //! same state. Each output appears under its real name only once complete and
-//! synced (written as `.tmp`, then renamed, then the directory synced). Inputs are
-//! deleted oldest first, so a crash midway leaves only newer inputs, and nothing in
-//! an older file can come back over them.
+//! synced (written as `.tmp`, then renamed, then the directory synced). Before any
+//! input is removed, the active file is flushed and fdatasynced: the keep decisions
+//! relied on the keydir, whose newer writes may have been in the page cache only
+//! (the durability point). Inputs are deleted oldest first, so a crash midway leaves
+//! only newer inputs, and nothing in an older file can come back over them.
+//!
+//! A merge reads only what it copies: with a hint file, only the live records
+//! (checksums verified) and no tombstone at all, so damage in dead records cannot
+//! block it; without one (the file sealed by this merge) it scans.
 
 use crate::datafile::{self, sync_dir, DataFile, RecordRef, ScanEnd};
-use crate::db::{FileInfo, Inner};
+use crate::db::{FileInfo, Index, Inner, Newest};
 use crate::error::{Error, Result};
 use crate::format::*;
 use crate::fs::Appender;
-use crate::hint::HintWriter;
+use crate::hint::{self, HintWriter};
 use crate::keydir::Loc;
+use std::collections::HashSet;
 use std::io::{BufWriter, Write};
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
@@ -68,36 +82,109 @@ pub(crate) enum Selection {
     Thresholds,
 }
 
-/// A file worth including: it has dead bytes beyond its header.
-fn reclaimable(f: &FileInfo) -> bool {
-    f.total.saturating_sub(f.live) > FILE_HEADER_LEN as u64
+/// What merging file `id` would reclaim: its garbage, plus its tombstones when
+/// every older file is merged along (`prefix`), less the one that carries the
+/// newest sequence number.
+fn reclaimable(ix: &Index, id: u32, f: &FileInfo, prefix: bool) -> u64 {
+    let mut r = f.garbage();
+    if prefix {
+        r += f.tomb.saturating_sub(ix.pinned(id));
+    }
+    r
 }
 
-fn fragmentation(f: &FileInfo) -> u64 {
-    f.total.saturating_sub(f.live) * 100 / f.total.max(1)
+fn percent(part: u64, of: u64) -> u64 {
+    part * 100 / of.max(1)
+}
+
+/// An upper bound on the output files for `bytes` of records: each output but the
+/// last is more than half full (a record that does not fit starts the next one),
+/// headers included, so twice the bytes in file-size units, plus slack.
+pub(crate) fn outputs_bound(bytes: u64, max_file_size: u64) -> u32 {
+    let room = max_file_size
+        .saturating_sub(4 * FILE_HEADER_LEN as u64)
+        .max(1);
+    (2 * bytes.div_ceil(room) + 4).min(1 << 24) as u32
+}
+
+/// The files a merge takes, oldest first.
+struct Plan {
+    inputs: Vec<u32>,
+    /// The active file is among them: it is sealed first.
+    with_active: bool,
+    /// Live and tombstone bytes of the immutable inputs: at most what is written.
+    keep_bytes: u64,
+}
+
+/// One input, once chosen.
+struct Input {
+    id: u32,
+    file: Arc<DataFile>,
+    total: u64,
 }
 
 impl Inner {
     /// Whether the automatic merge triggers fire (Riak's rules: one file's
-    /// fragmentation or dead bytes, or the total dead bytes of immutable files).
+    /// fragmentation or dead bytes, or the total dead bytes of immutable files),
+    /// counting only what a merge would reclaim.
     pub(crate) fn merge_triggered(&self) -> bool {
         let o = &self.opts;
         let ix = self.index.read();
         let active = self.active_id.load(Ordering::Acquire);
-        let mut total_dead = 0;
-        for (&id, f) in &ix.files {
-            if id >= active || !reclaimable(f) {
-                continue;
-            }
-            let dead = f.total - f.live;
-            total_dead += dead;
-            if fragmentation(f) >= o.merge_trigger_fragmentation as u64
-                || dead >= o.merge_trigger_dead_bytes
+        let (mut total, mut prefix) = (0, true);
+        for (&id, f) in ix.files.range(..active) {
+            let r = reclaimable(&ix, id, f, prefix);
+            prefix &= r > 0 || f.total <= FILE_HEADER_LEN as u64;
+            total += r;
+            if r > 0
+                && (percent(r, f.total) >= o.merge_trigger_fragmentation as u64
+                    || r >= o.merge_trigger_dead_bytes)
             {
                 return true;
             }
         }
-        total_dead >= o.merge_trigger_total_dead_bytes
+        total > 0 && total >= o.merge_trigger_total_dead_bytes
+    }
+
+    /// Chooses the inputs without I/O; `None` when the merge would reclaim nothing.
+    fn plan(&self, selection: Selection) -> Option<Plan> {
+        let o = &self.opts;
+        let ix = self.index.read();
+        let active = self.active_id.load(Ordering::Acquire);
+        let mut plan = Plan {
+            inputs: Vec::new(),
+            with_active: false,
+            keep_bytes: 0,
+        };
+        let (mut reclaim, mut prefix) = (0, true);
+        for (&id, f) in &ix.files {
+            let r = reclaimable(&ix, id, f, prefix);
+            let take = if f.total <= FILE_HEADER_LEN as u64 {
+                // An empty file goes with any merge; the active one stays.
+                id != active
+            } else {
+                r > 0
+                    && match selection {
+                        Selection::All => true,
+                        Selection::Thresholds => {
+                            percent(r, f.total) >= o.merge_threshold_fragmentation as u64
+                                || r >= o.merge_threshold_dead_bytes
+                        }
+                    }
+            };
+            if !take {
+                prefix = false;
+                continue;
+            }
+            plan.inputs.push(id);
+            reclaim += r;
+            if id == active {
+                plan.with_active = true;
+            } else {
+                plan.keep_bytes += f.live + f.tomb;
+            }
+        }
+        (reclaim > 0).then_some(plan)
     }
 
     /// Runs a merge and records its outcome for `Stats` (and the backoff).
@@ -134,175 +221,371 @@ impl Inner {
     }
 
     fn merge_locked(&self, selection: Selection) -> Result<MergeStats> {
+        // `close` may have run while this merge waited for the lock.
+        self.check_open()?;
         let started = Instant::now();
-
-        // Size the id gap for the outputs: each output but the last is at least half
-        // full (a record that does not fit starts a new file), so twice the live
-        // bytes in file-size units, plus slack, always suffices.
-        let live: u64 = self.index.read().files.values().map(|f| f.live).sum();
-        let reserve = (2 * live.div_ceil(self.opts.max_file_size) + 4).min(1 << 20) as u32;
-        let (sealed, next_active) = self.seal_for_merge(reserve)?;
-
-        let inputs: Vec<(u32, Arc<DataFile>, u64)> = {
-            let ix = self.index.read();
-            ix.files
-                .iter()
-                .filter(|(&id, f)| {
-                    id <= sealed
-                        && match selection {
-                            Selection::All => reclaimable(f) || f.total <= FILE_HEADER_LEN as u64,
-                            Selection::Thresholds => {
-                                f.total <= FILE_HEADER_LEN as u64
-                                    || (reclaimable(f)
-                                        && (fragmentation(f)
-                                            >= self.opts.merge_threshold_fragmentation as u64
-                                            || f.total - f.live
-                                                >= self.opts.merge_threshold_dead_bytes))
-                            }
-                        }
-                })
-                .map(|(&id, f)| (id, f.file.clone(), f.total))
-                .collect()
-        };
-        if !inputs.iter().any(|(id, _, _)| *id == sealed) {
-            // Best effort, as in the background: a missing hint costs a scan at open.
-            let _ = self.write_hint(sealed);
-        }
         let mut stats = MergeStats::default();
-        if inputs.is_empty() {
+        let Some(mut plan) = self.plan(selection) else {
             stats.duration = started.elapsed();
             return Ok(stats);
-        }
-        let mut out = Output::new(sealed + 1, next_active);
-        let res = self.copy_live(&inputs, &mut out, &mut stats);
-        let res = res.and_then(|_| out.finish_file(self));
+        };
+        let (first_out, limit) = self.output_ids(&mut plan)?;
+        let inputs: Vec<Input> = {
+            let ix = self.index.read();
+            plan.inputs
+                .iter()
+                .filter_map(|id| {
+                    let f = ix.files.get(id)?;
+                    Some(Input {
+                        id: *id,
+                        file: f.file.clone(),
+                        total: f.total,
+                    })
+                })
+                .collect()
+        };
+        let mut out = Output::new(first_out, limit);
+        let mut done = 0;
+        let res = self
+            .copy_live(&inputs, &mut out, &mut stats, &mut done)
+            .and_then(|_| out.finish_file(self));
         if let Err(e) = res {
             out.abandon(self);
+            if !matches!(e, Error::Closed) {
+                // Inputs whose every kept record is in a committed output are
+                // done with: removing them keeps a retry from copying them again.
+                let mut covered = out.covered(done);
+                // ...but not the one holding the newest record, unless a copy of
+                // it was committed: the sequence number must survive.
+                if let Some(n) = self.index.read().newest {
+                    if out.newest.is_none_or(|o| o.seq < n.seq) {
+                        if let Some(at) = inputs[..covered].iter().position(|i| i.id == n.file_id) {
+                            covered = at;
+                        }
+                    }
+                }
+                let _ = self.remove_inputs(&inputs[..covered], &out, &mut MergeStats::default());
+            }
             return Err(e);
         }
         stats.files_out = out.files_out;
         stats.bytes_out = out.bytes_out;
+        self.remove_inputs(&inputs, &out, &mut stats)?;
+        stats.bytes_reclaimed = stats.bytes_in.saturating_sub(stats.bytes_out);
+        stats.duration = started.elapsed();
+        Ok(stats)
+    }
 
-        // Every live record of the inputs now has a copy the keydir points at (or a
-        // newer write replaced it): no location names an input any more. An input
-        // leaves the index only once its data file is gone: one that failed to go
-        // stays known, so a later merge still counts it among the older files that a
-        // tombstone must hide (`merge_fails_removing_inputs_no_key_comes_back`).
-        for (id, _, total) in &inputs {
+    /// Ids for the outputs: above every immutable file, below the active one. The
+    /// gap an earlier merge left there serves when it is large enough and the active
+    /// file is not an input; else the active file is sealed, past a fresh gap.
+    fn output_ids(&self, plan: &mut Plan) -> Result<(u32, u32)> {
+        if !plan.with_active {
+            let ix = self.index.read();
+            let active = self.active_id.load(Ordering::Acquire);
+            let below = ix
+                .files
+                .range(..active)
+                .next_back()
+                .map_or(0, |(&id, _)| id);
+            let need = outputs_bound(plan.keep_bytes, self.opts.max_file_size);
+            if active - below > need {
+                return Ok((below + 1, active));
+            }
+        }
+        let (sealed, next_active) = self.seal_for_merge(plan.keep_bytes, plan.with_active)?;
+        if plan.with_active {
+            // The file sealed is the one planned; it is an input in any case.
+            debug_assert_eq!(plan.inputs.last(), Some(&sealed));
+        } else {
+            // Best effort, as in the background: a missing hint costs a scan at open.
+            let _ = self.write_hint(sealed);
+        }
+        Ok((sealed + 1, next_active))
+    }
+
+    /// The durability point, then the inputs' removal, oldest first. An input
+    /// leaves the index only once its data file is gone: one that failed to go stays
+    /// known, so a later merge still counts it among the older files that a
+    /// tombstone must hide (`merge_fails_removing_inputs_no_key_comes_back`).
+    fn remove_inputs(&self, inputs: &[Input], out: &Output, stats: &mut MergeStats) -> Result<()> {
+        if inputs.is_empty() {
+            return Ok(());
+        }
+        // Every write the keep decisions saw must be on disk before the records
+        // they dropped are: flush the buffer and fdatasync the active file.
+        self.sync_active()?;
+        let ids: HashSet<u32> = inputs.iter().map(|i| i.id).collect();
+        {
+            let mut ix = self.index.write();
+            if ix.newest.is_some_and(|n| ids.contains(&n.file_id)) {
+                ix.newest = out.newest;
+            }
+        }
+        for input in inputs {
             stats.files_in += 1;
-            stats.bytes_in += total;
+            stats.bytes_in += input.total;
             for p in [
-                self.dir.join(data_file_name(*id)),
-                self.dir.join(hint_file_name(*id)),
+                self.dir.join(data_file_name(input.id)),
+                self.dir.join(hint_file_name(input.id)),
             ] {
                 match self.fs.remove(&p) {
                     Ok(()) => {}
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
                     Err(e) => return Err(Error::io("removing merged file", &p, e)),
                 }
-                self.index.write().files.remove(id);
+                self.index.write().files.remove(&input.id);
             }
         }
-        drop(inputs);
-        sync_dir(&*self.fs, &self.dir)?;
-        stats.bytes_reclaimed = stats.bytes_in.saturating_sub(stats.bytes_out);
-        stats.duration = started.elapsed();
-        Ok(stats)
+        sync_dir(&*self.fs, &self.dir)
     }
 
     fn copy_live(
         &self,
-        inputs: &[(u32, Arc<DataFile>, u64)],
+        inputs: &[Input],
         out: &mut Output,
         stats: &mut MergeStats,
+        done: &mut usize,
     ) -> Result<()> {
-        let pacer_start = Instant::now();
-        let mut paced_bytes = 0u64;
+        let mut pacer = Pacer::new(self.opts.merge_bytes_per_sec);
+        // Keys whose tombstone this merge already kept: one per key is enough, as
+        // every output replays after every input.
+        let mut tombstoned: HashSet<Vec<u8>> = HashSet::new();
         // The newest record of the inputs must survive, or reopening would hand out
         // its sequence number again. If it is a dropped tombstone, it is written last.
-        let (mut max_kept, mut newest_dropped) = (0u64, None::<(u32, u64, Vec<u8>)>);
-        for (i, (id, file, total)) in inputs.iter().enumerate() {
+        let (mut max_kept, mut newest_dropped) = (0u64, None::<Rec>);
+        for (i, input) in inputs.iter().enumerate() {
             // Any file outside the merge older than this one may hold an older value
             // of a key this file deletes: then its tombstones must survive.
             let older_outside = {
                 let ix = self.index.read();
                 ix.files
                     .keys()
-                    .take_while(|&&f| f < *id)
-                    .any(|f| !inputs[..i].iter().any(|(x, _, _)| x == f))
+                    .take_while(|&&f| f < input.id)
+                    .any(|f| !inputs[..i].iter().any(|x| x.id == *f))
             };
-            let ended = datafile::scan(
-                &*file.file,
-                FILE_HEADER_LEN as u64,
-                *total,
-                |r| {
-                    self.check_open()?;
-                    if !self.keep(*id, &r, older_outside) {
-                        let newer = newest_dropped.as_ref().is_none_or(|d| r.header.seq > d.1);
-                        if r.header.is_tombstone() && newer {
-                            newest_dropped = Some((*id, r.header.seq, r.raw.to_vec()));
-                        }
-                    } else {
-                        max_kept = max_kept.max(r.header.seq);
-                        if r.header.is_tombstone() {
-                            stats.tombstones_kept += 1;
-                        } else {
-                            stats.records_copied += 1;
-                        }
-                        out.add(self, *id, &r)?;
-                        paced_bytes += 2 * r.raw.len() as u64;
-                        self.pace(pacer_start, paced_bytes);
-                    }
-                    Ok(())
-                },
-                &file.path,
-            )?;
-            if let ScanEnd::Bad { offset, bad } = ended {
-                return Err(Error::corruption(
-                    &file.path,
-                    offset,
-                    datafile::bad_reason(bad),
-                ));
-            }
-        }
-        if let Some((id, seq, raw)) = newest_dropped {
-            let h = crate::record::decode(&raw).expect("copied from a verified record");
-            let key = &raw[RECORD_HEADER_LEN..RECORD_HEADER_LEN + h.key_len as usize];
-            // Safe to keep: the key is still absent, so a tombstone changes nothing.
-            if seq > max_kept && self.index.read().keydir.get(key).is_none() {
-                let r = RecordRef {
-                    offset: 0,
-                    header: h,
-                    key,
-                    raw: &raw,
+            let mut each = |rec: Rec, value: Option<&[u8]>| -> Result<()> {
+                self.check_open()?;
+                let keep = if rec.tombstone() {
+                    let absent = self.index.read().keydir.get(&rec.key).is_none();
+                    absent && older_outside && !tombstoned.contains(&rec.key)
+                } else {
+                    value.is_some()
                 };
-                out.add(self, id, &r)?;
+                if !keep {
+                    if rec.tombstone() && newest_dropped.as_ref().is_none_or(|d| rec.seq > d.seq) {
+                        newest_dropped = Some(rec);
+                    }
+                    return Ok(());
+                }
+                max_kept = max_kept.max(rec.seq);
+                if rec.tombstone() {
+                    stats.tombstones_kept += 1;
+                    tombstoned.insert(rec.key.clone());
+                } else {
+                    stats.records_copied += 1;
+                }
+                let n = out.add(self, i, input.id, &rec, value.unwrap_or(&[]))?;
+                pacer.pace(2 * n);
+                Ok(())
+            };
+            self.each_record(input, &mut each)?;
+            *done = i + 1;
+        }
+        if let Some(rec) = newest_dropped {
+            // Needed only while no newer write exists; safe to keep while the key
+            // is still absent, as a tombstone then changes nothing.
+            let newer = self.last_seq().is_some_and(|s| s > rec.seq);
+            if rec.seq > max_kept && !newer && self.index.read().keydir.get(&rec.key).is_none() {
+                let from = inputs.len() - 1;
+                out.add(self, from, inputs[from].id, &rec, &[])?;
                 stats.tombstones_kept += 1;
             }
         }
         Ok(())
     }
 
-    /// Whether a record of input file `id` belongs in the output.
-    fn keep(&self, id: u32, r: &RecordRef<'_>, older_outside: bool) -> bool {
-        let value_offset = r.offset + (RECORD_HEADER_LEN + r.key.len()) as u64;
-        let current = self.index.read().keydir.get(r.key);
-        if !r.header.is_tombstone() {
-            return current.is_some_and(|l| l.file_id == id && l.offset as u64 == value_offset);
+    /// Calls `f` with each record of `input` in file order: a put with its value
+    /// when the keydir still points at it (`None` when it is dead, unread), a
+    /// tombstone always. From the hint file when there is one, reading only the
+    /// live values; else by a scan.
+    fn each_record(&self, input: &Input, f: &mut RecordFn<'_>) -> Result<()> {
+        let path = &input.file.path;
+        let is_live = |key: &[u8], value_offset: u64| {
+            self.index
+                .read()
+                .keydir
+                .get(key)
+                .is_some_and(|l| l.file_id == input.id && l.offset as u64 == value_offset)
+        };
+        if let Some(bytes) = hint::load(&*self.fs, &self.dir, input.id, input.total)? {
+            let mut span = Span::default();
+            for (_, h) in hint::entries(&bytes) {
+                let rec = Rec {
+                    seq: h.seq,
+                    tstamp: h.tstamp,
+                    flags: h.flags,
+                    key: h.key.to_vec(),
+                    offset: h.value_offset as u64 - (RECORD_HEADER_LEN + h.key.len()) as u64,
+                    value_len: h.value_len,
+                };
+                if rec.tombstone() || !is_live(h.key, h.value_offset as u64) {
+                    // Kept in order: what is pending goes first.
+                    span.flush(input, f)?;
+                    f(rec, None)?;
+                    continue;
+                }
+                if !span.fits(&rec) {
+                    span.flush(input, f)?;
+                }
+                span.recs.push(rec);
+            }
+            return span.flush(input, f);
         }
-        // A tombstone of a key that exists again is stale. One of a deleted key is
-        // kept while an older value may survive in a file outside the merge.
-        current.is_none() && older_outside
+        let ended = datafile::scan(
+            &*input.file.file,
+            FILE_HEADER_LEN as u64,
+            input.total,
+            |r: RecordRef<'_>| {
+                let rec = Rec::of(&r);
+                let value = &r.raw[RECORD_HEADER_LEN + r.key.len()..];
+                let live = !rec.tombstone() && is_live(r.key, rec.value_offset());
+                f(rec, live.then_some(value))
+            },
+            path,
+        )?;
+        match ended {
+            ScanEnd::Clean => Ok(()),
+            ScanEnd::Bad { offset, bad } => {
+                Err(Error::corruption(path, offset, datafile::bad_reason(bad)))
+            }
+        }
     }
 
-    /// Sleeps as needed to hold merge I/O under `merge_bytes_per_sec`.
-    fn pace(&self, start: Instant, bytes: u64) {
-        let rate = self.opts.merge_bytes_per_sec;
-        if rate == 0 {
+    /// The sequence number of the newest write.
+    fn last_seq(&self) -> Option<u64> {
+        self.index.read().newest.map(|n| n.seq)
+    }
+}
+
+/// What a merge does with each record of an input: the record, and its value when
+/// the record is a live put.
+type RecordFn<'a> = dyn FnMut(Rec, Option<&[u8]>) -> Result<()> + 'a;
+
+/// A record of an input, without its value.
+#[derive(Clone, Debug)]
+struct Rec {
+    seq: u64,
+    tstamp: u32,
+    flags: u8,
+    key: Vec<u8>,
+    /// Offset of the record in its file.
+    offset: u64,
+    value_len: u32,
+}
+
+impl Rec {
+    fn of(r: &RecordRef<'_>) -> Rec {
+        Rec {
+            seq: r.header.seq,
+            tstamp: r.header.tstamp,
+            flags: r.header.flags,
+            key: r.key.to_vec(),
+            offset: r.offset,
+            value_len: r.header.value_len,
+        }
+    }
+
+    fn tombstone(&self) -> bool {
+        self.flags & FLAG_TOMBSTONE != 0
+    }
+
+    fn len(&self) -> u64 {
+        crate::record::record_len(self.key.len(), self.value_len as usize) as u64
+    }
+
+    fn value_offset(&self) -> u64 {
+        self.offset + (RECORD_HEADER_LEN + self.key.len()) as u64
+    }
+}
+
+/// Live records close together, read with one positioned read.
+#[derive(Default)]
+struct Span {
+    recs: Vec<Rec>,
+}
+
+impl Span {
+    /// Reads are coalesced over gaps of dead bytes up to this size...
+    const MAX_GAP: u64 = 64 << 10;
+    /// ...into reads of up to this size (one larger record is read alone).
+    const MAX_READ: u64 = 1 << 20;
+
+    fn fits(&self, r: &Rec) -> bool {
+        match (self.recs.first(), self.recs.last()) {
+            (Some(first), Some(last)) => {
+                let end = last.offset + last.len();
+                r.offset >= end
+                    && r.offset - end <= Self::MAX_GAP
+                    && r.offset + r.len() - first.offset <= Self::MAX_READ
+            }
+            _ => true,
+        }
+    }
+
+    /// Reads the span and hands each record, checksum verified, to `f`.
+    fn flush(&mut self, input: &Input, f: &mut RecordFn<'_>) -> Result<()> {
+        let (Some(first), Some(last)) = (self.recs.first(), self.recs.last()) else {
+            return Ok(());
+        };
+        let start = first.offset;
+        let mut buf = vec![0u8; (last.offset + last.len() - start) as usize];
+        let df = &input.file;
+        df.file
+            .read_exact_at(&mut buf, start)
+            .map_err(|e| Error::io("reading", &df.path, e))?;
+        for rec in self.recs.drain(..) {
+            let at = (rec.offset - start) as usize;
+            let raw = &buf[at..at + rec.len() as usize];
+            let h = crate::record::decode(raw).map_err(|b| df.bad(rec.offset, b))?;
+            let key = &raw[RECORD_HEADER_LEN..RECORD_HEADER_LEN + h.key_len as usize];
+            if key != rec.key.as_slice() || h.value_len != rec.value_len {
+                return Err(Error::corruption(
+                    &df.path,
+                    rec.offset,
+                    "record differs from its hint",
+                ));
+            }
+            let value = &raw[RECORD_HEADER_LEN + key.len()..];
+            f(rec, Some(value))?;
+        }
+        Ok(())
+    }
+}
+
+/// Holds merge I/O under `merge_bytes_per_sec`.
+struct Pacer {
+    rate: u64,
+    start: Instant,
+    bytes: u64,
+}
+
+impl Pacer {
+    fn new(rate: u64) -> Pacer {
+        Pacer {
+            rate,
+            start: Instant::now(),
+            bytes: 0,
+        }
+    }
+
+    fn pace(&mut self, bytes: u64) {
+        self.bytes += bytes;
+        if self.rate == 0 {
             return;
         }
-        let due = Duration::from_secs_f64(bytes as f64 / rate as f64);
-        if let Some(wait) = due.checked_sub(start.elapsed()) {
+        let due = Duration::from_secs_f64(self.bytes as f64 / self.rate as f64);
+        if let Some(wait) = due.checked_sub(self.start.elapsed()) {
             std::thread::sleep(wait.min(Duration::from_millis(100)));
         }
     }
@@ -322,6 +605,10 @@ struct Output {
     cur: Option<OutFile>,
     files_out: u32,
     bytes_out: u64,
+    /// The record with the highest sequence number in a committed output.
+    newest: Option<Newest>,
+    /// Index of the first input with a record in an output not yet committed.
+    uncommitted_from: Option<usize>,
 }
 
 struct OutFile {
@@ -330,7 +617,10 @@ struct OutFile {
     data: BufWriter<Appender>,
     hint: HintWriter,
     len: u64,
+    tomb: u64,
     moved: Vec<Moved>,
+    /// The record with the highest sequence number in this file.
+    newest: Option<Newest>,
 }
 
 impl Output {
@@ -341,11 +631,28 @@ impl Output {
             cur: None,
             files_out: 0,
             bytes_out: 0,
+            newest: None,
+            uncommitted_from: None,
         }
     }
 
-    fn add(&mut self, db: &Inner, input_id: u32, r: &RecordRef<'_>) -> Result<()> {
-        let rec_len = r.raw.len() as u64;
+    /// How many inputs, from the first, have every kept record in a committed
+    /// output, given that the first `done` were read to the end.
+    fn covered(&self, done: usize) -> usize {
+        self.uncommitted_from.map_or(done, |u| u.min(done))
+    }
+
+    /// Writes one record of input number `input` (file `input_id`); returns its
+    /// length.
+    fn add(
+        &mut self,
+        db: &Inner,
+        input: usize,
+        input_id: u32,
+        r: &Rec,
+        value: &[u8],
+    ) -> Result<u64> {
+        let rec_len = r.len();
         if let Some(c) = &self.cur {
             if c.len > FILE_HEADER_LEN as u64 && c.len + rec_len > db.opts.max_file_size {
                 self.finish_file(db)?;
@@ -354,45 +661,53 @@ impl Output {
         if self.cur.is_none() {
             self.open_file(db)?;
         }
+        self.uncommitted_from.get_or_insert(input);
         let c = self.cur.as_mut().expect("opened above");
         // Each copied record stands alone: its write was complete, and its batch
         // companions may not be copied, so it carries the write-end flag itself.
-        let mut rec = r.raw.to_vec();
-        rec[REC_FLAGS] |= FLAG_WRITE_END;
-        let crc = crc32fast::hash(&rec[4..]);
-        rec[..4].copy_from_slice(&crc.to_le_bytes());
+        let flags = r.flags | FLAG_WRITE_END;
+        let mut rec = Vec::with_capacity(rec_len as usize);
+        crate::record::encode(&mut rec, r.seq, r.tstamp, flags, &r.key, value);
         c.data
             .write_all(&rec)
             .map_err(|e| Error::io("writing", &c.tmp, e))?;
         let value_offset = c.len + (RECORD_HEADER_LEN + r.key.len()) as u64;
         c.hint.add(
-            r.header.seq,
-            r.header.tstamp,
-            rec[REC_FLAGS],
-            r.key,
+            r.seq,
+            r.tstamp,
+            flags,
+            &r.key,
             value_offset as u32,
-            r.header.value_len,
+            r.value_len,
         )?;
-        if !r.header.is_tombstone() {
-            let old_offset = r.offset + (RECORD_HEADER_LEN + r.key.len()) as u64;
+        if r.tombstone() {
+            c.tomb += rec_len;
+        } else {
             c.moved.push(Moved {
-                key: r.key.to_vec(),
+                key: r.key.clone(),
                 from: Loc {
                     file_id: input_id,
-                    offset: old_offset as u32,
-                    len: r.header.value_len,
-                    tstamp: r.header.tstamp,
+                    offset: r.value_offset() as u32,
+                    len: r.value_len,
+                    tstamp: r.tstamp,
                 },
                 to: Loc {
                     file_id: c.id,
                     offset: value_offset as u32,
-                    len: r.header.value_len,
-                    tstamp: r.header.tstamp,
+                    len: r.value_len,
+                    tstamp: r.tstamp,
                 },
             });
         }
+        if c.newest.is_none_or(|n| r.seq >= n.seq) {
+            c.newest = Some(Newest {
+                file_id: c.id,
+                seq: r.seq,
+                tomb_len: if r.tombstone() { rec_len } else { 0 },
+            });
+        }
         c.len += rec_len;
-        Ok(())
+        Ok(rec_len)
     }
 
     fn open_file(&mut self, db: &Inner) -> Result<()> {
@@ -411,15 +726,28 @@ impl Output {
             .create(&tmp, true)
             .map_err(|e| Error::io("creating", &tmp, e))?;
         let mut data = BufWriter::with_capacity(1 << 20, Appender(file));
-        data.write_all(&file_header(&DATA_MAGIC))
-            .map_err(|e| Error::io("writing", &tmp, e))?;
+        let hint = HintWriter::create(&db.fs, &db.dir, id);
+        let started = data
+            .write_all(&file_header(&DATA_MAGIC))
+            .map_err(|e| Error::io("writing", &tmp, e))
+            .and(hint);
+        let hint = match started {
+            Ok(h) => h,
+            Err(e) => {
+                drop(data);
+                let _ = db.fs.remove(&tmp);
+                return Err(e);
+            }
+        };
         self.cur = Some(OutFile {
             id,
             tmp,
             data,
-            hint: HintWriter::create(&db.fs, &db.dir, id)?,
+            hint,
             len: FILE_HEADER_LEN as u64,
+            tomb: 0,
             moved: Vec::new(),
+            newest: None,
         });
         Ok(())
     }
@@ -430,6 +758,62 @@ impl Output {
         let Some(c) = self.cur.take() else {
             return Ok(());
         };
+        let tmp = c.tmp.clone();
+        let newest = c.newest;
+        let committed = Self::commit_file(db, c);
+        if committed.is_err() {
+            // Not renamed: the unfinished output goes (its hint went with `c`).
+            let _ = db.fs.remove(&tmp);
+        }
+        let (id, len, tomb, file, moved, synced) = committed?;
+        let path = db.dir.join(data_file_name(id));
+        // From the rename on, the output is in the directory and will replay at the
+        // next open: the index must know it even if what follows fails, or a later
+        // merge would drop a tombstone that hides one of its values, not knowing an
+        // older file outside that merge holds it (`merge_fails_after_commit_no_key_comes_back`).
+        // Its own handle serves reads: opening it again could fail here.
+        let df = Arc::new(DataFile { id, path, file });
+        let mut info = FileInfo::new(df, len);
+        info.tomb = tomb;
+        db.index.write().files.insert(id, info);
+        // Keys move only once the output's name is durable, a few thousand per
+        // hold of the lock, so that writers never wait long behind a merge.
+        if synced.is_ok() {
+            for chunk in moved.chunks(4096) {
+                let mut ix = db.index.write();
+                for m in chunk {
+                    // A write that landed during the merge wins: move only what is unchanged.
+                    if ix.keydir.get(&m.key) == Some(m.from) {
+                        ix.apply_put(&m.key, m.to);
+                    }
+                }
+            }
+        }
+        synced?;
+        if let Some(n) = newest.filter(|n| self.newest.is_none_or(|o| n.seq >= o.seq)) {
+            self.newest = Some(n);
+        }
+        self.uncommitted_from = None;
+        self.files_out += 1;
+        self.bytes_out += len;
+        Ok(())
+    }
+
+    /// Syncs, finishes the hint and renames an output into place. Returns what the
+    /// index needs, and whether the directory sync that makes the name durable
+    /// succeeded; an error means the output is not under its real name.
+    #[allow(clippy::type_complexity)]
+    fn commit_file(
+        db: &Inner,
+        c: OutFile,
+    ) -> Result<(
+        u32,
+        u64,
+        u64,
+        Box<dyn crate::fs::FileHandle>,
+        Vec<Moved>,
+        Result<()>,
+    )> {
         let file = c
             .data
             .into_inner()
@@ -442,48 +826,20 @@ impl Output {
         db.fs
             .rename(&c.tmp, &path)
             .map_err(|e| Error::io("renaming", &c.tmp, e))?;
-        // From the rename on, the output is in the directory and will replay at the
-        // next open: the index must know it even if what follows fails, or a later
-        // merge would drop a tombstone that hides one of its values, not knowing an
-        // older file outside that merge holds it (`merge_fails_after_commit_no_key_comes_back`).
-        // Its own handle serves reads: opening it again could fail here.
-        let df = Arc::new(DataFile {
-            id: c.id,
-            path,
-            file: file.0,
-        });
         let synced = sync_dir(&*db.fs, &db.dir);
-        let mut ix = db.index.write();
-        ix.files.insert(
-            c.id,
-            FileInfo {
-                file: df,
-                total: c.len,
-                live: 0,
-            },
-        );
-        // Keys move only once the output's name is durable.
-        if synced.is_ok() {
-            for m in &c.moved {
-                // A write that landed during the merge wins: move only what is unchanged.
-                if ix.keydir.get(&m.key) == Some(m.from) {
-                    ix.apply_put(&m.key, m.to);
-                }
-            }
-        }
-        drop(ix);
-        synced?;
-        self.files_out += 1;
-        self.bytes_out += c.len;
-        Ok(())
+        Ok((c.id, c.len, c.tomb, file.0, c.moved, synced))
     }
 
-    /// After a failure: remove the unfinished output. Finished outputs stay; they
+    /// After a failure: remove the unfinished output. Committed outputs stay; they
     /// hold copies of live records and replay harmlessly.
     fn abandon(&mut self, db: &Inner) {
         if let Some(c) = self.cur.take() {
-            let _ = db.fs.remove(&c.tmp);
-            c.hint.discard();
+            let OutFile {
+                tmp, data, hint, ..
+            } = c;
+            drop(data);
+            drop(hint);
+            let _ = db.fs.remove(&tmp);
         }
     }
 }

@@ -8,7 +8,7 @@
 //! caller asked for a salvage open, which skips to the next valid record.
 
 use crate::datafile::{self, check_header, DataFile, RecordRef, ScanEnd};
-use crate::db::{FileInfo, Index};
+use crate::db::{FileInfo, Index, Newest};
 use crate::error::{Error, Result};
 use crate::format::*;
 use crate::fs::Fs;
@@ -49,6 +49,9 @@ struct Ent {
 struct FileLog {
     bytes: Vec<u8>,
     ents: Vec<Ent>,
+    /// The file's highest sequence number, and the length of the last record
+    /// carrying it if that record is a tombstone (0 for a value).
+    newest: Option<(u64, u64)>,
 }
 
 fn head(key: &[u8]) -> u64 {
@@ -62,6 +65,28 @@ impl FileLog {
     fn key(&self, e: &Ent) -> &[u8] {
         &self.bytes[e.key_at as usize..e.key_at as usize + e.key_len as usize]
     }
+
+    /// Bytes of the tombstone records in the file (before `sort_keep_last`).
+    fn tomb_bytes(&self) -> u64 {
+        self.ents
+            .iter()
+            .filter(|e| e.tombstone)
+            .map(|e| crate::record::record_len(e.key_len as usize, 0) as u64)
+            .sum()
+    }
+}
+
+/// Notes a record that ends a write: the newest one so far if its sequence
+/// number is the highest (ties: the later record, as replay order has it).
+fn note_newest(newest: &mut Option<(u64, u64)>, seq: u64, tomb: bool, key_len: usize) {
+    if newest.is_none_or(|(s, _)| seq >= s) {
+        let len = if tomb {
+            crate::record::record_len(key_len, 0) as u64
+        } else {
+            0
+        };
+        *newest = Some((seq, len));
+    }
 }
 
 /// Collects a scanned file's records, holding back each write until its last record.
@@ -71,6 +96,9 @@ struct Collect {
     /// Where the pending (unfinished) write starts: entry index, byte length, and
     /// file offset of its first record.
     pending: Option<(usize, usize, u64)>,
+    /// Sequence number of the pending write, and of the last finished one.
+    pending_seq: Option<u64>,
+    done_seq: Option<u64>,
     max_seq: u64,
 }
 
@@ -81,8 +109,11 @@ impl Collect {
             log: FileLog {
                 bytes: Vec::new(),
                 ents: Vec::new(),
+                newest: None,
             },
             pending: None,
+            pending_seq: None,
+            done_seq: None,
             max_seq: 0,
         }
     }
@@ -90,6 +121,7 @@ impl Collect {
     fn record(&mut self, r: &RecordRef<'_>) {
         if self.pending.is_none() {
             self.pending = Some((self.log.ents.len(), self.log.bytes.len(), r.offset));
+            self.pending_seq = Some(r.header.seq);
         }
         let key_at = self.log.bytes.len() as u32;
         self.log.bytes.extend_from_slice(r.key);
@@ -108,7 +140,15 @@ impl Collect {
         });
         if r.header.flags & FLAG_WRITE_END != 0 {
             self.pending = None;
+            self.pending_seq = None;
+            self.done_seq = Some(r.header.seq);
             self.max_seq = self.max_seq.max(r.header.seq);
+            note_newest(
+                &mut self.log.newest,
+                r.header.seq,
+                r.header.is_tombstone(),
+                r.key.len(),
+            );
         }
     }
 
@@ -127,6 +167,7 @@ fn hint_log(id: u32, bytes: Vec<u8>, max_seq: &mut u64) -> Option<FileLog> {
     let mut ents = Vec::new();
     let mut seq = 0;
     let mut ended = true;
+    let mut newest = None;
     hint::for_each_entry(&bytes, |at, h| {
         ents.push(Ent {
             head: head(h.key),
@@ -142,12 +183,24 @@ fn hint_log(id: u32, bytes: Vec<u8>, max_seq: &mut u64) -> Option<FileLog> {
         });
         seq = seq.max(h.seq);
         ended = h.flags & FLAG_WRITE_END != 0;
+        if ended {
+            note_newest(
+                &mut newest,
+                h.seq,
+                h.flags & FLAG_TOMBSTONE != 0,
+                h.key.len(),
+            );
+        }
     });
     if !ended {
         return None;
     }
     *max_seq = (*max_seq).max(seq);
-    Some(FileLog { bytes, ents })
+    Some(FileLog {
+        bytes,
+        ents,
+        newest,
+    })
 }
 
 /// Builds the keydir from the files' logs (in id order): newest file wins, deletes
@@ -219,7 +272,7 @@ type Head<'a> = std::cmp::Reverse<(u64, &'a [u8], std::cmp::Reverse<usize>)>;
 
 /// Sorts a log by key, keeping for each key only its last write in the file.
 fn sort_keep_last(log: &mut FileLog) {
-    let FileLog { bytes, ents } = log;
+    let FileLog { bytes, ents, .. } = log;
     let key = |e: &Ent| &bytes[e.key_at as usize..e.key_at as usize + e.key_len as usize];
     // Stable: equal keys stay in file order, so the last is the newest.
     ents.sort_by(|a, b| a.head.cmp(&b.head).then_with(|| key(a).cmp(key(b))));
@@ -311,14 +364,7 @@ pub(crate) fn recover(fs: &Arc<dyn Fs>, dir: &Path, opts: &Options) -> Result<Re
             len = FILE_HEADER_LEN as u64;
         }
         let df = Arc::new(df);
-        index.files.insert(
-            id,
-            FileInfo {
-                file: df.clone(),
-                total: len,
-                live: 0,
-            },
-        );
+        index.files.insert(id, FileInfo::new(df.clone(), len));
         if let Some(bytes) = hint::load(&**fs, dir, id, len)? {
             if let Some(log) = hint_log(id, bytes, &mut max_seq) {
                 logs.push((id, log));
@@ -363,6 +409,7 @@ pub(crate) fn recover(fs: &Arc<dyn Fs>, dir: &Path, opts: &Options) -> Result<Re
                 ScanEnd::Bad { offset, bad } => (offset, bad),
             };
             hint_out = None;
+            let torn_seq = rp.pending_seq;
             let cut = rp.drop_pending().unwrap_or(bad_at);
             let next = datafile::find_next_valid(&*df.file, bad_at, len, &df.path)?;
             match next {
@@ -377,7 +424,10 @@ pub(crate) fn recover(fs: &Arc<dyn Fs>, dir: &Path, opts: &Options) -> Result<Re
                     break cut;
                 }
                 _ if opts.salvage => {
-                    let resume = next.unwrap_or(len);
+                    let resume = match next {
+                        Some(at) => skip_damaged_write(&df, at, len, torn_seq, rp.done_seq)?,
+                        None => len,
+                    };
                     salvaged += resume - cut;
                     from = resume;
                 }
@@ -396,6 +446,19 @@ pub(crate) fn recover(fs: &Arc<dyn Fs>, dir: &Path, opts: &Options) -> Result<Re
         if let Some(h) = hint_out {
             // Best effort: a failed hint write only costs the next open a scan.
             let _ = h.finish(end);
+        }
+    }
+    // Per file: its tombstone bytes; over all files: where the newest record is.
+    for (id, log) in &logs {
+        index.files.get_mut(id).expect("listed").tomb = log.tomb_bytes();
+        if let Some((seq, tomb_len)) = log.newest {
+            if index.newest.is_none_or(|n| seq >= n.seq) {
+                index.newest = Some(Newest {
+                    file_id: *id,
+                    seq,
+                    tomb_len,
+                });
+            }
         }
     }
     build(logs, &mut index);
@@ -419,4 +482,38 @@ fn read_prefix(df: &DataFile, buf: &mut [u8]) -> Result<usize> {
         }
     }
     Ok(got)
+}
+
+/// Where salvage resumes once damage ends at `at`, the first valid record after
+/// it: never inside a write. The record at `at` may be the tail of a write whose
+/// head was damaged; its records all carry one sequence number `s`, so it is
+/// skipped whole when `s` is the unfinished write's number, or the number right
+/// after the last finished write's (the damage began where write `s` began), or
+/// when nothing before the damage tells.
+fn skip_damaged_write(
+    df: &DataFile,
+    at: u64,
+    len: u64,
+    torn_seq: Option<u64>,
+    done_seq: Option<u64>,
+) -> Result<u64> {
+    let Some((first, _)) = datafile::read_record_at(&*df.file, at, len, &df.path)? else {
+        return Ok(at);
+    };
+    let s = first.seq;
+    let tail = torn_seq == Some(s) || done_seq.is_none_or(|d| d.checked_add(1) == Some(s));
+    if !tail {
+        return Ok(at);
+    }
+    let mut pos = at;
+    while let Some((h, _)) = datafile::read_record_at(&*df.file, pos, len, &df.path)? {
+        if h.seq != s {
+            break;
+        }
+        pos += h.record_len();
+        if h.flags & FLAG_WRITE_END != 0 {
+            break;
+        }
+    }
+    Ok(pos)
 }

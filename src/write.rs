@@ -5,7 +5,7 @@
 //! concurrent durable writers pay for far fewer than N syncs.
 
 use crate::batch::WriteBatch;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use parking_lot::{Condvar, Mutex};
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -47,6 +47,9 @@ struct Queue {
 pub(crate) struct WriteQueue {
     queue: Mutex<Queue>,
     merging: bool,
+    /// A leader panicked inside `commit`: what is on disk and in the keydir is
+    /// unknown, so every later write is refused.
+    poisoned: std::sync::atomic::AtomicBool,
 }
 
 impl WriteQueue {
@@ -54,6 +57,7 @@ impl WriteQueue {
         WriteQueue {
             queue: Mutex::new(Queue::default()),
             merging,
+            poisoned: Default::default(),
         }
     }
 
@@ -91,7 +95,22 @@ impl WriteQueue {
         let group = self.take_group();
         debug_assert!(Arc::ptr_eq(&group[0], &slot));
         let reqs: Vec<&Request> = group.iter().map(|s| &s.req).collect();
-        let outcome = commit(&reqs);
+        // A panic must still wake the group and hand leadership on, or every
+        // writer after it would wait for ever; it resumes once that is done.
+        let mut panic = None;
+        let outcome = if self.poisoned.load(std::sync::atomic::Ordering::Acquire) {
+            Err(poisoned())
+        } else {
+            match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| commit(&reqs))) {
+                Ok(r) => r,
+                Err(p) => {
+                    self.poisoned
+                        .store(true, std::sync::atomic::Ordering::Release);
+                    panic = Some(p);
+                    Err(poisoned())
+                }
+            }
+        };
         let mut mine = None;
         for (i, s) in group.iter().enumerate() {
             let r = match &outcome {
@@ -112,6 +131,10 @@ impl WriteQueue {
                 next.cv.notify_one();
             }
             None => q.leading = false,
+        }
+        drop(q);
+        if let Some(p) = panic {
+            std::panic::resume_unwind(p);
         }
         mine.expect("the leader is in its own group")
     }
@@ -138,5 +161,11 @@ impl WriteQueue {
             group.push(q.pending.pop_front().expect("front exists"));
         }
         group
+    }
+}
+
+fn poisoned() -> Error {
+    Error::WritesRefused {
+        cause: "a write panicked".into(),
     }
 }

@@ -49,6 +49,9 @@ pub const ALL_OPS: [Op; 10] = [
 pub const EIO: i32 = 5;
 pub const ENOSPC: i32 = 28;
 pub const EROFS: i32 = 30;
+/// Not an errno: a fault with this "errno" panics inside the operation, as a bug
+/// in the code around it would.
+pub const PANIC: i32 = -1;
 
 /// Fail the `nth` (1-based, counted from when it is injected) operation of kind
 /// `op` with `errno`; with `sticky`, every later one too. A failed write first
@@ -156,6 +159,9 @@ impl State {
         }
         if hit.is_some() {
             self.fired += 1;
+        }
+        if hit.is_some_and(|(errno, _)| errno == PANIC) {
+            panic!("injected panic in {op:?}");
         }
         hit
     }
