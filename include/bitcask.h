@@ -270,6 +270,17 @@ enum bitcask_stat_t
    * Wall time of the last merge, in microseconds.
    */
   BITCASK_STAT_LAST_MERGE_DURATION_US = 17,
+  /**
+   * Merges that completed since open, manual or automatic (a merge with nothing
+   * to reclaim does not run, so it is not counted).
+   */
+  BITCASK_STAT_MERGES = 18,
+  /**
+   * Merges that failed in a row up to now; 0 once a merge succeeds. Automatic
+   * merging backs off while it is above 0. `bitcask_last_merge_error` gives
+   * the newest failure.
+   */
+  BITCASK_STAT_MERGE_FAILURES = 19,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -344,7 +355,8 @@ const char *bitcask_version(void);
 uint32_t bitcask_format_version(void);
 
 /**
- * Frees a buffer the library allocated for the caller (`bitcask_get_alloc`).
+ * Frees a buffer the library allocated for the caller (`bitcask_get_alloc`,
+ * `bitcask_last_merge_error`).
  * NULL is accepted and ignored. Freeing anything else is undefined behaviour.
  */
 void bitcask_free(void *ptr);
@@ -513,8 +525,10 @@ bitcask_status_t bitcask_count(const bitcask_t *db, uint64_t *count);
  * Rewrites every immutable data file that has dead bytes into files of live
  * records and removes the old files, giving their space back. Reads and writes on
  * other threads go on meanwhile; one merge runs at a time (a second call waits).
- * Its counters are then readable as the `BITCASK_STAT_LAST_MERGE_*` stats. Returns
- * `BITCASK_OK`; `BITCASK_INVALID_ARGUMENT` when `db` is NULL; `BITCASK_READ_ONLY`,
+ * Its counters are then readable as the `BITCASK_STAT_LAST_MERGE_*` stats; a
+ * failure is counted in `BITCASK_STAT_MERGE_FAILURES` and its error kept for
+ * `bitcask_last_merge_error` until a merge succeeds. Returns `BITCASK_OK`;
+ * `BITCASK_INVALID_ARGUMENT` when `db` is NULL; `BITCASK_READ_ONLY`,
  * `BITCASK_CLOSED`, `BITCASK_CORRUPTION` or `BITCASK_IO` on failure.
  */
 bitcask_status_t bitcask_merge(const bitcask_t *db);
@@ -526,6 +540,23 @@ bitcask_status_t bitcask_merge(const bitcask_t *db);
  * pointer or an unknown `stat`; `BITCASK_CLOSED` after close.
  */
 bitcask_status_t bitcask_stat(const bitcask_t *db, int32_t stat, uint64_t *value);
+
+/**
+ * Reports the error of the newest failed merge (manual or automatic) while
+ * merges are failing, that is while `BITCASK_STAT_MERGE_FAILURES` is above 0:
+ * stores the status code that failed merge returned (`BITCASK_IO`,
+ * `BITCASK_CORRUPTION`...) in `*code` and its detailed message, a NUL-terminated
+ * string, in `*message`. The caller owns the message and frees it with
+ * `bitcask_free`; it is never NULL on `BITCASK_OK`.
+ *
+ * Returns `BITCASK_OK`; `BITCASK_NOT_FOUND` (writing nothing) when no merge has
+ * failed since open or the last merge succeeded; `BITCASK_INVALID_ARGUMENT`
+ * (writing nothing) when `db`, `code` or `message` is NULL; `BITCASK_CLOSED` after
+ * close.
+ */
+bitcask_status_t bitcask_last_merge_error(const bitcask_t *db,
+                                          bitcask_status_t *code,
+                                          char **message);
 
 /**
  * Creates an iterator over every key, ascending (descending when `reverse`),

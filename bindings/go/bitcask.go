@@ -222,8 +222,19 @@ type Stats struct {
 	SalvagedBytesAtOpen int64 // bytes skipped by a WithSalvage open
 	// LastSeq is the sequence number of the newest write; 0 when read-only.
 	LastSeq uint64
-	// LastMerge describes the last merge since open, or is nil if none ran.
+	// LastMerge describes the last merge since open that succeeded and did
+	// work, or is nil if none did.
 	LastMerge *MergeStats
+	// Merges counts the merges that completed since open, manual or automatic
+	// (a merge with nothing to reclaim does not run, so it is not counted).
+	Merges uint64
+	// MergeFailures counts the merges that failed in a row up to now; 0 once a
+	// merge succeeds. Automatic merging backs off while it is above 0.
+	MergeFailures uint64
+	// LastMergeError is the error of the newest failed merge while
+	// MergeFailures is above 0, or nil. It is an *Error that matches its
+	// sentinel: errors.Is(st.LastMergeError, ErrCorruption).
+	LastMergeError error
 }
 
 // MergeStats describes one merge.
@@ -273,6 +284,20 @@ func (db *DB) Stats() (Stats, error) {
 				RecordsCopied:  get(C.BITCASK_STAT_LAST_MERGE_RECORDS_COPIED),
 				TombstonesKept: get(C.BITCASK_STAT_LAST_MERGE_TOMBSTONES_KEPT),
 				Duration:       time.Duration(get(C.BITCASK_STAT_LAST_MERGE_DURATION_US)) * time.Microsecond,
+			}
+		}
+		st.Merges = uint64(get(C.BITCASK_STAT_MERGES))
+		st.MergeFailures = uint64(get(C.BITCASK_STAT_MERGE_FAILURES))
+		var code C.bitcask_status_t
+		var msg *C.char
+		switch s := C.bitcask_last_merge_error(h, &code, &msg); s {
+		case C.BITCASK_OK:
+			st.LastMergeError = &Error{Code: Code(code), Message: C.GoString(msg)}
+			C.bitcask_free(unsafe.Pointer(msg))
+		case C.BITCASK_NOT_FOUND:
+		default:
+			if failed == C.BITCASK_OK {
+				failed = s
 			}
 		}
 		return failed

@@ -230,11 +230,19 @@ func TestStats(t *testing.T) {
 	if st.LastMerge != nil {
 		t.Fatalf("LastMerge before any merge = %+v", st.LastMerge)
 	}
+	if st.Merges != 0 || st.MergeFailures != 0 || st.LastMergeError != nil {
+		t.Fatalf("before any merge: Merges %d, MergeFailures %d, LastMergeError %v",
+			st.Merges, st.MergeFailures, st.LastMergeError)
+	}
 	must(t, db.Merge())
 	st, err = db.Stats()
 	must(t, err)
 	if st.LastMerge == nil || st.LastMerge.FilesIn == 0 || st.LastMerge.RecordsCopied == 0 {
 		t.Fatalf("LastMerge after merge = %+v", st.LastMerge)
+	}
+	if st.Merges < 1 || st.MergeFailures != 0 || st.LastMergeError != nil {
+		t.Fatalf("after a merge: Merges %d, MergeFailures %d, LastMergeError %v",
+			st.Merges, st.MergeFailures, st.LastMergeError)
 	}
 	if Version() == "" || FormatVersion() == 0 {
 		t.Fatalf("Version %q, FormatVersion %d", Version(), FormatVersion())
@@ -383,6 +391,73 @@ func TestCorruptionAndSalvage(t *testing.T) {
 	}
 	if v, err := db.Get([]byte("key59")); err != nil || len(v) != 40 {
 		t.Fatalf("Get(key59) after salvage = %q, %v", v, err)
+	}
+}
+
+func TestMergeFailureInStats(t *testing.T) {
+	dir := t.TempDir()
+	opts := []Option{WithMaxFileSize(1024), WithAutoMerge(false)}
+	value := func(i int) string {
+		return fmt.Sprintf("value of mf:%02d, padded to make the record longer", i)
+	}
+	// About 80-byte records: a dozen per 1 KiB file, so keys 0 to 5 at least
+	// live in the first data file.
+	db := open(t, dir, opts...)
+	for i := range 40 {
+		must(t, db.Put([]byte(fmt.Sprintf("mf:%02d", i)), []byte(value(i))))
+	}
+	st, err := db.Stats()
+	must(t, err)
+	if st.DataFiles <= 3 || st.MergeFailures != 0 || st.LastMergeError != nil {
+		t.Fatalf("Stats after writing = %+v", st)
+	}
+	must(t, db.Close())
+	// A clean reopen leaves a hint for every sealed file; the next open reads the
+	// first file's hint, not the file, so it does not see the damage.
+	hint := filepath.Join(dir, "0000000001.hint")
+	for range 50 {
+		if _, err := os.Stat(hint); err == nil {
+			break
+		}
+		must(t, open(t, dir, opts...).Close())
+	}
+	if _, err := os.Stat(hint); err != nil {
+		t.Fatalf("no hint for the first data file: %v", err)
+	}
+	first := filepath.Join(dir, "0000000001.data")
+	data, err := os.ReadFile(first)
+	must(t, err)
+	at := bytes.Index(data, []byte(value(0)))
+	if at < 0 {
+		t.Fatalf("value of mf:00 not in %s", first)
+	}
+	data[at+len(value(0))/2] ^= 0x20
+	must(t, os.WriteFile(first, data, 0o644))
+
+	db = open(t, dir, opts...)
+	// Dead bytes in the first file, so that the merge reads it.
+	for i := 1; i <= 5; i++ {
+		must(t, db.Put([]byte(fmt.Sprintf("mf:%02d", i)), []byte("new")))
+	}
+	mergeErr := db.Merge()
+	if !errors.Is(mergeErr, ErrCorruption) {
+		t.Fatalf("Merge over a corrupt record: %v, want ErrCorruption", mergeErr)
+	}
+	st, err = db.Stats()
+	must(t, err)
+	if st.Merges != 0 || st.MergeFailures != 1 {
+		t.Fatalf("after a failed merge: Merges %d, MergeFailures %d", st.Merges, st.MergeFailures)
+	}
+	if !errors.Is(st.LastMergeError, ErrCorruption) || errors.Is(st.LastMergeError, ErrIO) {
+		t.Fatalf("LastMergeError = %v, want ErrCorruption", st.LastMergeError)
+	}
+	var e *Error
+	if !errors.As(st.LastMergeError, &e) || e.Code != CodeCorruption {
+		t.Fatalf("LastMergeError = %#v, want an *Error with CodeCorruption", st.LastMergeError)
+	}
+	if st.LastMergeError.Error() != mergeErr.Error() ||
+		!strings.Contains(e.Message, "0000000001.data") {
+		t.Fatalf("LastMergeError %q, Merge returned %q", st.LastMergeError, mergeErr)
 	}
 }
 

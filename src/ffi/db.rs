@@ -7,7 +7,7 @@
 use super::batch::bitcask_batch_t;
 use super::options::bitcask_options_t;
 use super::{
-    bitcask_status_t, guard, guard_value, handle, key_slice, malloc_copy, out_ptr, utf8,
+    bitcask_status_t, c_message, guard, guard_value, handle, key_slice, malloc_copy, out_ptr, utf8,
     value_slice, Failure, Status,
 };
 use crate::db::{Bitcask, WriteOptions};
@@ -61,11 +61,18 @@ pub enum bitcask_stat_t {
     BITCASK_STAT_LAST_MERGE_TOMBSTONES_KEPT = 16,
     /// Wall time of the last merge, in microseconds.
     BITCASK_STAT_LAST_MERGE_DURATION_US = 17,
+    /// Merges that completed since open, manual or automatic (a merge with nothing
+    /// to reclaim does not run, so it is not counted).
+    BITCASK_STAT_MERGES = 18,
+    /// Merges that failed in a row up to now; 0 once a merge succeeds. Automatic
+    /// merging backs off while it is above 0. `bitcask_last_merge_error` gives
+    /// the newest failure.
+    BITCASK_STAT_MERGE_FAILURES = 19,
 }
 
 impl bitcask_stat_t {
     /// Every counter, indexed by its number.
-    const ALL: [bitcask_stat_t; 18] = [
+    const ALL: [bitcask_stat_t; 20] = [
         bitcask_stat_t::BITCASK_STAT_KEYS,
         bitcask_stat_t::BITCASK_STAT_KEYDIR_BYTES,
         bitcask_stat_t::BITCASK_STAT_DATA_BYTES,
@@ -84,6 +91,8 @@ impl bitcask_stat_t {
         bitcask_stat_t::BITCASK_STAT_LAST_MERGE_RECORDS_COPIED,
         bitcask_stat_t::BITCASK_STAT_LAST_MERGE_TOMBSTONES_KEPT,
         bitcask_stat_t::BITCASK_STAT_LAST_MERGE_DURATION_US,
+        bitcask_stat_t::BITCASK_STAT_MERGES,
+        bitcask_stat_t::BITCASK_STAT_MERGE_FAILURES,
     ];
 }
 
@@ -355,8 +364,10 @@ pub unsafe extern "C" fn bitcask_count(db: *const bitcask_t, count: *mut u64) ->
 /// Rewrites every immutable data file that has dead bytes into files of live
 /// records and removes the old files, giving their space back. Reads and writes on
 /// other threads go on meanwhile; one merge runs at a time (a second call waits).
-/// Its counters are then readable as the `BITCASK_STAT_LAST_MERGE_*` stats. Returns
-/// `BITCASK_OK`; `BITCASK_INVALID_ARGUMENT` when `db` is NULL; `BITCASK_READ_ONLY`,
+/// Its counters are then readable as the `BITCASK_STAT_LAST_MERGE_*` stats; a
+/// failure is counted in `BITCASK_STAT_MERGE_FAILURES` and its error kept for
+/// `bitcask_last_merge_error` until a merge succeeds. Returns `BITCASK_OK`;
+/// `BITCASK_INVALID_ARGUMENT` when `db` is NULL; `BITCASK_READ_ONLY`,
 /// `BITCASK_CLOSED`, `BITCASK_CORRUPTION` or `BITCASK_IO` on failure.
 #[no_mangle]
 pub unsafe extern "C" fn bitcask_merge(db: *const bitcask_t) -> bitcask_status_t {
@@ -409,10 +420,50 @@ pub unsafe extern "C" fn bitcask_stat(
             BITCASK_STAT_LAST_MERGE_DURATION_US => {
                 m.map(|m| u64::try_from(m.duration.as_micros()).unwrap_or(u64::MAX))
             }
+            BITCASK_STAT_MERGES => Some(s.merges),
+            BITCASK_STAT_MERGE_FAILURES => Some(s.merge_failures),
         };
         let v = v.ok_or_else(|| Failure::new(Status::BITCASK_NOT_FOUND, "no value"))?;
         // SAFETY: non-NULL, and the caller promises it is writable.
         unsafe { value.write(v) };
+        Ok(())
+    })
+}
+
+/// Reports the error of the newest failed merge (manual or automatic) while
+/// merges are failing, that is while `BITCASK_STAT_MERGE_FAILURES` is above 0:
+/// stores the status code that failed merge returned (`BITCASK_IO`,
+/// `BITCASK_CORRUPTION`...) in `*code` and its detailed message, a NUL-terminated
+/// string, in `*message`. The caller owns the message and frees it with
+/// `bitcask_free`; it is never NULL on `BITCASK_OK`.
+///
+/// Returns `BITCASK_OK`; `BITCASK_NOT_FOUND` (writing nothing) when no merge has
+/// failed since open or the last merge succeeded; `BITCASK_INVALID_ARGUMENT`
+/// (writing nothing) when `db`, `code` or `message` is NULL; `BITCASK_CLOSED` after
+/// close.
+#[no_mangle]
+pub unsafe extern "C" fn bitcask_last_merge_error(
+    db: *const bitcask_t,
+    code: *mut bitcask_status_t,
+    message: *mut *mut std::ffi::c_char,
+) -> bitcask_status_t {
+    guard(|| {
+        // SAFETY: the caller promises a live handle.
+        let h = unsafe { handle(db, "db") }?;
+        let code = out_ptr(code, "code")?;
+        let message = out_ptr(message, "message")?;
+        let e =
+            h.db.stats()?
+                .last_merge_error
+                .ok_or_else(|| Failure::new(Status::BITCASK_NOT_FOUND, "no merge has failed"))?;
+        // The same status and message the failed merge call returned.
+        let f = Failure::from(e);
+        let p = malloc_copy(c_message(&f.message).as_bytes_with_nul())?;
+        // SAFETY: both non-NULL, and the caller promises they are writable.
+        unsafe {
+            code.write(f.status);
+            message.write(p.cast());
+        }
         Ok(())
     })
 }

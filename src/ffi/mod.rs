@@ -210,9 +210,14 @@ thread_local! {
     });
 }
 
+/// A message as a C string. A path from C cannot hold NUL, but an engine message
+/// might quote one: it is spelled out instead of cutting the message short.
+pub(crate) fn c_message(message: &str) -> CString {
+    CString::new(message.replace('\0', "\\0")).unwrap_or_default()
+}
+
 fn set_last_error(f: &Failure) {
-    // A path from C cannot hold NUL, but an engine message might quote one.
-    let message = CString::new(f.message.replace('\0', "\\0")).unwrap_or_default();
+    let message = c_message(&f.message);
     // `try_with`: during thread teardown the slot may be gone; the status still tells.
     let _ = LAST_ERROR.try_with(|l| {
         *l.borrow_mut() = LastError {
@@ -422,7 +427,8 @@ pub extern "C" fn bitcask_format_version() -> u32 {
     crate::FORMAT_VERSION
 }
 
-/// Frees a buffer the library allocated for the caller (`bitcask_get_alloc`).
+/// Frees a buffer the library allocated for the caller (`bitcask_get_alloc`,
+/// `bitcask_last_merge_error`).
 /// NULL is accepted and ignored. Freeing anything else is undefined behaviour.
 #[no_mangle]
 pub unsafe extern "C" fn bitcask_free(ptr: *mut c_void) {

@@ -124,6 +124,53 @@ static void check_at(bitcask_iterator_t *it, const char *want) {
   CHECK(strcmp(cur_key(it, key, sizeof key), want) == 0);
 }
 
+static uint64_t stat_of(bitcask_t *db, bitcask_stat_t which) {
+  uint64_t v = 0;
+  CHECK_OK(bitcask_stat(db, which, &v));
+  return v;
+}
+
+/* Checks that no merge failure is reported: the counter is 0 and
+ * bitcask_last_merge_error says NOT_FOUND, writing nothing. */
+static void check_no_merge_error(bitcask_t *db) {
+  CHECK(stat_of(db, BITCASK_STAT_MERGE_FAILURES) == 0);
+  bitcask_status_t code = BITCASK_PANIC;
+  char *msg = (char *)"untouched";
+  CHECK_STATUS(bitcask_last_merge_error(db, &code, &msg), BITCASK_NOT_FOUND);
+  CHECK(code == BITCASK_PANIC);
+  CHECK(strcmp(msg, "untouched") == 0);
+}
+
+static int file_exists(const char *path) {
+  FILE *f = fopen(path, "rb");
+  if (f == NULL) return 0;
+  fclose(f);
+  return 1;
+}
+
+/* Flips one byte in the middle of the first occurrence of `needle` in the file
+ * `path`. */
+static void flip_byte_of(const char *path, const char *needle) {
+  static char data[1 << 16];
+  FILE *f = fopen(path, "r+b");
+  CHECK(f != NULL);
+  size_t n = fread(data, 1, sizeof data, f);
+  CHECK(n > 0 && n < sizeof data);
+  size_t nlen = strlen(needle);
+  long at = -1;
+  for (size_t i = 0; i + nlen <= n; i++) {
+    if (memcmp(data + i, needle, nlen) == 0) {
+      at = (long)i;
+      break;
+    }
+  }
+  CHECK(at >= 0);
+  at += (long)(nlen / 2);
+  CHECK(fseek(f, at, SEEK_SET) == 0);
+  CHECK(fputc(data[at] ^ 0x20, f) != EOF);
+  CHECK(fclose(f) == 0);
+}
+
 struct thread_arg {
   bitcask_t *db;
   int id;
@@ -441,6 +488,8 @@ int main(int argc, char **argv) {
     uint64_t v = 12345, dead_before = 0, dead_after = 0, files = 0, reclaimed = 0;
     CHECK_STATUS(bitcask_stat(db, BITCASK_STAT_LAST_MERGE_FILES_IN, &v), BITCASK_NOT_FOUND);
     CHECK(v == 12345);
+    CHECK(stat_of(db, BITCASK_STAT_MERGES) == 0);
+    check_no_merge_error(db);
     /* Overwrite the same keys across several 4 KiB files to make dead bytes. */
     for (int round = 0; round < 10; round++) {
       for (int i = 0; i < 20; i++) {
@@ -461,11 +510,87 @@ int main(int argc, char **argv) {
     CHECK_OK(bitcask_stat(db, BITCASK_STAT_LAST_MERGE_DURATION_US, &v));
     CHECK_OK(bitcask_stat(db, BITCASK_STAT_DEAD_BYTES, &dead_after));
     CHECK(dead_after < dead_before);
+    CHECK(stat_of(db, BITCASK_STAT_MERGES) >= 1);
+    check_no_merge_error(db);
     check_get(db, "merge:07", "round 9 of key 7, padded to make it longer");
     check_get(db, "b1", "one");
     check_get(db, "thread2:050", "v50");
     check_missing(db, "b2");
     CHECK_STATUS(bitcask_merge(NULL), BITCASK_INVALID_ARGUMENT);
+  }
+
+  start_phase("merge failure");
+  {
+    char p[1100], file[1200];
+    bitcask_options_t *o = NULL;
+    bitcask_t *mdb = NULL;
+    path_of(p, sizeof p, "merge-failure");
+    CHECK_OK(bitcask_options_create(&o));
+    CHECK_OK(bitcask_options_set_max_file_size(o, 1024));
+    CHECK_OK(bitcask_options_set_auto_merge(o, false));
+    /* About 80-byte records: a dozen per 1 KiB file, so keys 0 to 5 at least
+     * live in the first data file. */
+    CHECK_OK(bitcask_open(p, o, &mdb));
+    for (int i = 0; i < 40; i++) {
+      char key[32], val[64];
+      snprintf(key, sizeof key, "mf:%02d", i);
+      snprintf(val, sizeof val, "value of mf:%02d, padded to make the record longer", i);
+      CHECK_OK(bitcask_put(mdb, S(key), S(val)));
+    }
+    CHECK(stat_of(mdb, BITCASK_STAT_DATA_FILES) > 3);
+    check_no_merge_error(mdb);
+    CHECK_OK(bitcask_close(mdb));
+    bitcask_destroy(mdb);
+    /* A clean reopen leaves a hint for every sealed file; the next open reads
+     * the first file's hint, not the file, so it does not see the damage. */
+    snprintf(file, sizeof file, "%s/0000000001.hint", p);
+    for (int round = 0; round < 50 && !file_exists(file); round++) {
+      CHECK_OK(bitcask_open(p, o, &mdb));
+      CHECK_OK(bitcask_close(mdb));
+      bitcask_destroy(mdb);
+    }
+    CHECK(file_exists(file));
+    snprintf(file, sizeof file, "%s/0000000001.data", p);
+    flip_byte_of(file, "value of mf:00,");
+
+    CHECK_OK(bitcask_open(p, o, &mdb));
+    check_no_merge_error(mdb);
+    /* Dead bytes in the first file, so that the merge reads it. */
+    for (int i = 1; i <= 5; i++) {
+      char key[32];
+      snprintf(key, sizeof key, "mf:%02d", i);
+      CHECK_OK(bitcask_put(mdb, S(key), S("new")));
+    }
+    CHECK_STATUS(bitcask_merge(mdb), BITCASK_CORRUPTION);
+    CHECK(contains(bitcask_last_error_message(), "0000000001.data"));
+    CHECK(stat_of(mdb, BITCASK_STAT_MERGES) == 0);
+    CHECK(stat_of(mdb, BITCASK_STAT_MERGE_FAILURES) == 1);
+    bitcask_status_t code = BITCASK_OK;
+    char *msg = NULL;
+    CHECK_OK(bitcask_last_merge_error(mdb, &code, &msg));
+    CHECK(code == BITCASK_CORRUPTION);
+    CHECK(msg != NULL);
+    CHECK(contains(msg, "0000000001.data"));
+    bitcask_free(msg);
+    /* Failures in a row are counted; the error stays the newest one. */
+    CHECK_STATUS(bitcask_merge(mdb), BITCASK_CORRUPTION);
+    CHECK(stat_of(mdb, BITCASK_STAT_MERGE_FAILURES) == 2);
+    msg = NULL;
+    CHECK_OK(bitcask_last_merge_error(mdb, &code, &msg));
+    CHECK(code == BITCASK_CORRUPTION);
+    bitcask_free(msg);
+
+    code = BITCASK_OK;
+    msg = (char *)"untouched";
+    CHECK_STATUS(bitcask_last_merge_error(NULL, &code, &msg), BITCASK_INVALID_ARGUMENT);
+    CHECK_STATUS(bitcask_last_merge_error(mdb, NULL, &msg), BITCASK_INVALID_ARGUMENT);
+    CHECK_STATUS(bitcask_last_merge_error(mdb, &code, NULL), BITCASK_INVALID_ARGUMENT);
+    CHECK(code == BITCASK_OK);
+    CHECK(strcmp(msg, "untouched") == 0);
+    CHECK_OK(bitcask_close(mdb));
+    CHECK_STATUS(bitcask_last_merge_error(mdb, &code, &msg), BITCASK_CLOSED);
+    bitcask_destroy(mdb);
+    bitcask_options_destroy(o);
   }
 
   start_phase("use after close");

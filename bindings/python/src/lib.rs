@@ -461,6 +461,15 @@ impl PyBitcask {
             .map(|m| merge_dict(py, m))
             .transpose()?;
         d.set_item("last_merge", last_merge)?;
+        d.set_item("merges", s.merges)?;
+        d.set_item("merge_failures", s.merge_failures)?;
+        // The exception the failed merge raised, as an instance (not raised).
+        let last_merge_error = s
+            .last_merge_error
+            .as_ref()
+            .map(|e| build_error(py, e).map(|err| err.into_value(py)))
+            .transpose()?;
+        d.set_item("last_merge_error", last_merge_error)?;
         Ok(d)
     }
 

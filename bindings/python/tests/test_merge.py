@@ -91,3 +91,58 @@ def test_merge_beside_reads_and_writes_from_other_threads(path: Path) -> None:
             assert during > 0, (during, took)
         for k, v in model.items():
             assert db[k] == v
+
+
+def test_merge_counters_after_success(path: Path) -> None:
+    with bitcask.open(path, max_file_size=64 << 10, auto_merge=False) as db:
+        fill(db, rounds=4, n=500)
+        s = db.stats()
+        assert (s.merges, s.merge_failures, s.last_merge_error) == (0, 0, None)
+        db.merge()
+        s = db.stats()
+        assert s.merges >= 1
+        assert s.merge_failures == 0
+        assert s.last_merge_error is None
+
+
+def test_merge_failure_is_reported_in_stats(path: Path) -> None:
+    def value(i: int) -> bytes:
+        return b"value of mf:%02d, padded to make the record longer" % i
+
+    # About 80-byte records: a dozen per 1 KiB file, so keys 0 to 5 at least live
+    # in the first data file.
+    with bitcask.open(path, max_file_size=1024, auto_merge=False) as db:
+        for i in range(40):
+            db[b"mf:%02d" % i] = value(i)
+        s = db.stats()
+        assert len(s.files) > 3
+        assert (s.merges, s.merge_failures, s.last_merge_error) == (0, 0, None)
+    # A clean reopen leaves a hint for every sealed file; the next open reads the
+    # first file's hint, not the file, so it does not see the damage.
+    hint = path / "0000000001.hint"
+    for _ in range(50):
+        if hint.exists():
+            break
+        bitcask.open(path, auto_merge=False).close()
+    assert hint.exists()
+    data = path / "0000000001.data"
+    raw = bytearray(data.read_bytes())
+    at = raw.index(value(0)) + len(value(0)) // 2
+    raw[at] ^= 0x20
+    data.write_bytes(bytes(raw))
+
+    with bitcask.open(path, max_file_size=1024, auto_merge=False) as db:
+        assert db.stats().last_merge_error is None
+        for i in range(1, 6):  # dead bytes in the first file, so merge reads it
+            db[b"mf:%02d" % i] = b"new"
+        with pytest.raises(bitcask.CorruptionError) as raised:
+            db.merge()
+        s = db.stats()
+        assert s.merges == 0
+        assert s.merge_failures == 1
+        err = s.last_merge_error
+        assert isinstance(err, bitcask.CorruptionError)
+        assert str(err) == str(raised.value)
+        assert "0000000001.data" in str(err)
+        assert err.file == data
+        assert s.last_merge is None

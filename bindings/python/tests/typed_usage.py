@@ -38,6 +38,10 @@ def main(path: str) -> None:
         reclaimed: int = merged.bytes_reclaimed
         last_merge: Optional[bitcask.MergeStats] = db.stats().last_merge
         print(reclaimed, last_merge)
+        merges: int = stats.merges
+        failures: int = stats.merge_failures
+        merge_error: Optional[bitcask.Error] = stats.last_merge_error
+        print(merges, failures, merge_error)
         try:
             bitcask.open(path)
         except bitcask.LockedError as e:

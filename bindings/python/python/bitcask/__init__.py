@@ -144,8 +144,18 @@ class Stats:
     salvaged_bytes_at_open: int
     #: Sequence number of the newest write (None when read-only).
     last_seq: Optional[int]
-    #: The last merge since open, manual or automatic.
+    #: The last merge since open, manual or automatic, that succeeded and did work.
     last_merge: Optional[MergeStats]
+    #: Merges that completed since open (a merge with nothing to reclaim is not
+    #: run, so it is not counted).
+    merges: int
+    #: Merges that failed in a row, up to now: 0 once a merge succeeds. Automatic
+    #: merging backs off while this is above 0.
+    merge_failures: int
+    #: The exception the newest failed merge raised (an instance of the
+    #: :class:`Error` subclass of its kind, e.g. :class:`CorruptionError`), while
+    #: ``merge_failures`` is above 0; None otherwise.
+    last_merge_error: Optional[Error]
 
 
 class Bitcask(MutableMapping[bytes, bytes]):
