@@ -73,8 +73,12 @@ pub enum Crash {
     /// Nothing: files and directories revert to exactly their synced state.
     DropUnsynced,
     /// A random prefix of each file's unsynced appends and of each directory's
-    /// unsynced changes, drawn from the seed.
+    /// unsynced changes, drawn from the seed. Each file is cut on its own, so
+    /// unsynced writes to different files survive out of order.
     Torn(u64),
+    /// `Torn`, and the rest of the 4 KiB page where a file was cut holds neither
+    /// old nor new bytes: zeros or garbage, as a page torn mid-write does.
+    TornPage(u64),
 }
 
 #[derive(Debug, Default)]
@@ -278,11 +282,12 @@ impl MemFs {
                 return;
             }
             Crash::DropUnsynced => false,
-            Crash::Torn(seed) => {
+            Crash::Torn(seed) | Crash::TornPage(seed) => {
                 s.rng = seed;
                 true
             }
         };
+        let torn_page = matches!(how, Crash::TornPage(_));
         let pending = std::mem::take(&mut s.pending);
         let keep = if torn && !pending.is_empty() {
             (s.rand() % (pending.len() as u64 + 1)) as usize
@@ -312,11 +317,25 @@ impl MemFs {
             } else {
                 0
             };
+            let zeros = s.rand().is_multiple_of(2);
+            let noise = s.rand();
             let n = s.nodes.get_mut(&ino).expect("listed");
             let keep = n.durable.len() + cut;
+            let written = n.data.len();
             n.data.truncate(keep);
             if n.data.len() < keep || !n.data.starts_with(&n.durable) {
                 n.data = n.durable.clone();
+            }
+            const PAGE: usize = 4096;
+            if torn_page && cut < extra && !keep.is_multiple_of(PAGE) {
+                let page_end = (keep / PAGE + 1) * PAGE;
+                let mut x = noise | 1;
+                for _ in keep..page_end.min(written) {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    n.data.push(if zeros { 0 } else { x as u8 });
+                }
             }
             n.durable = n.data.clone();
         }
