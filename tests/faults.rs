@@ -89,6 +89,17 @@ fn opts(sync: SyncPolicy) -> Options {
     o
 }
 
+/// The defaults' automatic merging, at an interval short enough that background
+/// merges run between (and during) the workload's own operations.
+fn opts_auto(sync: SyncPolicy) -> Options {
+    let mut o = opts(sync);
+    o.auto_merge = true;
+    o.merge_check_interval = std::time::Duration::from_millis(1);
+    o.merge_trigger_fragmentation = 30;
+    o.merge_threshold_fragmentation = 10;
+    o
+}
+
 fn open(fs: &MemFs, o: &Options) -> bitcask::Result<Bitcask> {
     Bitcask::open_with_fs(DIR, o.clone(), Arc::new(fs.process()))
 }
@@ -167,6 +178,11 @@ fn run(fs: &MemFs, o: &Options, actions: &[Action]) -> (Option<Bitcask>, Outcome
                 );
                 if !matches!(a, Action::Merge | Action::Get(_)) {
                     out.in_flight = Some(a.clone());
+                    // A failed write or sync may have lost what the kernel held:
+                    // nothing may report success on this handle from now on.
+                    let d = db.as_ref().expect("open");
+                    let synced = d.sync();
+                    assert!(synced.is_err(), "sync() after a failed {a:?}: {synced:?}");
                     break;
                 }
             }
@@ -220,10 +236,16 @@ fn seeds() -> u64 {
 /// For every operation of every kind the workload makes: fail it, crash, check.
 /// Returns (runs, faults that fired).
 fn fail_each_operation(sync: SyncPolicy, crash: fn(u64) -> Crash) -> (u64, u64) {
+    fail_each_operation_with(opts(sync), crash, false)
+}
+
+/// `fail_each_operation` with the given options. With `close_first`, the handle
+/// is closed before the crash: `close` must report an earlier failed write, and
+/// leave no temporary file behind unless it was a removal that failed.
+fn fail_each_operation_with(o: Options, crash: fn(u64) -> Crash, close_first: bool) -> (u64, u64) {
     let (mut runs, mut fired) = (0, 0);
     for seed in 0..seeds() {
         let actions = workload(seed, 60);
-        let o = opts(sync);
         let baseline = MemFs::new();
         let (db, out) = run(&baseline, &o, &actions);
         assert!(!out.failed, "the workload fails without faults");
@@ -240,10 +262,24 @@ fn fail_each_operation(sync: SyncPolicy, crash: fn(u64) -> Crash) -> (u64, u64) 
                     sticky: nth % 3 == 0,
                     short: nth % 2 == 1,
                 });
-                let (db, out) = run(&fs, &o, &actions);
+                let (mut db, out) = run(&fs, &o, &actions);
                 fired += fs.fired();
                 runs += 1;
                 let what = format!("seed {seed}: {op:?} #{nth} failed");
+                if close_first {
+                    if let Some(d) = db.take() {
+                        let closed = d.close();
+                        assert!(
+                            out.in_flight.is_none() || closed.is_err(),
+                            "{what}: close() after a failed write: {closed:?}"
+                        );
+                    }
+                    let names = fs.names(Path::new(DIR));
+                    assert!(
+                        op == Op::Remove || !names.iter().any(|n| n.ends_with(".tmp")),
+                        "{what}: temporary files left: {names:?}"
+                    );
+                }
                 check_after_crash(&fs, &o, db, &out, crash(seed * 1_000_003 + nth), &what);
             }
         }
@@ -268,6 +304,23 @@ fn injected_fault_then_torn_power_loss_keeps_every_acknowledged_write() {
 fn injected_fault_then_process_crash_keeps_every_acknowledged_write_under_never() {
     let (runs, fired) = fail_each_operation(SyncPolicy::Never, |_| Crash::ProcessOnly);
     eprintln!("fault+process crash (sync Never): {runs} runs, {fired} faults fired");
+}
+
+/// The same with automatic merges racing the workload (the default), under
+/// `Always` and a power loss, and under `Never` and `EveryMs` and a process crash.
+#[test]
+fn injected_fault_with_auto_merge_then_power_loss_keeps_every_acknowledged_write() {
+    let (runs, fired) =
+        fail_each_operation_with(opts_auto(SyncPolicy::Always), |_| Crash::DropUnsynced, true);
+    eprintln!("fault+power loss, auto-merge: {runs} runs, {fired} faults fired");
+}
+
+#[test]
+fn injected_fault_with_auto_merge_then_process_crash_under_never_and_every_ms() {
+    for sync in [SyncPolicy::Never, SyncPolicy::EveryMs(1)] {
+        let (runs, fired) = fail_each_operation_with(opts_auto(sync), |_| Crash::ProcessOnly, true);
+        eprintln!("fault+process crash, auto-merge, {sync:?}: {runs} runs, {fired} faults fired");
+    }
 }
 
 /// No fault: power is lost after every step of the workload, in both models.
