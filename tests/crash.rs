@@ -14,6 +14,17 @@ use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
+/// The defaults, automatic merging included, with small files and an interval
+/// and triggers that make background merges run throughout a child's life.
+fn auto_merge_opts() -> Options {
+    let mut o = Options::default();
+    o.max_file_size = 8 << 10;
+    o.merge_check_interval = Duration::from_millis(5);
+    o.merge_trigger_fragmentation = 30;
+    o.merge_threshold_fragmentation = 10;
+    o
+}
+
 fn serial() -> MutexGuard<'static, ()> {
     static LOCK: Mutex<()> = Mutex::new(());
     LOCK.lock().unwrap_or_else(|e| e.into_inner())
@@ -101,8 +112,7 @@ fn child_merge_under_load() {
         return;
     };
     let seed: u64 = std::env::var("BITCASK_TEST_SEED").unwrap().parse().unwrap();
-    let mut o = merge_opts();
-    o.max_file_size = 8 << 10;
+    let mut o = auto_merge_opts();
     o.sync = match std::env::var("BITCASK_TEST_SYNC").as_deref() {
         Ok("never") => SyncPolicy::Never,
         _ => SyncPolicy::Always,
@@ -228,7 +238,7 @@ fn mixed_kill9(sync: &str) {
             }
         }
         consumed = lines.len();
-        let db = Bitcask::open(dir.path(), merge_opts()).unwrap();
+        let db = Bitcask::open(dir.path(), auto_merge_opts()).unwrap();
         if let Some(ops) = in_flight {
             // Not acknowledged: all of it or none of it may be there; adopt that.
             let mut with = model.clone();
@@ -302,9 +312,8 @@ fn child_batches_under_load() {
     let Ok(dir) = std::env::var("BITCASK_TEST_CHILD_BATCH") else {
         return;
     };
-    let mut o = Options::default();
+    let mut o = auto_merge_opts();
     o.max_file_size = 64 << 10;
-    o.auto_merge = false;
     let db = Arc::new(Bitcask::open(Path::new(&dir), o).unwrap());
     let threads: Vec<_> = (0..4u64)
         .map(|t| {
@@ -356,7 +365,7 @@ fn batch_kill9_acknowledged_batches_are_whole() {
             &[("BITCASK_TEST_CHILD_BATCH", dir.path().to_str().unwrap())],
             Duration::from_millis(40 + rng.below(100)),
         );
-        let db = Bitcask::open(dir.path(), Options::default()).unwrap();
+        let db = Bitcask::open(dir.path(), auto_merge_opts()).unwrap();
         for t in 0..4u64 {
             let log = std::fs::read_to_string(dir.path().join(format!("batchlog-{t}.txt")))
                 .unwrap_or_default();
@@ -414,4 +423,84 @@ fn batch_kill9_acknowledged_batches_are_whole() {
         drop(db);
     }
     assert!(total_acked > 0, "children never acknowledged a batch");
+}
+
+/// Child side of `close_during_merge_then_reopen_in_another_process`: fills the
+/// database, starts a slow merge on another thread, closes the handle in the
+/// middle of it, says so, and stays alive, so that anything the merge still did
+/// after `close` returned would happen while the parent has the database open.
+#[test]
+fn child_close_during_merge() {
+    let Ok(dir) = std::env::var("BITCASK_TEST_CHILD_CLOSE") else {
+        return;
+    };
+    let mut o = auto_merge_opts();
+    o.auto_merge = false;
+    o.merge_bytes_per_sec = 2 << 20;
+    let db = Arc::new(Bitcask::open(Path::new(&dir), o).unwrap());
+    for round in 0..4u32 {
+        for i in 0..2000u32 {
+            db.put(
+                format!("k{i:04}").as_bytes(),
+                format!("v{round}-{i}").as_bytes(),
+            )
+            .unwrap();
+        }
+    }
+    let merger = db.clone();
+    std::thread::spawn(move || merger.merge());
+    std::thread::sleep(Duration::from_millis(60));
+    db.close().unwrap();
+    std::fs::write(Path::new(&dir).join("closed"), b"").unwrap();
+    std::thread::sleep(Duration::from_secs(30));
+}
+
+#[test]
+fn close_during_merge_then_reopen_in_another_process() {
+    let _serial = serial();
+    let dir = TempDir::new("close-merge");
+    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "child_close_during_merge",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env("BITCASK_TEST_CHILD_CLOSE", dir.path())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let marker = dir.path().join("closed");
+    for _ in 0..3000 {
+        if marker.exists() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(marker.exists(), "the child never closed");
+    let listing = || {
+        let mut v: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .filter(|n| n != "LOCK")
+            .collect();
+        v.sort();
+        v
+    };
+    // The lock is free the moment close returns, and nothing moves afterwards.
+    let db = Bitcask::open(dir.path(), merge_opts()).expect("reopen while the child lives");
+    let before = listing();
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(
+        listing(),
+        before,
+        "files changed after the child's close returned"
+    );
+    assert_eq!(db.len().unwrap(), 2000);
+    for i in 0..2000u32 {
+        let want = format!("v3-{i}").into_bytes();
+        assert_eq!(db.get(format!("k{i:04}").as_bytes()).unwrap(), Some(want));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
 }
