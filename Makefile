@@ -59,12 +59,15 @@ fmt:
 	$(CARGO) fmt --manifest-path $(PYBIND)/Cargo.toml
 
 # The long reliability run: 1000 kill -9s per crash scenario, 50 workloads per
-# fault scenario (make test runs 50 and 10).
+# fault scenario, 1000 runs per power-loss pattern and sync policy (make test
+# runs 50, 10 and 180).
 SOAK_ITERATIONS ?= 1000
 SOAK_FAULT_SEEDS ?= 50
+SOAK_POWER_LOSS_RUNS ?= 1000
 soak:
 	BITCASK_CRASH_ITERATIONS=$(SOAK_ITERATIONS) $(CARGO) test --release --features fault-injection --test crash -- --nocapture
 	BITCASK_FAULT_SEEDS=$(SOAK_FAULT_SEEDS) $(CARGO) test --release --features fault-injection --test faults -- --nocapture
+	BITCASK_POWER_LOSS_RUNS=$(SOAK_POWER_LOSS_RUNS) $(CARGO) test --release --features fault-injection --test power_loss -- --nocapture
 
 # Fuzzing: cargo-fuzz (libFuzzer, AddressSanitizer) on the stable toolchain,
 # which RUSTC_BOOTSTRAP lets take the nightly flags it passes (-Zsanitizer).
