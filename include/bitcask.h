@@ -545,18 +545,21 @@ bitcask_status_t bitcask_stat(const bitcask_t *db, int32_t stat, uint64_t *value
  * Reports the error of the newest failed merge (manual or automatic) while
  * merges are failing, that is while `BITCASK_STAT_MERGE_FAILURES` is above 0:
  * stores the status code that failed merge returned (`BITCASK_IO`,
- * `BITCASK_CORRUPTION`...) in `*code` and its detailed message, a NUL-terminated
- * string, in `*message`. The caller owns the message and frees it with
- * `bitcask_free`; it is never NULL on `BITCASK_OK`.
+ * `BITCASK_CORRUPTION`...) in `*code`, its detailed message, a NUL-terminated
+ * string, in `*message`, and the OS error number (errno) behind it in
+ * `*os_error`, or 0 when the failure did not come from the operating system (as
+ * `bitcask_last_os_error` reports it for the failed call itself). The caller owns
+ * the message and frees it with `bitcask_free`; it is never NULL on `BITCASK_OK`.
  *
  * Returns `BITCASK_OK`; `BITCASK_NOT_FOUND` (writing nothing) when no merge has
  * failed since open or the last merge succeeded; `BITCASK_INVALID_ARGUMENT`
- * (writing nothing) when `db`, `code` or `message` is NULL; `BITCASK_CLOSED` after
- * close.
+ * (writing nothing) when `db`, `code`, `message` or `os_error` is NULL;
+ * `BITCASK_CLOSED` after close.
  */
 bitcask_status_t bitcask_last_merge_error(const bitcask_t *db,
                                           bitcask_status_t *code,
-                                          char **message);
+                                          char **message,
+                                          int *os_error);
 
 /**
  * Creates an iterator over every key, ascending (descending when `reverse`),

@@ -25,6 +25,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 	"unsafe"
 )
@@ -233,7 +234,9 @@ type Stats struct {
 	MergeFailures uint64
 	// LastMergeError is the error of the newest failed merge while
 	// MergeFailures is above 0, or nil. It is an *Error that matches its
-	// sentinel: errors.Is(st.LastMergeError, ErrCorruption).
+	// sentinel, errors.Is(st.LastMergeError, ErrCorruption), and for an I/O
+	// failure its errno, errors.Is(st.LastMergeError, syscall.ENOSPC), as the
+	// error Merge returned does.
 	LastMergeError error
 }
 
@@ -290,9 +293,15 @@ func (db *DB) Stats() (Stats, error) {
 		st.MergeFailures = uint64(get(C.BITCASK_STAT_MERGE_FAILURES))
 		var code C.bitcask_status_t
 		var msg *C.char
-		switch s := C.bitcask_last_merge_error(h, &code, &msg); s {
+		var errno C.int
+		switch s := C.bitcask_last_merge_error(h, &code, &msg, &errno); s {
 		case C.BITCASK_OK:
-			st.LastMergeError = &Error{Code: Code(code), Message: C.GoString(msg)}
+			// Built like statusError's: the sentinel and the errno both match.
+			st.LastMergeError = &Error{
+				Code:    Code(code),
+				Message: C.GoString(msg),
+				Errno:   syscall.Errno(errno),
+			}
 			C.bitcask_free(unsafe.Pointer(msg))
 		case C.BITCASK_NOT_FOUND:
 		default:

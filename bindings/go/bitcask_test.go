@@ -455,6 +455,12 @@ func TestMergeFailureInStats(t *testing.T) {
 	if !errors.As(st.LastMergeError, &e) || e.Code != CodeCorruption {
 		t.Fatalf("LastMergeError = %#v, want an *Error with CodeCorruption", st.LastMergeError)
 	}
+	// A corruption does not come from the operating system: no errno, as on
+	// the error Merge returned.
+	var me *Error
+	if e.Errno != 0 || !errors.As(mergeErr, &me) || me.Errno != e.Errno {
+		t.Fatalf("LastMergeError Errno %d, Merge's error %#v, want 0 for both", e.Errno, mergeErr)
+	}
 	if st.LastMergeError.Error() != mergeErr.Error() ||
 		!strings.Contains(e.Message, "0000000001.data") {
 		t.Fatalf("LastMergeError %q, Merge returned %q", st.LastMergeError, mergeErr)

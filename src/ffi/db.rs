@@ -433,36 +433,41 @@ pub unsafe extern "C" fn bitcask_stat(
 /// Reports the error of the newest failed merge (manual or automatic) while
 /// merges are failing, that is while `BITCASK_STAT_MERGE_FAILURES` is above 0:
 /// stores the status code that failed merge returned (`BITCASK_IO`,
-/// `BITCASK_CORRUPTION`...) in `*code` and its detailed message, a NUL-terminated
-/// string, in `*message`. The caller owns the message and frees it with
-/// `bitcask_free`; it is never NULL on `BITCASK_OK`.
+/// `BITCASK_CORRUPTION`...) in `*code`, its detailed message, a NUL-terminated
+/// string, in `*message`, and the OS error number (errno) behind it in
+/// `*os_error`, or 0 when the failure did not come from the operating system (as
+/// `bitcask_last_os_error` reports it for the failed call itself). The caller owns
+/// the message and frees it with `bitcask_free`; it is never NULL on `BITCASK_OK`.
 ///
 /// Returns `BITCASK_OK`; `BITCASK_NOT_FOUND` (writing nothing) when no merge has
 /// failed since open or the last merge succeeded; `BITCASK_INVALID_ARGUMENT`
-/// (writing nothing) when `db`, `code` or `message` is NULL; `BITCASK_CLOSED` after
-/// close.
+/// (writing nothing) when `db`, `code`, `message` or `os_error` is NULL;
+/// `BITCASK_CLOSED` after close.
 #[no_mangle]
 pub unsafe extern "C" fn bitcask_last_merge_error(
     db: *const bitcask_t,
     code: *mut bitcask_status_t,
     message: *mut *mut std::ffi::c_char,
+    os_error: *mut std::ffi::c_int,
 ) -> bitcask_status_t {
     guard(|| {
         // SAFETY: the caller promises a live handle.
         let h = unsafe { handle(db, "db") }?;
         let code = out_ptr(code, "code")?;
         let message = out_ptr(message, "message")?;
+        let os_error = out_ptr(os_error, "os_error")?;
         let e =
             h.db.stats()?
                 .last_merge_error
                 .ok_or_else(|| Failure::new(Status::BITCASK_NOT_FOUND, "no merge has failed"))?;
-        // The same status and message the failed merge call returned.
+        // The same status, message and errno the failed merge call returned.
         let f = Failure::from(e);
         let p = malloc_copy(c_message(&f.message).as_bytes_with_nul())?;
-        // SAFETY: both non-NULL, and the caller promises they are writable.
+        // SAFETY: all non-NULL, and the caller promises they are writable.
         unsafe {
             code.write(f.status);
             message.write(p.cast());
+            os_error.write(f.os_error);
         }
         Ok(())
     })
@@ -477,5 +482,58 @@ mod tests {
         for (i, s) in bitcask_stat_t::ALL.iter().enumerate() {
             assert_eq!(*s as i32, i as i32);
         }
+    }
+
+    /// An I/O failure of a merge hands back its errno with the code and message
+    /// (the C, Go and Python tests can only provoke a corruption, whose errno is 0).
+    #[test]
+    fn last_merge_error_reports_the_errno_of_an_io_failure() {
+        use super::{bitcask_last_merge_error, bitcask_t};
+        use crate::ffi::{bitcask_free, Status};
+        use crate::fs::memfs::{Fault, MemFs, Op, ENOSPC};
+        use crate::{Bitcask, Options};
+        use std::sync::Arc;
+
+        let fs = MemFs::new();
+        let o = Options {
+            max_file_size: 1024,
+            auto_merge: false,
+            ..Options::default()
+        };
+        let db = Bitcask::open_with_fs("/db", o, Arc::new(fs.process())).unwrap();
+        for i in 0..40u32 {
+            db.put(format!("k{}", i % 5).as_bytes(), &[7u8; 60])
+                .unwrap();
+        }
+        let h = bitcask_t { db };
+        let (mut code, mut msg, mut errno) = (Status::BITCASK_OK, std::ptr::null_mut(), -1);
+        // SAFETY: a live handle and writable out-parameters.
+        let st = unsafe { bitcask_last_merge_error(&h, &mut code, &mut msg, &mut errno) };
+        assert_eq!(st, Status::BITCASK_NOT_FOUND);
+        assert!(msg.is_null() && errno == -1, "NOT_FOUND must write nothing");
+
+        fs.inject(Fault {
+            op: Op::Create,
+            nth: 1,
+            errno: ENOSPC,
+            sticky: true,
+            short: false,
+        });
+        let err = h.db.merge().unwrap_err();
+        assert_eq!(err.raw_os_error(), Some(ENOSPC), "{err}");
+        fs.clear_faults();
+
+        // SAFETY: as above.
+        let st = unsafe { bitcask_last_merge_error(&h, &mut code, &mut msg, &mut errno) };
+        assert_eq!(st, Status::BITCASK_OK);
+        assert_eq!((code, errno), (Status::BITCASK_IO, ENOSPC));
+        // SAFETY: a NUL-terminated string the library allocated.
+        let text = unsafe { std::ffi::CStr::from_ptr(msg) }
+            .to_str()
+            .unwrap()
+            .to_owned();
+        assert_eq!(text, err.to_string());
+        // SAFETY: allocated by the library for the caller.
+        unsafe { bitcask_free(msg.cast()) };
     }
 }

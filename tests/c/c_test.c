@@ -136,9 +136,11 @@ static void check_no_merge_error(bitcask_t *db) {
   CHECK(stat_of(db, BITCASK_STAT_MERGE_FAILURES) == 0);
   bitcask_status_t code = BITCASK_PANIC;
   char *msg = (char *)"untouched";
-  CHECK_STATUS(bitcask_last_merge_error(db, &code, &msg), BITCASK_NOT_FOUND);
+  int os_error = -1;
+  CHECK_STATUS(bitcask_last_merge_error(db, &code, &msg, &os_error), BITCASK_NOT_FOUND);
   CHECK(code == BITCASK_PANIC);
   CHECK(strcmp(msg, "untouched") == 0);
+  CHECK(os_error == -1);
 }
 
 static int file_exists(const char *path) {
@@ -567,8 +569,11 @@ int main(int argc, char **argv) {
     CHECK(stat_of(mdb, BITCASK_STAT_MERGE_FAILURES) == 1);
     bitcask_status_t code = BITCASK_OK;
     char *msg = NULL;
-    CHECK_OK(bitcask_last_merge_error(mdb, &code, &msg));
+    int os_error = -1;
+    CHECK_OK(bitcask_last_merge_error(mdb, &code, &msg, &os_error));
     CHECK(code == BITCASK_CORRUPTION);
+    /* A corruption does not come from the operating system. */
+    CHECK(os_error == 0);
     CHECK(msg != NULL);
     CHECK(contains(msg, "0000000001.data"));
     bitcask_free(msg);
@@ -576,19 +581,28 @@ int main(int argc, char **argv) {
     CHECK_STATUS(bitcask_merge(mdb), BITCASK_CORRUPTION);
     CHECK(stat_of(mdb, BITCASK_STAT_MERGE_FAILURES) == 2);
     msg = NULL;
-    CHECK_OK(bitcask_last_merge_error(mdb, &code, &msg));
+    os_error = -1;
+    CHECK_OK(bitcask_last_merge_error(mdb, &code, &msg, &os_error));
     CHECK(code == BITCASK_CORRUPTION);
+    CHECK(os_error == 0);
     bitcask_free(msg);
 
     code = BITCASK_OK;
     msg = (char *)"untouched";
-    CHECK_STATUS(bitcask_last_merge_error(NULL, &code, &msg), BITCASK_INVALID_ARGUMENT);
-    CHECK_STATUS(bitcask_last_merge_error(mdb, NULL, &msg), BITCASK_INVALID_ARGUMENT);
-    CHECK_STATUS(bitcask_last_merge_error(mdb, &code, NULL), BITCASK_INVALID_ARGUMENT);
+    os_error = -1;
+    CHECK_STATUS(bitcask_last_merge_error(NULL, &code, &msg, &os_error),
+                 BITCASK_INVALID_ARGUMENT);
+    CHECK_STATUS(bitcask_last_merge_error(mdb, NULL, &msg, &os_error),
+                 BITCASK_INVALID_ARGUMENT);
+    CHECK_STATUS(bitcask_last_merge_error(mdb, &code, NULL, &os_error),
+                 BITCASK_INVALID_ARGUMENT);
+    CHECK_STATUS(bitcask_last_merge_error(mdb, &code, &msg, NULL), BITCASK_INVALID_ARGUMENT);
     CHECK(code == BITCASK_OK);
     CHECK(strcmp(msg, "untouched") == 0);
+    CHECK(os_error == -1);
     CHECK_OK(bitcask_close(mdb));
-    CHECK_STATUS(bitcask_last_merge_error(mdb, &code, &msg), BITCASK_CLOSED);
+    CHECK_STATUS(bitcask_last_merge_error(mdb, &code, &msg, &os_error), BITCASK_CLOSED);
+    CHECK(code == BITCASK_OK && os_error == -1);
     bitcask_destroy(mdb);
     bitcask_options_destroy(o);
   }
