@@ -229,3 +229,52 @@ fn merge_closes_descriptors_of_removed_files() {
     }
     assert!(data_files(dir.path()).len() < 20);
 }
+
+/// Descriptors this process holds on files in `dir` (deleted ones included).
+fn open_fds_in(dir: &Path) -> usize {
+    std::fs::read_dir("/proc/self/fd")
+        .unwrap()
+        .filter_map(|e| std::fs::read_link(e.unwrap().path()).ok())
+        .filter(|t| t.starts_with(dir))
+        .count()
+}
+
+/// A merge that keeps failing (a damaged live record) on the real filesystem:
+/// each failure releases every descriptor it opened and leaves no file behind.
+#[test]
+fn merge_failures_leak_no_descriptors_or_files() {
+    let dir = TempDir::new("merge-fail-fd");
+    let db = Bitcask::open(dir.path(), merge_opts()).unwrap();
+    for i in 0..600u32 {
+        let v = format!("value-{i:04}-{}", "x".repeat(60));
+        db.put(format!("k{i:04}").as_bytes(), v.as_bytes()).unwrap();
+    }
+    db.close().unwrap();
+    drop(db);
+    let first = dir.path().join("0000000001.data");
+    assert!(dir.path().join("0000000001.hint").exists());
+    let mut bytes = std::fs::read(&first).unwrap();
+    let at = bytes.windows(10).position(|w| w == b"value-0003").unwrap();
+    bytes[at + 5] ^= 0x40;
+    std::fs::write(&first, &bytes).unwrap();
+    let db = Bitcask::open(dir.path(), merge_opts()).unwrap();
+    for i in (0..600u32).filter(|i| i % 2 == 0 && *i != 3) {
+        db.put(format!("k{i:04}").as_bytes(), b"new").unwrap();
+    }
+    db.merge().unwrap_err();
+    let (fds, files) = (
+        open_fds_in(dir.path()),
+        std::fs::read_dir(dir.path()).unwrap().count(),
+    );
+    for _ in 0..20 {
+        let e = db.merge().unwrap_err();
+        assert!(matches!(e, bitcask::Error::Corruption { .. }), "{e}");
+    }
+    assert_eq!(open_fds_in(dir.path()), fds, "descriptors leaked");
+    assert_eq!(
+        std::fs::read_dir(dir.path()).unwrap().count(),
+        files,
+        "files leaked"
+    );
+    assert_eq!(db.stats().unwrap().merge_failures, 21);
+}
