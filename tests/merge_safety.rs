@@ -6,7 +6,7 @@
 
 mod common;
 
-use bitcask::fs::memfs::{Crash, Fault, MemFs, Op, EIO};
+use bitcask::fs::memfs::{Crash, Fault, MemFs, Op, CHANGING_OPS, EIO};
 use bitcask::{Bitcask, Error, Options, SyncPolicy, WriteBatch};
 use common::Rng;
 use std::collections::BTreeMap;
@@ -29,6 +29,13 @@ fn auto(interval_ms: u64) -> Options {
     o
 }
 
+/// Options with merging left to the test.
+fn manual() -> Options {
+    let mut o = auto(1000);
+    o.auto_merge = false;
+    o
+}
+
 fn sorted_names(fs: &MemFs) -> Vec<String> {
     let mut n = fs.names(Path::new(DIR));
     n.sort();
@@ -37,18 +44,7 @@ fn sorted_names(fs: &MemFs) -> Vec<String> {
 
 /// The file operations that change the disk, counted by the filesystem.
 fn disk_ops(fs: &MemFs) -> u64 {
-    [
-        Op::Create,
-        Op::Write,
-        Op::Sync,
-        Op::SetLen,
-        Op::Rename,
-        Op::Remove,
-        Op::SyncDir,
-    ]
-    .iter()
-    .map(|&op| fs.count(op))
-    .sum()
+    CHANGING_OPS.iter().map(|&op| fs.count(op)).sum()
 }
 
 fn wait_until(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
@@ -111,8 +107,7 @@ fn merge_settles_after_churn_then_idle() {
 /// Writes `n` distinct keys with 64-byte values through a handle with small files
 /// and no automatic merge, closes it, and returns the keys' values.
 fn fill(fs: &MemFs, n: u32) -> BTreeMap<Vec<u8>, Vec<u8>> {
-    let mut o = auto(1000);
-    o.auto_merge = false;
+    let o = manual();
     let db = open(fs, &o).unwrap();
     let mut model = BTreeMap::new();
     for i in 0..n {
@@ -191,8 +186,7 @@ fn merge_skips_a_damaged_dead_record() {
     let fs = MemFs::new();
     let mut model = fill(&fs, 60);
     damage(&fs, "0000000001.data", b"value-0003");
-    let mut o = auto(1000);
-    o.auto_merge = false;
+    let o = manual();
     let db = open(&fs, &o).unwrap();
     for i in 0..10u32 {
         let k = format!("key{i:04}").into_bytes();
@@ -223,8 +217,7 @@ fn merge_never_loses_data_that_was_durable_before_it() {
     for (name, sync, buffer) in policies {
         for round in 0..5u64 {
             let fs = MemFs::new();
-            let mut o = auto(1000);
-            o.auto_merge = false;
+            let mut o = manual();
             o.max_file_size = 64 << 10;
             o.sync = sync;
             o.write_buffer_size = buffer;
@@ -274,8 +267,7 @@ fn merge_never_loses_data_that_was_durable_before_it() {
 fn merge_close_waits_for_a_running_merge() {
     for round in 0..10u64 {
         let fs = MemFs::new();
-        let mut o = auto(1000);
-        o.auto_merge = false;
+        let mut o = manual();
         // Slow enough that close lands in the middle of a merge.
         o.merge_bytes_per_sec = 400 << 10;
         let db = Arc::new(open(&fs, &o).unwrap());
@@ -328,8 +320,7 @@ fn fault_once(op: Op) -> Fault {
 #[test]
 fn sync_and_close_report_a_failed_fsync() {
     let fs = MemFs::new();
-    let mut o = auto(1000);
-    o.auto_merge = false;
+    let o = manual();
     let db = open(&fs, &o).unwrap();
     db.put(b"a", b"1").unwrap();
     fs.inject(fault_once(Op::Sync));
@@ -357,8 +348,7 @@ fn sync_and_close_report_a_failed_fsync() {
 fn write_buffer_retry_never_appends_after_a_torn_flush() {
     for short in [true, false] {
         let fs = MemFs::new();
-        let mut o = auto(1000);
-        o.auto_merge = false;
+        let mut o = manual();
         o.max_file_size = 1 << 20;
         o.write_buffer_size = 4096;
         let db = open(&fs, &o).unwrap();
@@ -396,8 +386,7 @@ fn write_buffer_retry_never_appends_after_a_torn_flush() {
 #[test]
 fn merge_keeps_one_tombstone_per_key() {
     let fs = MemFs::new();
-    let mut o = auto(1000);
-    o.auto_merge = false;
+    let o = manual();
     let db = open(&fs, &o).unwrap();
     // The oldest file stays fully live, so it is never part of a merge and
     // every tombstone of a key it holds must be kept.
@@ -434,8 +423,7 @@ fn rotation_at_the_last_file_id_is_an_error_not_a_wrap() {
     header.extend_from_slice(&bitcask::FORMAT_VERSION.to_le_bytes());
     header.extend_from_slice(&[0u8; 4]);
     fs.write_file(&Path::new(DIR).join(format!("{}.data", u32::MAX)), &header);
-    let mut o = auto(1000);
-    o.auto_merge = false;
+    let o = manual();
     let db = open(&fs, &o).unwrap();
     let mut failed = None;
     for i in 0..100u32 {
@@ -452,8 +440,7 @@ fn rotation_at_the_last_file_id_is_an_error_not_a_wrap() {
 #[test]
 fn write_leader_panic_does_not_hang_later_writers() {
     let fs = MemFs::new();
-    let mut o = auto(1000);
-    o.auto_merge = false;
+    let o = manual();
     let db = Arc::new(open(&fs, &o).unwrap());
     fs.inject(Fault {
         errno: bitcask::fs::memfs::PANIC,
@@ -483,8 +470,7 @@ fn write_leader_panic_does_not_hang_later_writers() {
 #[test]
 fn salvage_never_applies_part_of_a_batch() {
     let fs = MemFs::new();
-    let mut o = auto(1000);
-    o.auto_merge = false;
+    let mut o = manual();
     o.max_file_size = 1 << 20;
     let db = open(&fs, &o).unwrap();
     db.put(b"before", b"1").unwrap();
@@ -516,8 +502,7 @@ fn salvage_never_applies_part_of_a_batch() {
 #[test]
 fn failed_hint_write_leaves_no_temporary_file() {
     let fs = MemFs::new();
-    let mut o = auto(1000);
-    o.auto_merge = false;
+    let o = manual();
     let db = open(&fs, &o).unwrap();
     for i in 0..40u32 {
         db.put(format!("k{i:03}").as_bytes(), &[0u8; 60]).unwrap();

@@ -46,6 +46,17 @@ pub const ALL_OPS: [Op; 10] = [
     Op::List,
 ];
 
+/// The operations that change what is on disk.
+pub const CHANGING_OPS: [Op; 7] = [
+    Op::Create,
+    Op::Write,
+    Op::Sync,
+    Op::SetLen,
+    Op::Rename,
+    Op::Remove,
+    Op::SyncDir,
+];
+
 pub const EIO: i32 = 5;
 pub const ENOSPC: i32 = 28;
 pub const EROFS: i32 = 30;
