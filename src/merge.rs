@@ -294,9 +294,18 @@ impl Inner {
             }
         }
         let (sealed, next_active) = self.seal_for_merge(plan.keep_bytes, plan.with_active)?;
+        let empty = self
+            .index
+            .read()
+            .files
+            .get(&sealed)
+            .is_some_and(|f| f.total <= FILE_HEADER_LEN as u64);
         if plan.with_active {
             // The file sealed is the one planned; it is an input in any case.
             debug_assert_eq!(plan.inputs.last(), Some(&sealed));
+        } else if empty {
+            // An empty file sealed only to make room goes with this merge.
+            plan.inputs.push(sealed);
         } else {
             // Best effort, as in the background: a missing hint costs a scan at open.
             let _ = self.write_hint(sealed);
