@@ -35,4 +35,10 @@
 // engine. To use a library installed with `make install` instead, build with
 // -tags bitcask_pkgconfig, which takes the flags from pkg-config's bitcask.pc and
 // links libbitcask.so.
+//
+// A released version (make dist-go) carries the engine itself: a stripped
+// libbitcask.a prebuilt for linux/amd64 and the header, linked statically in
+// place of target/release, so it builds with Go and a C compiler alone, no
+// Rust. On another platform it needs an installed library and
+// -tags bitcask_pkgconfig.
 package bitcask

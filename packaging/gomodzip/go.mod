@@ -1,0 +1,5 @@
+module github.com/libbitcask/libbitcask/packaging/gomodzip
+
+go 1.24.0
+
+require golang.org/x/mod v0.29.0
