@@ -108,6 +108,7 @@ BENCH_ARGS ?= --keys 1000000 --runs 3 --durable-ops 4000 --read-ops 500000 --mix
 
 bench:
 	command -v db_bench || (apt-get update && apt-get install -y rocksdb-tools)
+	@test -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf || { apt-get update && apt-get install -y fonts-dejavu-core; }
 	$(CARGO) build --release -p bench
 	./target/release/bench $(BENCH_ARGS) --dir $(BENCH_DIR) \
 		--analysis bench/analysis.md --out docs/benchmarks.md
@@ -115,6 +116,7 @@ bench:
 # Every engine and workload at a tiny size (seconds); RocksDB only if db_bench is
 # installed (the harness prints a note and skips it otherwise).
 bench-smoke:
+	@test -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf || { apt-get update && apt-get install -y fonts-dejavu-core; }
 	$(CARGO) build --release -p bench
 	./target/release/bench --smoke --dir $(BENCH_DIR)-smoke \
 		--out $(BENCH_DIR)-smoke/report.md

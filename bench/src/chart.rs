@@ -1,174 +1,90 @@
-//! PNG charts drawn by hand on an RGB canvas (3x5 pixel font, scaled), encoded
-//! with the `png` crate. No font files, no system libraries.
+//! Charts drawn with plotters, each written twice: `<base>.svg` (SVG backend)
+//! and `<base>.png` (bitmap backend into a buffer, encoded with the `png`
+//! crate). Text is laid out with ab_glyph from a TrueType file read at run time
+//! (`BENCH_FONT`, else DejaVu Sans from Debian's fonts-dejavu-core), so neither
+//! fontconfig nor freetype is needed.
 
 use crate::Result;
-use std::path::Path;
+use plotters::coord::ranged1d::{AsRangedCoord, DefaultFormatting, KeyPointHint};
+use plotters::coord::Shift;
+use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
-const W: usize = 960;
-const H: usize = 540;
-const L: usize = 90; // plot area margins
-const R: usize = 190;
-const T: usize = 50;
-const B: usize = 70;
+const W: u32 = 960;
+const H: u32 = 540;
+/// Width of the legend column right of the plot.
+const LEGEND_W: u32 = 200;
+/// The family every text style asks for; the loaded font is registered under
+/// it, and SVG viewers map it to their own sans-serif font.
+const FONT: &str = "sans-serif";
 
-pub const PALETTE: [[u8; 3]; 8] = [
-    [31, 119, 180],
-    [255, 127, 14],
-    [44, 160, 44],
-    [214, 39, 40],
-    [148, 103, 189],
-    [140, 86, 75],
-    [227, 119, 194],
-    [23, 190, 207],
+pub const PALETTE: [RGBColor; 8] = [
+    RGBColor(31, 119, 180),
+    RGBColor(255, 127, 14),
+    RGBColor(44, 160, 44),
+    RGBColor(214, 39, 40),
+    RGBColor(148, 103, 189),
+    RGBColor(140, 86, 75),
+    RGBColor(227, 119, 194),
+    RGBColor(23, 190, 207),
 ];
-const BLACK: [u8; 3] = [0, 0, 0];
-const GRID: [u8; 3] = [225, 225, 225];
+const GRID: RGBColor = RGBColor(225, 225, 225);
 
-struct Canvas {
-    px: Vec<u8>,
+/// Font files tried in order after `$BENCH_FONT`: Debian/Ubuntu's
+/// fonts-dejavu-core, then the same font where Fedora and Arch put it.
+const FONT_FILES: [&str; 3] = [
+    "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
+    "/usr/share/fonts/dejavu-sans-fonts/DejaVuSans.ttf",
+    "/usr/share/fonts/TTF/DejaVuSans.ttf",
+];
+
+/// Loads and registers the chart font once. Call it before a long run so a
+/// missing font fails at the start, not after the measurements.
+pub fn init_font() -> Result<()> {
+    static LOADED: OnceLock<std::result::Result<PathBuf, String>> = OnceLock::new();
+    LOADED
+        .get_or_init(|| {
+            let candidates: Vec<PathBuf> = std::env::var_os("BENCH_FONT")
+                .map(PathBuf::from)
+                .into_iter()
+                .chain(FONT_FILES.iter().map(PathBuf::from))
+                .collect();
+            let path = candidates.iter().find(|p| p.is_file()).ok_or_else(|| {
+                format!(
+                    "no font for the charts: install Debian's fonts-dejavu-core \
+                     (apt-get install -y fonts-dejavu-core) or set BENCH_FONT to a .ttf file; tried {}",
+                    candidates
+                        .iter()
+                        .map(|p| p.display().to_string())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            })?;
+            let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+            // plotters keeps fonts for the life of the process.
+            let bytes: &'static [u8] = Box::leak(bytes.into_boxed_slice());
+            plotters::style::register_font(FONT, FontStyle::Normal, bytes)
+                .map_err(|_| format!("{}: not a TrueType/OpenType font", path.display()))?;
+            Ok(path.clone())
+        })
+        .as_ref()
+        .map(|_| ())
+        .map_err(|e| e.clone().into())
 }
 
-fn glyph(c: char) -> [u8; 5] {
-    match c.to_ascii_uppercase() {
-        '0' => [7, 5, 5, 5, 7],
-        '1' => [2, 6, 2, 2, 7],
-        '2' => [7, 1, 7, 4, 7],
-        '3' => [7, 1, 7, 1, 7],
-        '4' => [5, 5, 7, 1, 1],
-        '5' => [7, 4, 7, 1, 7],
-        '6' => [7, 4, 7, 5, 7],
-        '7' => [7, 1, 1, 1, 1],
-        '8' => [7, 5, 7, 5, 7],
-        '9' => [7, 5, 7, 1, 7],
-        'A' => [2, 5, 7, 5, 5],
-        'B' => [6, 5, 6, 5, 6],
-        'C' => [3, 4, 4, 4, 3],
-        'D' => [6, 5, 5, 5, 6],
-        'E' => [7, 4, 6, 4, 7],
-        'F' => [7, 4, 6, 4, 4],
-        'G' => [3, 4, 5, 5, 3],
-        'H' => [5, 5, 7, 5, 5],
-        'I' => [7, 2, 2, 2, 7],
-        'J' => [1, 1, 1, 5, 2],
-        'K' => [5, 5, 6, 5, 5],
-        'L' => [4, 4, 4, 4, 7],
-        'M' => [5, 7, 7, 5, 5],
-        'N' => [6, 5, 5, 5, 5],
-        'O' => [2, 5, 5, 5, 2],
-        'P' => [6, 5, 6, 4, 4],
-        'Q' => [2, 5, 5, 6, 3],
-        'R' => [6, 5, 6, 5, 5],
-        'S' => [3, 4, 2, 1, 6],
-        'T' => [7, 2, 2, 2, 2],
-        'U' | 'µ' => [5, 5, 5, 5, 7],
-        'V' => [5, 5, 5, 5, 2],
-        'W' => [5, 5, 7, 7, 5],
-        'X' => [5, 5, 2, 5, 5],
-        'Y' => [5, 5, 2, 2, 2],
-        'Z' => [7, 1, 2, 4, 7],
-        ' ' => [0, 0, 0, 0, 0],
-        '.' => [0, 0, 0, 0, 2],
-        ',' => [0, 0, 0, 2, 4],
-        '-' => [0, 0, 7, 0, 0],
-        '/' => [1, 1, 2, 4, 4],
-        '(' => [1, 2, 2, 2, 1],
-        ')' => [4, 2, 2, 2, 4],
-        '%' => [5, 1, 2, 4, 5],
-        ':' => [0, 2, 0, 2, 0],
-        '_' => [0, 0, 0, 0, 7],
-        '=' => [0, 7, 0, 7, 0],
-        '+' => [0, 2, 7, 2, 0],
-        _ => [7, 1, 2, 0, 2],
-    }
+/// One engine's values; `colour` indexes `PALETTE`, so an engine keeps its
+/// colour across charts.
+pub struct Series {
+    pub name: String,
+    pub colour: usize,
+    pub values: Vec<f64>,
 }
 
-impl Canvas {
-    fn new() -> Self {
-        Canvas {
-            px: vec![255; W * H * 3],
-        }
-    }
-    fn set(&mut self, x: i64, y: i64, c: [u8; 3]) {
-        if x >= 0 && y >= 0 && (x as usize) < W && (y as usize) < H {
-            let i = (y as usize * W + x as usize) * 3;
-            self.px[i..i + 3].copy_from_slice(&c);
-        }
-    }
-    fn rect(&mut self, x0: i64, y0: i64, x1: i64, y1: i64, c: [u8; 3]) {
-        for y in y0.min(y1)..=y0.max(y1) {
-            for x in x0.min(x1)..=x0.max(x1) {
-                self.set(x, y, c);
-            }
-        }
-    }
-    /// Line of width ~`w` pixels (Bresenham with a square pen).
-    fn line(&mut self, (x0, y0): (i64, i64), (x1, y1): (i64, i64), w: i64, c: [u8; 3]) {
-        let (dx, dy) = ((x1 - x0).abs(), -(y1 - y0).abs());
-        let (sx, sy) = (if x0 < x1 { 1 } else { -1 }, if y0 < y1 { 1 } else { -1 });
-        let (mut x, mut y, mut err) = (x0, y0, dx + dy);
-        loop {
-            self.rect(x - w / 2, y - w / 2, x + (w - 1) / 2, y + (w - 1) / 2, c);
-            if x == x1 && y == y1 {
-                break;
-            }
-            let e2 = 2 * err;
-            if e2 >= dy {
-                err += dy;
-                x += sx;
-            }
-            if e2 <= dx {
-                err += dx;
-                y += sy;
-            }
-        }
-    }
-    fn text(&mut self, x: i64, y: i64, s: &str, scale: i64, c: [u8; 3]) {
-        for (n, ch) in s.chars().enumerate() {
-            let g = glyph(ch);
-            let ox = x + n as i64 * 4 * scale;
-            for (row, bits) in g.iter().enumerate() {
-                for col in 0..3 {
-                    if bits & (4 >> col) != 0 {
-                        let px = ox + col * scale;
-                        let py = y + row as i64 * scale;
-                        self.rect(px, py, px + scale - 1, py + scale - 1, c);
-                    }
-                }
-            }
-        }
-    }
-    fn text_width(s: &str, scale: i64) -> i64 {
-        s.chars().count() as i64 * 4 * scale
-    }
-    fn save(&self, path: &Path) -> Result<()> {
-        let f = std::io::BufWriter::new(std::fs::File::create(path)?);
-        let mut enc = png::Encoder::new(f, W as u32, H as u32);
-        enc.set_color(png::ColorType::Rgb);
-        enc.set_depth(png::BitDepth::Eight);
-        let mut w = enc.write_header()?;
-        w.write_image_data(&self.px)?;
-        w.finish()?;
-        Ok(())
-    }
-    fn frame(&mut self, title: &str, ylabel: &str, xlabel: &str) {
-        self.text(L as i64, 15, title, 3, BLACK);
-        self.text(10, T as i64 - 18, ylabel, 2, BLACK);
-        let xw = Self::text_width(xlabel, 2);
-        self.text(
-            (L + (W - L - R) / 2) as i64 - xw / 2,
-            (H - 22) as i64,
-            xlabel,
-            2,
-            BLACK,
-        );
-    }
-    fn legend(&mut self, names: &[String]) {
-        for (i, n) in names.iter().enumerate() {
-            let y = (T + 10 + i * 24) as i64;
-            let x = (W - R + 20) as i64;
-            self.rect(x, y, x + 16, y + 10, PALETTE[i % PALETTE.len()]);
-            self.text(x + 24, y, n, 2, BLACK);
-        }
+impl Series {
+    fn colour(&self) -> RGBColor {
+        PALETTE[self.colour % PALETTE.len()]
     }
 }
 
@@ -191,6 +107,17 @@ pub fn compact(v: f64) -> String {
     }
 }
 
+/// Label of a power of ten: 0.01, 1, 100, 1K, 10M.
+fn decade(v: f64) -> String {
+    let e = v.log10().round() as i32;
+    match e {
+        6.. => format!("{}M", 10u64.pow((e - 6) as u32)),
+        3.. => format!("{}K", 10u64.pow((e - 3) as u32)),
+        0.. => 10u64.pow(e as u32).to_string(),
+        _ => format!("{:.*}", (-e) as usize, v),
+    }
+}
+
 fn nice_max(v: f64) -> f64 {
     if v <= 0.0 || !v.is_finite() {
         return 1.0;
@@ -204,162 +131,331 @@ fn nice_max(v: f64) -> f64 {
     10.0 * p
 }
 
-/// Line chart: one series per engine, categorical x positions.
+/// An f64 axis (linear or log) whose grid lines and labels sit exactly at
+/// `points` (plotters' own `with_key_points` has no default label formatter).
+struct Keyed<R> {
+    inner: R,
+    points: Vec<f64>,
+}
+
+impl<R: Ranged<ValueType = f64>> Ranged for Keyed<R> {
+    type FormatOption = DefaultFormatting;
+    type ValueType = f64;
+    fn map(&self, v: &f64, limit: (i32, i32)) -> i32 {
+        self.inner.map(v, limit)
+    }
+    fn key_points<Hint: KeyPointHint>(&self, hint: Hint) -> Vec<f64> {
+        // Bold lines only: the light-line pass gets none.
+        if hint.weight().allow_light_points() {
+            Vec::new()
+        } else {
+            self.points.clone()
+        }
+    }
+    fn range(&self) -> std::ops::Range<f64> {
+        self.inner.range()
+    }
+}
+
+fn keyed<R: AsRangedCoord<Value = f64>>(r: R, points: Vec<f64>) -> Keyed<R::CoordDescType>
+where
+    R::CoordDescType: Ranged<ValueType = f64>,
+{
+    Keyed {
+        inner: r.into(),
+        points,
+    }
+}
+
+/// A chart that can draw itself on any plotters backend.
+trait Draw {
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<()>
+    where
+        DB::ErrorType: 'static;
+}
+
+/// Draws `chart` to `<base>.svg` and `<base>.png`.
+fn save(base: &Path, chart: &impl Draw) -> Result<()> {
+    init_font()?;
+    let svg = base.with_extension("svg");
+    {
+        let root = SVGBackend::new(&svg, (W, H)).into_drawing_area();
+        chart.draw(&root)?;
+        root.present()?;
+    }
+    let mut px = vec![255u8; (W * H * 3) as usize];
+    {
+        let root = BitMapBackend::with_buffer(&mut px, (W, H)).into_drawing_area();
+        chart.draw(&root)?;
+        root.present()?;
+    }
+    let f = std::io::BufWriter::new(std::fs::File::create(base.with_extension("png"))?);
+    let mut enc = png::Encoder::new(f, W, H);
+    enc.set_color(png::ColorType::Rgb);
+    enc.set_depth(png::BitDepth::Eight);
+    let mut w = enc.write_header()?;
+    w.write_image_data(&px)?;
+    w.finish()?;
+    Ok(())
+}
+
+/// Splits the canvas into the plot (left) and the legend column (right), with
+/// the title across the top of both.
+fn layout<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    title: &str,
+) -> Result<(DrawingArea<DB, Shift>, DrawingArea<DB, Shift>)>
+where
+    DB::ErrorType: 'static,
+{
+    root.fill(&WHITE)?;
+    let body = root.margin(8, 0, 0, 0).titled(title, (FONT, 26))?;
+    Ok(body.split_horizontally(W - LEGEND_W))
+}
+
+/// Legend column: a colour swatch and the engine name per series.
+fn legend<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, series: &[Series]) -> Result<()>
+where
+    DB::ErrorType: 'static,
+{
+    for (i, s) in series.iter().enumerate() {
+        let y = 30 + 26 * i as i32;
+        area.draw(&Rectangle::new(
+            [(10, y), (28, y + 12)],
+            s.colour().filled(),
+        ))?;
+        let style = (FONT, 16)
+            .into_font()
+            .color(&BLACK)
+            .pos(Pos::new(HPos::Left, VPos::Center));
+        area.draw(&Text::new(s.name.clone(), (36, y + 6), style))?;
+    }
+    Ok(())
+}
+
+struct LineChart<'a> {
+    title: &'a str,
+    ylabel: &'a str,
+    xlabel: &'a str,
+    xs: &'a [String],
+    series: &'a [Series],
+}
+
+impl Draw for LineChart<'_> {
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<()>
+    where
+        DB::ErrorType: 'static,
+    {
+        let (plot, side) = layout(root, self.title)?;
+        let ymax = nice_max(
+            self.series
+                .iter()
+                .flat_map(|s| s.values.iter().copied())
+                .filter(|v| v.is_finite())
+                .fold(0.0, f64::max),
+        );
+        let last = self.xs.len().saturating_sub(1) as f64;
+        let xs = keyed(
+            -0.15..last + 0.15,
+            (0..self.xs.len()).map(|i| i as f64).collect(),
+        );
+        let ys = keyed(0.0..ymax, (0..=5).map(|k| ymax * k as f64 / 5.0).collect());
+        let mut chart = ChartBuilder::on(&plot)
+            .margin_left(10)
+            .margin_right(10)
+            .margin_top(10)
+            .x_label_area_size(55)
+            .y_label_area_size(85)
+            .build_cartesian_2d(xs, ys)?;
+        let label = |x: &f64| {
+            self.xs
+                .get(x.round().max(0.0) as usize)
+                .cloned()
+                .unwrap_or_default()
+        };
+        chart
+            .configure_mesh()
+            .x_label_formatter(&label)
+            .y_label_formatter(&|v| compact(*v))
+            .x_desc(self.xlabel)
+            .y_desc(self.ylabel)
+            .label_style((FONT, 16))
+            .axis_desc_style((FONT, 17))
+            .bold_line_style(GRID)
+            .light_line_style(TRANSPARENT)
+            .axis_style(BLACK.stroke_width(2))
+            .draw()?;
+        for s in self.series {
+            let pts: Vec<(f64, f64)> = s
+                .values
+                .iter()
+                .enumerate()
+                .filter(|(_, v)| v.is_finite())
+                .map(|(i, v)| (i as f64, *v))
+                .collect();
+            chart.draw_series(std::iter::once(PathElement::new(
+                pts.clone(),
+                s.colour().stroke_width(3),
+            )))?;
+            chart.draw_series(pts.iter().map(|p| Circle::new(*p, 5, s.colour().filled())))?;
+        }
+        legend(&side, self.series)
+    }
+}
+
+/// Line chart: one series per engine, categorical x positions, linear y from 0.
 pub fn line_chart(
-    path: &Path,
+    base: &Path,
     title: &str,
     ylabel: &str,
     xlabel: &str,
     xs: &[String],
-    series: &[(String, Vec<f64>)],
+    series: &[Series],
 ) -> Result<()> {
-    let mut c = Canvas::new();
-    c.frame(title, ylabel, xlabel);
-    let ymax = nice_max(
-        series
+    save(
+        base,
+        &LineChart {
+            title,
+            ylabel,
+            xlabel,
+            xs,
+            series,
+        },
+    )
+}
+
+struct LogBars<'a> {
+    title: &'a str,
+    ylabel: &'a str,
+    groups: &'a [String],
+    series: &'a [Series],
+}
+
+impl Draw for LogBars<'_> {
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<()>
+    where
+        DB::ErrorType: 'static,
+    {
+        let (plot, side) = layout(root, self.title)?;
+        let vals: Vec<f64> = self
+            .series
             .iter()
-            .flat_map(|s| s.1.iter().copied())
-            .filter(|v| v.is_finite())
-            .fold(0.0, f64::max),
-    );
-    let (pw, ph) = ((W - L - R) as f64, (H - T - B) as f64);
-    let xpos = |i: usize| {
-        L as f64
-            + if xs.len() > 1 {
-                pw * i as f64 / (xs.len() - 1) as f64
-            } else {
-                pw / 2.0
-            }
-    };
-    let ypos = |v: f64| T as f64 + ph * (1.0 - v / ymax);
-    for k in 0..=5 {
-        let v = ymax * k as f64 / 5.0;
-        let y = ypos(v) as i64;
-        c.rect(L as i64, y, (W - R) as i64, y, GRID);
-        let s = compact(v);
-        c.text(
-            L as i64 - 8 - Canvas::text_width(&s, 2),
-            y - 5,
-            &s,
-            2,
-            BLACK,
-        );
-    }
-    for (i, x) in xs.iter().enumerate() {
-        let px = xpos(i) as i64;
-        c.rect(px, T as i64, px, (H - B) as i64, GRID);
-        c.text(
-            px - Canvas::text_width(x, 2) / 2,
-            (H - B + 10) as i64,
-            x,
-            2,
-            BLACK,
-        );
-    }
-    axes(&mut c);
-    for (si, (_, ys)) in series.iter().enumerate() {
-        let col = PALETTE[si % PALETTE.len()];
-        let pts: Vec<(i64, i64)> = ys
-            .iter()
-            .enumerate()
-            .filter(|(_, v)| v.is_finite())
-            .map(|(i, v)| (xpos(i) as i64, ypos(*v) as i64))
+            .flat_map(|s| s.values.iter().copied())
+            .filter(|v| v.is_finite() && *v > 0.0)
             .collect();
-        for w in pts.windows(2) {
-            c.line(w[0], w[1], 3, col);
+        let lo = vals
+            .iter()
+            .copied()
+            .fold(f64::INFINITY, f64::min)
+            .max(1e-3)
+            .log10()
+            .floor();
+        let hi = vals
+            .iter()
+            .copied()
+            .fold(0.0, f64::max)
+            .max(1e-2)
+            .log10()
+            .ceil()
+            .max(lo + 1.0);
+        let (bottom, top) = (10f64.powf(lo), 10f64.powf(hi));
+        let decades: Vec<f64> = (lo as i32..=hi as i32).map(|e| 10f64.powi(e)).collect();
+        let n = self.groups.len().max(1);
+        let xs = keyed(0.0..n as f64, (0..n).map(|g| g as f64 + 0.5).collect());
+        let ys = keyed((bottom..top).log_scale(), decades);
+        let mut chart = ChartBuilder::on(&plot)
+            .margin_left(10)
+            .margin_right(10)
+            .margin_top(10)
+            .x_label_area_size(40)
+            .y_label_area_size(85)
+            .build_cartesian_2d(xs, ys)?;
+        let label = |x: &f64| {
+            self.groups
+                .get(x.floor().max(0.0) as usize)
+                .cloned()
+                .unwrap_or_default()
+        };
+        chart
+            .configure_mesh()
+            .disable_x_mesh()
+            .x_label_formatter(&label)
+            .y_label_formatter(&|v| decade(*v))
+            .y_desc(self.ylabel)
+            .label_style((FONT, 16))
+            .axis_desc_style((FONT, 17))
+            .bold_line_style(GRID)
+            .light_line_style(TRANSPARENT)
+            .axis_style(BLACK.stroke_width(2))
+            .draw()?;
+        let bw = 0.8 / self.series.len().max(1) as f64;
+        for (si, s) in self.series.iter().enumerate() {
+            chart.draw_series(s.values.iter().enumerate().filter_map(|(gi, v)| {
+                let v = (v.is_finite() && *v > 0.0).then_some(*v)?;
+                let x0 = gi as f64 + 0.1 + bw * si as f64;
+                Some(Rectangle::new(
+                    [(x0, bottom), (x0 + bw * 0.85, v)],
+                    s.colour().filled(),
+                ))
+            }))?;
         }
-        for p in &pts {
-            c.rect(p.0 - 4, p.1 - 4, p.0 + 4, p.1 + 4, col);
-        }
+        legend(&side, self.series)
     }
-    c.legend(&series.iter().map(|s| s.0.clone()).collect::<Vec<_>>());
-    c.save(path)
 }
 
 /// Grouped bar chart on a log10 y axis: groups along x, one bar per engine.
 pub fn log_bars(
-    path: &Path,
+    base: &Path,
     title: &str,
     ylabel: &str,
     groups: &[String],
-    series: &[(String, Vec<f64>)],
+    series: &[Series],
 ) -> Result<()> {
-    let mut c = Canvas::new();
-    c.frame(title, ylabel, "");
-    let vals: Vec<f64> = series
-        .iter()
-        .flat_map(|s| s.1.iter().copied())
-        .filter(|v| v.is_finite() && *v > 0.0)
-        .collect();
-    let lo = vals
-        .iter()
-        .copied()
-        .fold(f64::INFINITY, f64::min)
-        .max(1e-3)
-        .log10()
-        .floor();
-    let hi = vals
-        .iter()
-        .copied()
-        .fold(0.0, f64::max)
-        .max(1e-2)
-        .log10()
-        .ceil()
-        .max(lo + 1.0);
-    let (pw, ph) = ((W - L - R) as f64, (H - T - B) as f64);
-    let ypos = |v: f64| T as f64 + ph * (1.0 - (v.log10() - lo) / (hi - lo));
-    let mut e = lo;
-    while e <= hi {
-        let y = ypos(10f64.powf(e)) as i64;
-        c.rect(L as i64, y, (W - R) as i64, y, GRID);
-        let s = compact(10f64.powf(e));
-        c.text(
-            L as i64 - 8 - Canvas::text_width(&s, 2),
-            y - 5,
-            &s,
-            2,
-            BLACK,
-        );
-        e += 1.0;
-    }
-    let gw = pw / groups.len().max(1) as f64;
-    let bw = (gw * 0.8 / series.len().max(1) as f64).max(2.0);
-    for (gi, g) in groups.iter().enumerate() {
-        let gx = L as f64 + gw * gi as f64 + gw * 0.1;
-        for (si, (_, ys)) in series.iter().enumerate() {
-            if let Some(v) = ys.get(gi).copied().filter(|v| v.is_finite() && *v > 0.0) {
-                let x0 = (gx + bw * si as f64) as i64;
-                c.rect(
-                    x0,
-                    ypos(v) as i64,
-                    x0 + bw as i64 - 2,
-                    (H - B) as i64,
-                    PALETTE[si % PALETTE.len()],
-                );
-            }
-        }
-        let cx = (L as f64 + gw * (gi as f64 + 0.5)) as i64;
-        c.text(
-            cx - Canvas::text_width(g, 2) / 2,
-            (H - B + 10) as i64,
-            g,
-            2,
-            BLACK,
-        );
-    }
-    axes(&mut c);
-    c.legend(&series.iter().map(|s| s.0.clone()).collect::<Vec<_>>());
-    c.save(path)
+    save(
+        base,
+        &LogBars {
+            title,
+            ylabel,
+            groups,
+            series,
+        },
+    )
 }
 
-/// The x and y axis lines, drawn over the grid.
-fn axes(c: &mut Canvas) {
-    c.rect(
-        L as i64,
-        (H - B) as i64,
-        (W - R) as i64,
-        (H - B) as i64 + 1,
-        BLACK,
-    );
-    c.rect(L as i64 - 1, T as i64, L as i64, (H - B) as i64, BLACK);
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decade_labels() {
+        let got: Vec<String> = (-2..=7).map(|e| decade(10f64.powi(e))).collect();
+        assert_eq!(
+            got,
+            ["0.01", "0.1", "1", "10", "100", "1K", "10K", "100K", "1M", "10M"]
+        );
+    }
+
+    #[test]
+    fn draws_svg_and_png() {
+        if init_font().is_err() {
+            eprintln!("no chart font installed: skipped");
+            return;
+        }
+        let dir = std::env::temp_dir().join(format!("bench-chart-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let series = [Series {
+            name: "a".into(),
+            colour: 0,
+            values: vec![1.0, f64::NAN, 300.0],
+        }];
+        let xs: Vec<String> = ["1", "4", "16"].iter().map(|s| s.to_string()).collect();
+        line_chart(&dir.join("l"), "t", "y", "x", &xs, &series).unwrap();
+        log_bars(&dir.join("b"), "t", "y", &xs, &series).unwrap();
+        for f in ["l.svg", "l.png", "b.svg", "b.png"] {
+            assert!(std::fs::metadata(dir.join(f)).unwrap().len() > 100, "{f}");
+        }
+        let svg = std::fs::read_to_string(dir.join("b.svg")).unwrap();
+        assert!(svg.contains("<svg") && svg.contains("16"));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }

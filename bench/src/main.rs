@@ -41,7 +41,7 @@ const USAGE: &str = "usage: bench [options]
   --engines a,b,c     engines (default: all compiled in, plus rocksdb if db_bench is installed)
   --workloads w,...   of fill,durable,concurrent,hot,scan,cold,mixed,open,crash,memory,merge (default all)
   --reference NAME    engine that ratios are computed against (default libbitcask)
-  --out FILE          markdown report (default benchmarks.md); PNG charts go beside it
+  --out FILE          markdown report (default benchmarks.md); SVG and PNG charts go beside it
   --dir DIR           scratch directory for databases (default /tmp/bitcask-bench)
   --durable-ops N     fsynced puts per durable case (default 2000)
   --read-ops N        gets per hot-cache case (default: keys)
@@ -54,6 +54,9 @@ const USAGE: &str = "usage: bench [options]
   --scale-workloads w open,memory,crash by default
   --analysis FILE     markdown included verbatim in the report's \"where libbitcask loses\" section
   --smoke             every workload, tiny sizes, 1 run; fails on any engine error
+  --charts-from TSV   measure nothing: redraw the charts beside --out from a run's
+                      <stem>-raw.tsv and update --out's \"## Charts\" section
+                      (engines: --engines, else the TSV's order)
   --list              list the engines compiled in";
 
 struct Cli {
@@ -69,6 +72,7 @@ struct Cli {
     scale_engines: Vec<String>,
     scale_workloads: Vec<String>,
     analysis: Option<PathBuf>,
+    charts_from: Option<PathBuf>,
 }
 
 fn list(v: &str) -> Vec<String> {
@@ -107,6 +111,7 @@ fn parse_cli(args: &[String]) -> Result<Cli> {
         scale_engines: vec!["libbitcask".into()],
         scale_workloads: vec!["open".into(), "memory".into(), "crash".into()],
         analysis: None,
+        charts_from: None,
     };
     let mut it = args.iter();
     while let Some(a) = it.next() {
@@ -137,6 +142,7 @@ fn parse_cli(args: &[String]) -> Result<Cli> {
             }
             "--smoke" => c.smoke = true,
             "--analysis" => c.analysis = Some(val()?.into()),
+            "--charts-from" => c.charts_from = Some(val()?.into()),
             "--scale-keys" => c.scale_keys = num(a, &val()?)?,
             "--scale-engines" => c.scale_engines = list(&val()?),
             "--scale-workloads" => c.scale_workloads = list(&val()?),
@@ -162,6 +168,10 @@ fn parse_cli(args: &[String]) -> Result<Cli> {
             }
             _ => return Err(format!("unknown argument {a}\n{USAGE}").into()),
         }
+    }
+    if c.charts_from.is_some() {
+        // Nothing is measured: the engines need not be compiled in or installed.
+        return Ok(c);
     }
     if c.smoke {
         c.p.keys = 2000;
@@ -432,6 +442,11 @@ fn run_one(
 }
 
 fn main_inner(cli: Cli) -> Result<()> {
+    if let Some(tsv) = &cli.charts_from {
+        return redraw(&cli, tsv);
+    }
+    // A missing chart font fails now, not after the measurements.
+    chart::init_font()?;
     std::fs::create_dir_all(&cli.dir)?;
     let started = Instant::now();
     let lat = {
@@ -514,6 +529,69 @@ fn main_inner(cli: Cli) -> Result<()> {
         cli.out.display(),
         started.elapsed().as_secs_f64()
     );
+    Ok(())
+}
+
+/// `--charts-from TSV`: the charts of a finished run, redrawn from its raw
+/// samples (every value the charts plot is in the TSV). Engines keep the run's
+/// order (run 0 starts with the first engine of `--engines`), writer counts are
+/// the TSV's `N writer(s)` cases. The report's other sections need the machine
+/// header, which the TSV does not hold: only its "## Charts" section is replaced.
+fn redraw(cli: &Cli, tsv: &Path) -> Result<()> {
+    chart::init_font()?;
+    let samples = report::read_raw(tsv)?;
+    let engines = if cli.engines.is_empty() {
+        let mut v: Vec<String> = Vec::new();
+        for s in samples.iter().filter(|s| s.run == 0).chain(&samples) {
+            if !v.contains(&s.engine) {
+                v.push(s.engine.clone());
+            }
+        }
+        v
+    } else {
+        cli.engines.clone()
+    };
+    let mut threads: Vec<usize> = samples
+        .iter()
+        .filter(|s| s.workload == "concurrent durable")
+        .filter_map(|s| s.case.strip_suffix(" writer(s)")?.parse().ok())
+        .collect();
+    threads.sort_unstable();
+    threads.dedup();
+    let stem = cli
+        .out
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .unwrap_or("bench");
+    let dir = cli.out.parent().unwrap_or(Path::new("."));
+    if !dir.as_os_str().is_empty() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let section = report::charts(dir, stem, &engines, &threads, &samples)?;
+    if section.is_empty() {
+        return Err(format!("{}: no samples that a chart plots", tsv.display()).into());
+    }
+    eprintln!(
+        "charts {stem}-durable-writers and {stem}-latency (.svg, .png) written to {}",
+        if dir.as_os_str().is_empty() {
+            Path::new(".").display()
+        } else {
+            dir.display()
+        }
+    );
+    match std::fs::read_to_string(&cli.out) {
+        Ok(md) => match report::replace_section(&md, "## Charts", &section) {
+            Some(new) => {
+                std::fs::write(&cli.out, new)?;
+                eprintln!("{}: \"## Charts\" section updated", cli.out.display());
+            }
+            None => eprintln!(
+                "{} has no \"## Charts\" section; left as it is",
+                cli.out.display()
+            ),
+        },
+        Err(_) => eprintln!("{} does not exist; charts only", cli.out.display()),
+    }
     Ok(())
 }
 

@@ -1,4 +1,4 @@
-//! Markdown report and PNG charts from the collected samples.
+//! Markdown report and SVG/PNG charts from the collected samples.
 
 use crate::util::summarize;
 use crate::workloads::Params;
@@ -227,7 +227,6 @@ pub fn write(
     }
     writeln!(w)?;
 
-    let mut charts: Vec<String> = Vec::new();
     for wl in ORDER {
         let cases = uniq(
             samples
@@ -313,79 +312,7 @@ pub fn write(
         .unwrap_or("bench")
         .to_string();
     let cdir = out.parent().unwrap_or(Path::new("."));
-    let conc: Vec<String> = p.threads.iter().map(|t| format!("{t} writer(s)")).collect();
-    if samples.iter().any(|s| s.workload == "concurrent durable") {
-        let series: Vec<(String, Vec<f64>)> = engines
-            .iter()
-            .map(|e| {
-                (
-                    e.clone(),
-                    conc.iter()
-                        .map(|c| median(samples, e, "concurrent durable", c, "ops/s"))
-                        .collect(),
-                )
-            })
-            .filter(|(_, v): &(String, Vec<f64>)| v.iter().any(|x| x.is_finite()))
-            .collect();
-        let f = format!("{stem}-durable-writers.png");
-        crate::chart::line_chart(
-            &cdir.join(&f),
-            "Durable puts: throughput vs writer threads",
-            "ops/s",
-            "writer threads",
-            &p.threads.iter().map(|t| t.to_string()).collect::<Vec<_>>(),
-            &series,
-        )?;
-        charts.push(f);
-    }
-    let groups: [(&str, &str, &str, &str); 8] = [
-        ("hot p50", "hot get", "1 thread(s)", "p50 µs"),
-        ("hot p99", "hot get", "1 thread(s)", "p99 µs"),
-        ("cold p50", "cold get", "1 thread", "p50 µs"),
-        ("cold p99", "cold get", "1 thread", "p99 µs"),
-        ("fill p50", "fill", "single puts", "p50 µs"),
-        ("fill p99", "fill", "single puts", "p99 µs"),
-        ("dur p50", "durable", "1 thread", "p50 µs"),
-        ("dur p99", "durable", "1 thread", "p99 µs"),
-    ];
-    let present: Vec<_> = groups
-        .iter()
-        .filter(|g| {
-            samples
-                .iter()
-                .any(|s| s.workload == g.1 && s.case == g.2 && s.metric == g.3)
-        })
-        .collect();
-    if !present.is_empty() {
-        let series: Vec<(String, Vec<f64>)> = engines
-            .iter()
-            .map(|e| {
-                (
-                    e.clone(),
-                    present
-                        .iter()
-                        .map(|g| median(samples, e, g.1, g.2, g.3))
-                        .collect(),
-                )
-            })
-            .filter(|(_, v): &(String, Vec<f64>)| v.iter().any(|x| x.is_finite()))
-            .collect();
-        let f = format!("{stem}-latency.png");
-        crate::chart::log_bars(
-            &cdir.join(&f),
-            "Latency percentiles (log scale)",
-            "microseconds",
-            &present.iter().map(|g| g.0.to_string()).collect::<Vec<_>>(),
-            &series,
-        )?;
-        charts.push(f);
-    }
-    if !charts.is_empty() {
-        writeln!(w, "## Charts\n")?;
-        for c in &charts {
-            writeln!(w, "![{c}]({c})\n")?;
-        }
-    }
+    w.push_str(&charts(cdir, &stem, engines, &p.threads, samples)?);
     if engines.iter().any(|e| e == "libbitcask") {
         goals(w, h, samples)?;
         losses(w, engines, samples)?;
@@ -406,6 +333,135 @@ pub fn write(
     }
     std::fs::write(cdir.join(format!("{stem}-raw.tsv")), raw)?;
     Ok(())
+}
+
+/// Draws the charts into `dir` (`<stem>-durable-writers` and `<stem>-latency`,
+/// each as .svg and .png) and returns the report's "## Charts" section, empty
+/// when no sample feeds a chart. Series keep their engine's colour (its place in
+/// `engines`) in every chart.
+pub fn charts(
+    dir: &Path,
+    stem: &str,
+    engines: &[String],
+    threads: &[usize],
+    samples: &[Sample],
+) -> Result<String> {
+    let series_of = |f: &dyn Fn(&str) -> Vec<f64>| -> Vec<crate::chart::Series> {
+        engines
+            .iter()
+            .enumerate()
+            .map(|(colour, e)| crate::chart::Series {
+                name: e.clone(),
+                colour,
+                values: f(e),
+            })
+            .filter(|s| s.values.iter().any(|x| x.is_finite()))
+            .collect()
+    };
+    // (file stem, alt text)
+    let mut drawn: Vec<(String, &str)> = Vec::new();
+    let conc: Vec<String> = threads.iter().map(|t| format!("{t} writer(s)")).collect();
+    if samples.iter().any(|s| s.workload == "concurrent durable") {
+        let series = series_of(&|e| {
+            conc.iter()
+                .map(|c| median(samples, e, "concurrent durable", c, "ops/s"))
+                .collect()
+        });
+        let title = "Durable puts: throughput vs writer threads";
+        let f = format!("{stem}-durable-writers");
+        crate::chart::line_chart(
+            &dir.join(&f),
+            title,
+            "ops/s",
+            "writer threads",
+            &threads.iter().map(|t| t.to_string()).collect::<Vec<_>>(),
+            &series,
+        )?;
+        drawn.push((f, title));
+    }
+    let groups: [(&str, &str, &str, &str); 8] = [
+        ("hot p50", "hot get", "1 thread(s)", "p50 µs"),
+        ("hot p99", "hot get", "1 thread(s)", "p99 µs"),
+        ("cold p50", "cold get", "1 thread", "p50 µs"),
+        ("cold p99", "cold get", "1 thread", "p99 µs"),
+        ("fill p50", "fill", "single puts", "p50 µs"),
+        ("fill p99", "fill", "single puts", "p99 µs"),
+        ("dur p50", "durable", "1 thread", "p50 µs"),
+        ("dur p99", "durable", "1 thread", "p99 µs"),
+    ];
+    let present: Vec<_> = groups
+        .iter()
+        .filter(|g| {
+            samples
+                .iter()
+                .any(|s| s.workload == g.1 && s.case == g.2 && s.metric == g.3)
+        })
+        .collect();
+    if !present.is_empty() {
+        let series = series_of(&|e| {
+            present
+                .iter()
+                .map(|g| median(samples, e, g.1, g.2, g.3))
+                .collect()
+        });
+        let title = "Latency percentiles (log scale)";
+        let f = format!("{stem}-latency");
+        crate::chart::log_bars(
+            &dir.join(&f),
+            title,
+            "microseconds",
+            &present.iter().map(|g| g.0.to_string()).collect::<Vec<_>>(),
+            &series,
+        )?;
+        drawn.push((f, title));
+    }
+    let mut md = String::new();
+    if !drawn.is_empty() {
+        writeln!(md, "## Charts\n")?;
+        for (f, title) in &drawn {
+            writeln!(md, "![{title}]({f}.svg)\n")?;
+            writeln!(md, "PNG: [{f}.png]({f}.png)\n")?;
+        }
+    }
+    Ok(md)
+}
+
+/// `md` with the section under `heading` (up to the next `## ` heading or the
+/// end) replaced by `new`, which starts with its own heading; None without it.
+pub fn replace_section(md: &str, heading: &str, new: &str) -> Option<String> {
+    let start = if md.starts_with(&format!("{heading}\n")) {
+        0
+    } else {
+        md.find(&format!("\n{heading}\n"))? + 1
+    };
+    let body = start + heading.len();
+    let end = md[body..]
+        .find("\n## ")
+        .map(|i| body + i + 1)
+        .unwrap_or(md.len());
+    Some(format!("{}{new}{}", &md[..start], &md[end..]))
+}
+
+/// Reads a `<stem>-raw.tsv` written by `write`.
+pub fn read_raw(path: &Path) -> Result<Vec<Sample>> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut out = Vec::new();
+    for (n, line) in text.lines().enumerate().skip(1) {
+        let f: Vec<&str> = line.split('\t').collect();
+        let bad = || format!("{}:{}: not a raw sample line", path.display(), n + 1);
+        if f.len() != 6 {
+            return Err(bad().into());
+        }
+        out.push(Sample {
+            engine: f[0].into(),
+            run: f[1].parse().map_err(|_| bad())?,
+            workload: f[2].into(),
+            case: f[3].into(),
+            metric: f[4].into(),
+            value: f[5].parse().map_err(|_| bad())?,
+        });
+    }
+    Ok(out)
 }
 
 /// Direction of a metric: Some(true) when higher is better, None when it is
@@ -615,4 +671,42 @@ fn losses(w: &mut String, engines: &[String], samples: &[Sample]) -> Result<()> 
     }
     writeln!(w)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn replaces_only_the_named_section() {
+        let md = "# R\n\n## Charts\n\n![a](a.png)\n\n## Targets\n\nt\n";
+        let new = "## Charts\n\n![a](a.svg)\n\n";
+        assert_eq!(
+            replace_section(md, "## Charts", new).unwrap(),
+            "# R\n\n## Charts\n\n![a](a.svg)\n\n## Targets\n\nt\n"
+        );
+        assert_eq!(
+            replace_section("## Charts\nold\n", "## Charts", new).unwrap(),
+            new
+        );
+        assert!(replace_section(md, "## Nope", new).is_none());
+    }
+
+    #[test]
+    fn raw_tsv_round_trip() {
+        let path = std::env::temp_dir().join(format!("bench-raw-{}.tsv", std::process::id()));
+        std::fs::write(
+            &path,
+            "engine\trun\tworkload\tcase\tmetric\tvalue\nlmdb\t1\tfill\tsingle puts\tops/s\t12.5\nfjall\t0\tskipped\tscan\t\tNaN\n",
+        )
+        .unwrap();
+        let s = read_raw(&path).unwrap();
+        std::fs::remove_file(&path).unwrap();
+        assert_eq!(s.len(), 2);
+        assert_eq!(
+            (s[0].engine.as_str(), s[0].run, s[0].value),
+            ("lmdb", 1, 12.5)
+        );
+        assert!(s[1].value.is_nan() && s[1].metric.is_empty());
+    }
 }
