@@ -39,7 +39,7 @@ demo:
 	$(CARGO) run --release --example demo
 
 test: check-fmt clippy rust-test fuzz-smoke check-header c-test cpp-test c-valgrind install-test example \
-	python-test go-test bench-smoke bench-bindings-smoke
+	python-test go-test bench-smoke bench-bindings-smoke dist-test
 	@echo "make test: all checks passed"
 
 check-fmt:
@@ -127,7 +127,7 @@ bench-clippy:
 clean:
 	$(CARGO) clean
 	$(CARGO) clean --manifest-path $(PYBIND)/Cargo.toml
-	rm -rf demo-db hello-db $(VENV) $(VENV_BENCH)
+	rm -rf demo-db hello-db $(VENV) $(VENV_BENCH) dist
 
 # --- C ABI -------------------------------------------------------------------
 
@@ -304,3 +304,21 @@ bench-bindings-smoke: $(VENV_BENCH)/.installed build
 	@cd $(GOBIND)/bench && test -z "$$(gofmt -l .)" || { gofmt -l $(GOBIND)/bench; exit 1; }
 	cd $(GOBIND)/bench && $(GO) vet . && $(GO) run . -smoke -out $(CURDIR)/$(BINDBENCH_DIR)/go-smoke.md
 	@echo "bench-bindings-smoke: 2 passed, 0 failed"
+
+# --- Release artifacts (dist/) -----------------------------------------------
+
+# `make dist` builds every artifact for this platform into dist/; `make dist-test`
+# (part of `make test`) installs each as a user would on a clean consumer, with no
+# Rust toolchain on PATH, and runs it. One fragment per language.
+DIST := $(CURDIR)/dist
+# The platform the artifacts are built for, as in their names.
+DIST_PLATFORM := linux-x86_64
+
+.PHONY: dist dist-test dist-c dist-python dist-go dist-test-c dist-test-python dist-test-go
+
+dist: dist-c dist-python dist-go
+
+dist-test: dist-test-c dist-test-python dist-test-go
+	@echo "dist-test: C, Python and Go artifacts passed"
+
+include mk/dist-c.mk mk/dist-python.mk mk/dist-go.mk
