@@ -69,7 +69,7 @@ dist-test-python: dist-python dist-test-sdist
 	echo "dist-test-python: auditwheel: the wheel is $(DIST_PY_TAG)"
 	@set -e; tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; \
 	rustdirs=$$(for t in cargo rustc rustup; do p=$$(command -v $$t) && dirname "$$p"; done | sort -u); \
-	norust=$$(echo "$$PATH" | tr ':' '\n' | grep -vxF "$$rustdirs" | paste -sd: -); \
+	norust=$$($(CURDIR)/packaging/path-without-rust); \
 	n=0; for py in $(DIST_PYTHONS); do n=$$((n+1)); venv=$$tmp/venv$$n; \
 		$$py -m venv $$venv; \
 		( export PATH="$$norust"; cd $$tmp; \
