@@ -394,7 +394,7 @@ impl Inner {
                 } else {
                     stats.records_copied += 1;
                 }
-                let n = out.add(self, i, input.id, &rec, value.unwrap_or(&[]))?;
+                let n = out.add(self, i, input.id, rec, value.unwrap_or(&[]))?;
                 pacer.pace(2 * n);
                 Ok(())
             };
@@ -407,7 +407,7 @@ impl Inner {
             let newer = self.last_seq().is_some_and(|s| s > rec.seq);
             if rec.seq > max_kept && !newer && self.index.read().keydir.get(&rec.key).is_none() {
                 let from = inputs.len() - 1;
-                out.add(self, from, inputs[from].id, &rec, &[])?;
+                out.add(self, from, inputs[from].id, rec, &[])?;
                 stats.tombstones_kept += 1;
             }
         }
@@ -415,7 +415,7 @@ impl Inner {
     }
 
     /// Calls `f` with each record of `input` in file order: a put with its value
-    /// when the keydir still points at it (`None` when it is dead, unread), a
+    /// when the keydir still points at it (a dead one, unread, only on a scan), a
     /// tombstone always. From the hint file when there is one, reading only the
     /// live values; else by a scan.
     fn each_record(&self, input: &Input, f: &mut RecordFn<'_>) -> Result<()> {
@@ -438,10 +438,14 @@ impl Inner {
                     offset: h.value_offset as u64 - (RECORD_HEADER_LEN + h.key.len()) as u64,
                     value_len: h.value_len,
                 };
-                if rec.tombstone() || !is_live(h.key, h.value_offset as u64) {
-                    // Kept in order: what is pending goes first.
+                if rec.tombstone() {
+                    // In file order: what is pending goes first.
                     span.flush(input, f)?;
                     f(rec, None)?;
+                    continue;
+                }
+                if !is_live(h.key, h.value_offset as u64) {
+                    // Dead: never read, nothing to decide.
                     continue;
                 }
                 if !span.fits(&rec) {
@@ -522,6 +526,8 @@ impl Rec {
 #[derive(Default)]
 struct Span {
     recs: Vec<Rec>,
+    /// Reused between reads.
+    buf: Vec<u8>,
 }
 
 impl Span {
@@ -548,7 +554,8 @@ impl Span {
             return Ok(());
         };
         let start = first.offset;
-        let mut buf = vec![0u8; (last.offset + last.len() - start) as usize];
+        let mut buf = std::mem::take(&mut self.buf);
+        buf.resize((last.offset + last.len() - start) as usize, 0);
         let df = &input.file;
         df.file
             .read_exact_at(&mut buf, start)
@@ -568,6 +575,7 @@ impl Span {
             let value = &raw[RECORD_HEADER_LEN + key.len()..];
             f(rec, Some(value))?;
         }
+        self.buf = buf;
         Ok(())
     }
 }
@@ -618,6 +626,8 @@ struct Output {
     newest: Option<Newest>,
     /// Index of the first input with a record in an output not yet committed.
     uncommitted_from: Option<usize>,
+    /// The record being written, reused between records.
+    scratch: Vec<u8>,
 }
 
 struct OutFile {
@@ -642,6 +652,7 @@ impl Output {
             bytes_out: 0,
             newest: None,
             uncommitted_from: None,
+            scratch: Vec::new(),
         }
     }
 
@@ -658,7 +669,7 @@ impl Output {
         db: &Inner,
         input: usize,
         input_id: u32,
-        r: &Rec,
+        r: Rec,
         value: &[u8],
     ) -> Result<u64> {
         let rec_len = r.len();
@@ -675,10 +686,11 @@ impl Output {
         // Each copied record stands alone: its write was complete, and its batch
         // companions may not be copied, so it carries the write-end flag itself.
         let flags = r.flags | FLAG_WRITE_END;
-        let mut rec = Vec::with_capacity(rec_len as usize);
-        crate::record::encode(&mut rec, r.seq, r.tstamp, flags, &r.key, value);
+        let rec = &mut self.scratch;
+        rec.clear();
+        crate::record::encode(rec, r.seq, r.tstamp, flags, &r.key, value);
         c.data
-            .write_all(&rec)
+            .write_all(rec)
             .map_err(|e| Error::io("writing", &c.tmp, e))?;
         let value_offset = c.len + (RECORD_HEADER_LEN + r.key.len()) as u64;
         c.hint.add(
@@ -689,14 +701,22 @@ impl Output {
             value_offset as u32,
             r.value_len,
         )?;
+        if c.newest.is_none_or(|n| r.seq >= n.seq) {
+            c.newest = Some(Newest {
+                file_id: c.id,
+                seq: r.seq,
+                tomb_len: if r.tombstone() { rec_len } else { 0 },
+            });
+        }
+        let from_offset = r.value_offset();
         if r.tombstone() {
             c.tomb += rec_len;
         } else {
             c.moved.push(Moved {
-                key: r.key.clone(),
+                key: r.key,
                 from: Loc {
                     file_id: input_id,
-                    offset: r.value_offset() as u32,
+                    offset: from_offset as u32,
                     len: r.value_len,
                     tstamp: r.tstamp,
                 },
@@ -706,13 +726,6 @@ impl Output {
                     len: r.value_len,
                     tstamp: r.tstamp,
                 },
-            });
-        }
-        if c.newest.is_none_or(|n| r.seq >= n.seq) {
-            c.newest = Some(Newest {
-                file_id: c.id,
-                seq: r.seq,
-                tomb_len: if r.tombstone() { rec_len } else { 0 },
             });
         }
         c.len += rec_len;
