@@ -28,6 +28,8 @@ pub mod fs;
 #[doc(hidden)]
 pub mod fuzzing;
 mod hint;
+#[doc(hidden)]
+pub mod inspect;
 mod keydir;
 mod lock;
 mod merge;

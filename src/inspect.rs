@@ -1,0 +1,248 @@
+//! Read-only inspection of a database directory's files with the engine's own
+//! decoding, for the `bitcask` tool's `verify` and `dump` (cli/). Opens no
+//! database and takes no lock. Not a stable API.
+
+use crate::datafile::{self, check_header, ScanEnd};
+use crate::error::{Error, Result};
+use crate::format::*;
+use crate::fs::{Fs, RealFs};
+use crate::record::Bad;
+use std::path::{Path, PathBuf};
+
+/// One valid record of a data file.
+#[derive(Debug)]
+pub struct Record<'a> {
+    /// Offset of the record's first byte in its file.
+    pub offset: u64,
+    pub seq: u64,
+    pub tstamp: u32,
+    pub flags: u8,
+    pub key: &'a [u8],
+    pub value: &'a [u8],
+}
+
+/// Something wrong in a file, at an offset.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Problem {
+    pub file: PathBuf,
+    pub offset: u64,
+    pub reason: String,
+}
+
+/// The ids of the data files and of the hint files in `dir`, ascending.
+pub fn file_ids(dir: &Path) -> Result<(Vec<u32>, Vec<u32>)> {
+    let names = RealFs.list(dir).map_err(|e| Error::io("listing", dir, e))?;
+    let mut data: Vec<u32> = names
+        .iter()
+        .filter_map(|n| parse_file_name(n, DATA_EXT))
+        .collect();
+    let mut hint: Vec<u32> = names
+        .iter()
+        .filter_map(|n| parse_file_name(n, HINT_EXT))
+        .collect();
+    data.sort_unstable();
+    hint.sort_unstable();
+    Ok((data, hint))
+}
+
+fn problem(file: &Path, offset: u64, reason: impl Into<String>) -> Problem {
+    Problem {
+        file: file.to_path_buf(),
+        offset,
+        reason: reason.into(),
+    }
+}
+
+/// Reads the data file at `path`: calls `f` with every valid record in file
+/// order and returns what is wrong (bad header or version, each damaged range,
+/// a torn tail, a write left without its last record). After damage it resumes
+/// at the next valid record, as a salvage open does.
+pub fn scan_data_file(path: &Path, mut f: impl FnMut(Record<'_>)) -> Result<Vec<Problem>> {
+    let file = RealFs
+        .open(path, false)
+        .map_err(|e| Error::io("opening", path, e))?;
+    let end = file.len().map_err(|e| Error::io("reading", path, e))?;
+    let mut problems = Vec::new();
+    let mut head = vec![0u8; (end as usize).min(FILE_HEADER_LEN)];
+    file.read_exact_at(&mut head, 0)
+        .map_err(|e| Error::io("reading", path, e))?;
+    match check_header(path, &head, &DATA_MAGIC) {
+        Ok(true) => {}
+        Ok(false) => {
+            problems.push(problem(path, 0, "file shorter than its header"));
+            return Ok(problems);
+        }
+        Err(Error::BadFormat { reason, .. }) => {
+            problems.push(problem(path, 0, reason));
+            return Ok(problems);
+        }
+        Err(e) => return Err(e),
+    }
+    let mut from = FILE_HEADER_LEN as u64;
+    let mut last_flags = FLAG_WRITE_END;
+    let mut last_end = from;
+    loop {
+        let scanned = datafile::scan(
+            &*file,
+            from,
+            end,
+            |r| {
+                let k = RECORD_HEADER_LEN + r.key.len();
+                last_flags = r.header.flags;
+                last_end = r.offset + r.raw.len() as u64;
+                f(Record {
+                    offset: r.offset,
+                    seq: r.header.seq,
+                    tstamp: r.header.tstamp,
+                    flags: r.header.flags,
+                    key: r.key,
+                    value: &r.raw[k..],
+                });
+                Ok(())
+            },
+            path,
+        )?;
+        let ScanEnd::Bad { offset, bad } = scanned else {
+            break;
+        };
+        match datafile::find_next_valid(&*file, offset, end, path)? {
+            Some(next) => {
+                let why = match bad {
+                    Bad::Truncated => "record length runs past the next valid record",
+                    Bad::Invalid(why) => why,
+                };
+                problems.push(problem(
+                    path,
+                    offset,
+                    format!(
+                        "{why}; {} bytes skipped to the next valid record",
+                        next - offset
+                    ),
+                ));
+                from = next;
+            }
+            None => {
+                let why = match bad {
+                    Bad::Truncated => "torn tail".to_string(),
+                    Bad::Invalid(why) => format!("{why} (then nothing valid)"),
+                };
+                problems.push(problem(
+                    path,
+                    offset,
+                    format!("{why}: {} bytes to the end of the file", end - offset),
+                ));
+                break;
+            }
+        }
+    }
+    if last_flags & FLAG_WRITE_END == 0 {
+        problems.push(problem(
+            path,
+            last_end,
+            "the last write has no WRITE_END record (open drops it)",
+        ));
+    }
+    Ok(problems)
+}
+
+/// Checks the hint file at `hint_path` against its data file: header and
+/// version, trailer, checksum, length, and that every entry describes the
+/// record at its offset (seq, flags, key, value length) and that it lists
+/// every valid record of the data file.
+pub fn check_hint_file(hint_path: &Path, data_path: &Path) -> Result<Vec<Problem>> {
+    let bytes = std::fs::read(hint_path).map_err(|e| Error::io("reading", hint_path, e))?;
+    let data_len = match std::fs::metadata(data_path) {
+        Ok(m) => m.len(),
+        Err(_) => {
+            return Ok(vec![problem(
+                hint_path,
+                0,
+                "hint file without its data file (open removes it)",
+            )])
+        }
+    };
+    let mut out = Vec::new();
+    match check_header(hint_path, &bytes, &HINT_MAGIC) {
+        Ok(true) => {}
+        Ok(false) => {
+            out.push(problem(hint_path, 0, "file shorter than its header"));
+            return Ok(out);
+        }
+        Err(Error::BadFormat { reason, .. }) => {
+            out.push(problem(hint_path, 0, reason));
+            return Ok(out);
+        }
+        Err(e) => return Err(e),
+    }
+    if crate::hint::count_verified(&bytes, data_len).is_none() {
+        let reason = if bytes.len() < FILE_HEADER_LEN + HINT_TRAILER_LEN {
+            "no trailer".to_string()
+        } else {
+            let t = &bytes[bytes.len() - HINT_TRAILER_LEN..];
+            let covered = bytes.len() - HINT_TRAILER_LEN + 16;
+            if t[20..24] != HINT_TRAILER_MAGIC {
+                "no trailer (torn hint file)".to_string()
+            } else if le_u64(t, 8) != data_len {
+                format!(
+                    "written for a data file of {} bytes, which has {data_len}",
+                    le_u64(t, 8)
+                )
+            } else if crc32fast::hash(&bytes[..covered]) != le_u32(t, 16) {
+                "checksum mismatch".to_string()
+            } else {
+                "entry framing or count is wrong".to_string()
+            }
+        };
+        out.push(problem(
+            hint_path,
+            0,
+            format!("{reason}; open ignores it and scans the data file"),
+        ));
+        return Ok(out);
+    }
+    // Every valid record of the data file, by offset.
+    let mut records = Vec::new();
+    scan_data_file(data_path, |r| {
+        records.push((r.offset, r.seq, r.flags, r.key.to_vec(), r.value.len()))
+    })?;
+    let mut next = 0usize;
+    for (at, e) in crate::hint::entries(&bytes) {
+        let entry_at = (at - HINT_ENTRY_HEADER_LEN) as u64;
+        let rec_at = e.value_offset as u64 - (RECORD_HEADER_LEN + e.key.len()) as u64;
+        let found = records[next..].iter().position(|r| r.0 == rec_at);
+        let Some(i) = found else {
+            out.push(problem(
+                hint_path,
+                entry_at,
+                format!("entry points at offset {rec_at} of the data file, where no valid record starts in order"),
+            ));
+            continue;
+        };
+        for r in &records[next..next + i] {
+            out.push(problem(
+                hint_path,
+                entry_at,
+                format!("no entry for the record at offset {} of the data file", r.0),
+            ));
+        }
+        let r = &records[next + i];
+        next += i + 1;
+        if r.1 != e.seq || r.2 != e.flags || r.3 != e.key || r.4 != e.value_len as usize {
+            out.push(problem(
+                hint_path,
+                entry_at,
+                format!(
+                    "entry differs from the record at offset {rec_at} of the data file (seq, flags, key or value length)"
+                ),
+            ));
+        }
+    }
+    for r in &records[next..] {
+        out.push(problem(
+            hint_path,
+            (bytes.len() - HINT_TRAILER_LEN) as u64,
+            format!("no entry for the record at offset {} of the data file", r.0),
+        ));
+    }
+    Ok(out)
+}
