@@ -122,6 +122,9 @@ impl Index {
     }
 }
 
+/// A data file of a backup's cut: id, handle, and the length to copy.
+pub(crate) type CutFile = (u32, Arc<DataFile>, u64);
+
 /// Writes not yet handed to the OS (only with `write_buffer_size > 0`).
 struct WriteBuf {
     file_id: u32,
@@ -449,6 +452,18 @@ impl Bitcask {
         self.inner.merge(Selection::All)
     }
 
+    /// Writes a consistent copy of the database, as of one sequence number, into
+    /// the new directory `dest`, while reads, writes and merges go on; returns
+    /// that sequence number. Immutable files are hard-linked when `dest` is on the
+    /// same filesystem and copied otherwise; the active file is copied up to the
+    /// end of its last complete write. The copy is built beside `dest` and renamed
+    /// into place once every file and directory in it is synced, so `dest` either
+    /// holds a whole backup or does not exist. Copies are paced by
+    /// `merge_bytes_per_sec`. A `dest` that exists and is not empty is refused.
+    pub fn backup(&self, dest: impl AsRef<Path>) -> Result<u64> {
+        self.inner.backup(dest.as_ref())
+    }
+
     /// Counters and per-file space use.
     pub fn stats(&self) -> Result<Stats> {
         self.inner.check_open()?;
@@ -731,6 +746,37 @@ impl Inner {
             .rotate(w, next, false)
             .inspect_err(|e| self.refuse(e))?;
         Ok((sealed, next))
+    }
+
+    /// A consistent cut for a backup: the sequence number of the newest write and
+    /// every data file with the length that holds exactly the writes up to it.
+    pub(crate) fn cut(&self) -> Result<(u64, Vec<CutFile>)> {
+        let guard = self.writer.lock();
+        if let Some(w) = guard.as_ref() {
+            // Buffered writes are acknowledged: they belong in the copy.
+            if let Some(buf) = &self.buffer {
+                buf.lock()
+                    .flush(&w.active)
+                    .inspect_err(|e| self.refuse(e))?;
+            }
+        }
+        let ix = self.open_index()?;
+        let seq = match guard.as_ref() {
+            Some(w) => w.next_seq - 1,
+            None => ix.newest.map_or(0, |n| n.seq),
+        };
+        let files = ix
+            .files
+            .iter()
+            .map(|(&id, f)| {
+                let len = match guard.as_ref() {
+                    Some(w) if w.active.id == id => w.len,
+                    _ => f.total,
+                };
+                (id, f.file.clone(), len)
+            })
+            .collect();
+        Ok((seq, files))
     }
 
     /// Starts an automatic merge on its own thread if the triggers fire and none

@@ -55,9 +55,15 @@ pub trait Fs: Send + Sync + Debug {
     /// Creates a file for reading and appending: failing if it exists when
     /// `exclusive`, else truncating it.
     fn create(&self, path: &Path, exclusive: bool) -> io::Result<Box<dyn FileHandle>>;
+    /// Renames a file, or a directory (onto a missing or empty one).
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()>;
     /// Removes a name (never what a symlink points to).
     fn remove(&self, path: &Path) -> io::Result<()>;
+    /// A second name for the file at `from` (a hard link): fails across
+    /// filesystems (`EXDEV`).
+    fn hard_link(&self, from: &Path, to: &Path) -> io::Result<()>;
+    /// Removes an empty directory.
+    fn remove_dir(&self, dir: &Path) -> io::Result<()>;
     /// Makes created, renamed and removed names in `dir` durable.
     fn sync_dir(&self, dir: &Path) -> io::Result<()>;
     /// Names in `dir` (those that are not UTF-8 are skipped: none is ours).
@@ -131,6 +137,14 @@ impl Fs for RealFs {
     fn remove(&self, path: &Path) -> io::Result<()> {
         // unlink(2) removes a symlink itself, never its target.
         std::fs::remove_file(path)
+    }
+
+    fn hard_link(&self, from: &Path, to: &Path) -> io::Result<()> {
+        std::fs::hard_link(from, to)
+    }
+
+    fn remove_dir(&self, dir: &Path) -> io::Result<()> {
+        std::fs::remove_dir(dir)
     }
 
     fn sync_dir(&self, dir: &Path) -> io::Result<()> {

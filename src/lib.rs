@@ -15,6 +15,7 @@
 //! ```
 #![deny(unsafe_code)]
 
+mod backup;
 mod batch;
 mod datafile;
 mod db;

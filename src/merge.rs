@@ -581,14 +581,14 @@ impl Span {
 }
 
 /// Holds merge I/O under `merge_bytes_per_sec`.
-struct Pacer {
+pub(crate) struct Pacer {
     rate: u64,
     start: Instant,
     bytes: u64,
 }
 
 impl Pacer {
-    fn new(rate: u64) -> Pacer {
+    pub(crate) fn new(rate: u64) -> Pacer {
         Pacer {
             rate,
             start: Instant::now(),
@@ -596,7 +596,7 @@ impl Pacer {
         }
     }
 
-    fn pace(&mut self, bytes: u64) {
+    pub(crate) fn pace(&mut self, bytes: u64) {
         self.bytes += bytes;
         if self.rate == 0 {
             return;

@@ -31,9 +31,10 @@ pub enum Op {
     Remove,
     SyncDir,
     List,
+    Link,
 }
 
-pub const ALL_OPS: [Op; 10] = [
+pub const ALL_OPS: [Op; 11] = [
     Op::Open,
     Op::Create,
     Op::Write,
@@ -44,11 +45,13 @@ pub const ALL_OPS: [Op; 10] = [
     Op::Remove,
     Op::SyncDir,
     Op::List,
+    Op::Link,
 ];
 
 /// The operations that change what is on disk.
-pub const CHANGING_OPS: [Op; 7] = [
+pub const CHANGING_OPS: [Op; 8] = [
     Op::Create,
+    Op::Link,
     Op::Write,
     Op::Sync,
     Op::SetLen,
@@ -537,10 +540,68 @@ impl Fs for MemFs {
         let mut s = self.op()?;
         s.writable()?;
         s.fail(Op::Rename)?;
+        if s.dirs.contains(from) {
+            // Directories are durable at once here, renamed ones too (the engine
+            // syncs a directory's files and names before it renames it).
+            let under = |p: &Path, d: &Path| p.starts_with(d) && p != d;
+            if s.names.keys().any(|p| under(p, to)) {
+                return Err(io::Error::from_raw_os_error(39)); // ENOTEMPTY
+            }
+            let moved = |p: &Path| to.join(p.strip_prefix(from).expect("under from"));
+            let st = &mut *s;
+            for map in [&mut st.names, &mut st.durable_names] {
+                let inside: Vec<PathBuf> = map.keys().filter(|p| under(p, from)).cloned().collect();
+                for p in inside {
+                    let ino = map.remove(&p).expect("listed");
+                    map.insert(moved(&p), ino);
+                }
+            }
+            let dirs: Vec<PathBuf> = s
+                .dirs
+                .iter()
+                .filter(|d| d.starts_with(from))
+                .cloned()
+                .collect();
+            for d in dirs {
+                s.dirs.remove(&d);
+                s.dirs
+                    .insert(to.join(d.strip_prefix(from).expect("under from")));
+            }
+            return Ok(());
+        }
         let ino = s.names.remove(from).ok_or(io::ErrorKind::NotFound)?;
         s.names.insert(to.to_path_buf(), ino);
         s.pending
             .push(DirOp::Rename(from.to_path_buf(), to.to_path_buf(), ino));
+        Ok(())
+    }
+
+    fn hard_link(&self, from: &Path, to: &Path) -> io::Result<()> {
+        let mut s = self.op()?;
+        s.writable()?;
+        s.fail(Op::Link)?;
+        s.parent_exists(to)?;
+        if s.names.contains_key(to) {
+            return Err(io::ErrorKind::AlreadyExists.into());
+        }
+        let ino = *s.names.get(from).ok_or(io::ErrorKind::NotFound)?;
+        s.link(to, ino);
+        Ok(())
+    }
+
+    fn remove_dir(&self, dir: &Path) -> io::Result<()> {
+        let mut s = self.op()?;
+        s.writable()?;
+        s.fail(Op::Remove)?;
+        if !s.dirs.contains(dir) {
+            return Err(io::ErrorKind::NotFound.into());
+        }
+        if s.names.keys().any(|p| p.starts_with(dir))
+            || s.dirs.iter().any(|d| d.starts_with(dir) && d != dir)
+        {
+            return Err(io::Error::from_raw_os_error(39)); // ENOTEMPTY
+        }
+        s.dirs.remove(dir);
         Ok(())
     }
 
