@@ -504,3 +504,111 @@ fn close_during_merge_then_reopen_in_another_process() {
     child.kill().unwrap();
     child.wait().unwrap();
 }
+
+/// Child side of `backup_kill9_every_finished_backup_equals_the_model`: one thread
+/// writes (logging "I key value" before each write, "-" for a delete, and
+/// "A seq" after it), one merges in a loop, automatic merging runs at 5 ms, and
+/// one takes backups into `backups/N`, logging "B seq N" after each.
+#[test]
+fn child_backups_under_load() {
+    let Ok(dir) = std::env::var("BITCASK_TEST_CHILD_BACKUP") else {
+        return;
+    };
+    let dir = Path::new(&dir).to_path_buf();
+    let db = Arc::new(Bitcask::open(dir.join("db"), auto_merge_opts()).unwrap());
+    let merger = db.clone();
+    std::thread::spawn(move || loop {
+        let _ = merger.merge();
+        std::thread::sleep(Duration::from_millis(3));
+    });
+    let backer = db.clone();
+    let bdir = dir.clone();
+    std::thread::spawn(move || {
+        let mut log = std::fs::File::create(bdir.join("backups.log")).unwrap();
+        std::fs::create_dir_all(bdir.join("backups")).unwrap();
+        for n in 0.. {
+            let seq = backer
+                .backup(bdir.join("backups").join(n.to_string()))
+                .unwrap();
+            log_line(&mut log, &format!("B {seq} {n}"));
+        }
+    });
+    let mut log = std::fs::File::create(dir.join("writes.log")).unwrap();
+    let mut rng = Rng(std::process::id() as u64);
+    loop {
+        let k = format!("k{:03}", rng.below(200));
+        let v = if rng.below(5) == 0 {
+            "-".to_string()
+        } else {
+            format!("v{}", rng.next())
+        };
+        log_line(&mut log, &format!("I {k} {v}"));
+        let seq = if v == "-" {
+            db.delete(k.as_bytes()).unwrap()
+        } else {
+            db.put(k.as_bytes(), v.as_bytes()).unwrap()
+        };
+        log_line(&mut log, &format!("A {seq}"));
+    }
+}
+
+#[test]
+fn backup_kill9_every_finished_backup_equals_the_model() {
+    let _serial = serial();
+    let mut rng = Rng(77);
+    let (mut checked, rounds) = (0, (kills() / 5).max(2));
+    for round in 0..rounds {
+        let dir = TempDir::new(&format!("backup-kill-{round}"));
+        run_and_kill(
+            "child_backups_under_load",
+            &[("BITCASK_TEST_CHILD_BACKUP", dir.path().to_str().unwrap())],
+            Duration::from_millis(150 + rng.below(200)),
+        );
+        // One writer: sequence numbers are consecutive, so the write in flight at
+        // the kill, if it landed, has the number after the last acknowledged one.
+        let writes = std::fs::read_to_string(dir.path().join("writes.log")).unwrap();
+        let mut log: Vec<(u64, String, String)> = Vec::new();
+        let mut intent: Option<(String, String)> = None;
+        for line in complete_lines(&writes) {
+            let w: Vec<&str> = line.split(' ').collect();
+            match w[..] {
+                ["I", k, v] => intent = Some((k.to_string(), v.to_string())),
+                ["A", seq] => {
+                    let (k, v) = intent.take().expect("ack after intent");
+                    log.push((seq.parse().unwrap(), k, v));
+                }
+                _ => {}
+            }
+        }
+        let next = log.last().map_or(1, |(s, _, _)| s + 1);
+        if let Some((k, v)) = intent {
+            log.push((next, k, v));
+        }
+        let backups = std::fs::read_to_string(dir.path().join("backups.log")).unwrap_or_default();
+        for line in complete_lines(&backups) {
+            let w: Vec<&str> = line.split(' ').collect();
+            let (seq, n): (u64, &str) = (w[1].parse().unwrap(), w[2]);
+            let mut model: BTreeMap<String, String> = BTreeMap::new();
+            for (_, k, v) in log.iter().filter(|(s, _, _)| *s <= seq) {
+                apply_ops(&mut model, &[(k.clone(), v.clone())]);
+            }
+            let copy = Bitcask::open(dir.path().join("backups").join(n), merge_opts())
+                .unwrap_or_else(|e| panic!("round {round}: backup {n} does not open: {e}"));
+            let got: BTreeMap<String, String> = copy
+                .iter()
+                .unwrap()
+                .map(|kv| {
+                    let (k, v) = kv.unwrap();
+                    (String::from_utf8(k).unwrap(), String::from_utf8(v).unwrap())
+                })
+                .collect();
+            assert_eq!(got, model, "round {round}: backup {n} at seq {seq}");
+            checked += 1;
+        }
+    }
+    eprintln!("{rounds} kills, {checked} finished backups checked against the model");
+    assert!(
+        checked >= rounds,
+        "children barely finished a backup: {checked}"
+    );
+}
