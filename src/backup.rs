@@ -116,10 +116,16 @@ impl Inner {
             .fs
             .create(to, true)
             .map_err(|e| Error::io("creating", to, e))?;
-        let mut buf = vec![0u8; CHUNK];
+        // Paced, each piece is worth at most ~100 ms of the rate, the most the
+        // pacer sleeps at once.
+        let chunk = match self.opts.merge_bytes_per_sec {
+            0 => CHUNK,
+            rate => ((rate / 20) as usize).clamp(4096, CHUNK),
+        };
+        let mut buf = vec![0u8; chunk];
         let mut at = 0u64;
         while at < len {
-            let n = (len - at).min(CHUNK as u64) as usize;
+            let n = (len - at).min(chunk as u64) as usize;
             from.read_exact_at(&mut buf[..n], at)
                 .map_err(|e| Error::io("reading", from_path, e))?;
             out.append(&buf[..n])

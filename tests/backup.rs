@@ -245,3 +245,25 @@ mod faults {
         eprintln!("backup fault runs: {runs}");
     }
 }
+
+/// Copies are paced like merge I/O: a lower bound on the time only, which a
+/// loaded machine can only make longer.
+#[test]
+fn backup_copies_are_paced_by_merge_bytes_per_sec() {
+    let dir = TempDir::new("backup-pace");
+    let mut o = merge_opts();
+    o.max_file_size = 64 << 20;
+    o.merge_bytes_per_sec = 4 << 20;
+    let db = Bitcask::open(dir.path().join("db"), o).unwrap();
+    for i in 0..1024u32 {
+        db.put(format!("k{i:04}").as_bytes(), &[7u8; 1000]).unwrap();
+    }
+    // About 1 MiB in the active file, read and written: 2 MiB at 4 MiB/s.
+    let start = std::time::Instant::now();
+    db.backup(dir.path().join("copy")).unwrap();
+    assert!(
+        start.elapsed() >= Duration::from_millis(400),
+        "a paced backup took {:?}",
+        start.elapsed()
+    );
+}
