@@ -179,15 +179,17 @@ $(CBUILD)/bitcask.pc: bitcask.pc.in Cargo.toml FORCE
 
 FORCE:
 
-# Installs the libraries (with the SONAME links), the header and bitcask.pc.
+# Installs the libraries (with the SONAME links), the header, bitcask.pc and
+# the bitcask command-line tool (cli/).
 install: build $(CBUILD)/bitcask.pc
-	install -d $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/include
+	install -d $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/bin
 	install -m 755 $(LIBDIR)/libbitcask.so $(DESTDIR)$(PREFIX)/lib/libbitcask.so.$(VERSION)
 	ln -sf libbitcask.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/libbitcask.so.0
 	ln -sf libbitcask.so.0 $(DESTDIR)$(PREFIX)/lib/libbitcask.so
 	install -m 644 $(LIBDIR)/libbitcask.a $(DESTDIR)$(PREFIX)/lib/libbitcask.a
 	install -m 644 include/bitcask.h $(DESTDIR)$(PREFIX)/include/bitcask.h
 	install -m 644 $(CBUILD)/bitcask.pc $(DESTDIR)$(PREFIX)/lib/pkgconfig/bitcask.pc
+	install -m 755 $(LIBDIR)/bitcask $(DESTDIR)$(PREFIX)/bin/bitcask
 
 # Installs into a temporary prefix and builds the example the way a user would.
 install-test: c-tools build
@@ -198,7 +200,8 @@ install-test: c-tools build
 	$(CC) -Wall -Werror examples/hello.c -o $$tmp/hello $$(pkg-config --cflags --libs bitcask); \
 	readelf -d $$tmp/hello | grep -q 'NEEDED.*\[libbitcask.so.0\]'; \
 	LD_LIBRARY_PATH=$$tmp/lib $$tmp/hello $$tmp/db; \
-	echo "install-test: 1 passed, 0 failed"
+	$$tmp/bin/bitcask get $$tmp/db user:1 | grep -qx alice; \
+	echo "install-test: 2 passed, 0 failed"
 
 # Python package (bindings/python): a venv under .venv, reused between runs; the
 # package is rebuilt only when the engine or the bindings changed.

@@ -1,7 +1,8 @@
 # Release artifact and its consumer test: C. Targets dist-c, dist-test-c.
 #
 # dist/libbitcask-VERSION-PLATFORM.tar.gz unpacks to one directory holding the
-# layout of `make install` (lib/ with the SONAME links, lib/pkgconfig, include/)
+# layout of `make install` (lib/ with the SONAME links, lib/pkgconfig, include/,
+# bin/bitcask)
 # plus LICENSE and README.md. Its bitcask.pc finds the tree from where it lies
 # (prefix=${pcfiledir}/../..), so the tarball may be unpacked anywhere:
 #   PKG_CONFIG_PATH=$PWD/libbitcask-VERSION-PLATFORM/lib/pkgconfig cc app.c $(pkg-config --cflags --libs bitcask)
@@ -26,6 +27,7 @@ $(DIST_C_TARBALL): build bitcask.pc.in include/bitcask.h LICENSE README.md
 		> $$root/lib/pkgconfig/bitcask.pc; \
 	strip --strip-unneeded $$root/lib/libbitcask.so.$(VERSION); \
 	strip --strip-debug $$root/lib/libbitcask.a; \
+	strip --strip-unneeded $$root/bin/bitcask; \
 	install -m 644 LICENSE README.md $$root/
 	tar -C $(DIST_C_STAGE) --sort=name --format=gnu --owner=0 --group=0 --numeric-owner \
 		--mtime=@$(SOURCE_DATE_EPOCH) --mode=u=rwX,go=rX -cf - $(DIST_C_NAME) | gzip -n > $@.tmp
@@ -35,7 +37,7 @@ $(DIST_C_TARBALL): build bitcask.pc.in include/bitcask.h LICENSE README.md
 # Unpacks the tarball in a new directory, as a user would, and builds and runs
 # examples/hello.c against the shared library, then the static one, with only
 # pkg-config's flags and no Rust toolchain on PATH.
-DIST_C_FILES := LICENSE README.md include/ include/bitcask.h lib/ lib/libbitcask.a lib/libbitcask.so \
+DIST_C_FILES := LICENSE README.md bin/ bin/bitcask include/ include/bitcask.h lib/ lib/libbitcask.a lib/libbitcask.so \
 	lib/libbitcask.so.0 lib/libbitcask.so.$(VERSION) lib/pkgconfig/ lib/pkgconfig/bitcask.pc
 
 dist-test-c: dist-c c-tools
@@ -50,8 +52,8 @@ dist-test-c: dist-c c-tools
 	test "$$(readlink $$lib/libbitcask.so)" = libbitcask.so.0 || fail "libbitcask.so is not a link to libbitcask.so.0"; \
 	test "$$(readlink $$lib/libbitcask.so.0)" = libbitcask.so.$(VERSION) || fail "libbitcask.so.0 is not a link to libbitcask.so.$(VERSION)"; \
 	readelf -d $$lib/libbitcask.so.$(VERSION) | grep -q 'SONAME.*\[libbitcask.so.0\]' || fail "SONAME is not libbitcask.so.0"; \
-	for f in libbitcask.so.$(VERSION) libbitcask.a; do \
-		! readelf -S $$lib/$$f | grep -q '\.debug_info' || fail "$$f has debug info"; \
+	for f in lib/libbitcask.so.$(VERSION) lib/libbitcask.a bin/bitcask; do \
+		! readelf -S $$tmp/$(DIST_C_NAME)/$$f | grep -q '\.debug_info' || fail "$$f has debug info"; \
 	done; \
 	cp examples/hello.c $$tmp/; cd $$tmp; \
 	export PKG_CONFIG_PATH=$$lib/pkgconfig; \
@@ -68,4 +70,5 @@ dist-test-c: dist-c c-tools
 	! readelf -d hello-static | grep -q 'NEEDED.*libbitcask' || fail "hello-static needs libbitcask.so"; \
 	./hello-static db-static > out-static; \
 	diff -u want-out out-static; \
-	echo "dist-test-c: 2 passed, 0 failed"
+	test "$$($$tmp/$(DIST_C_NAME)/bin/bitcask get db-static user:1)" = alice || fail "bin/bitcask does not read the example's database"; \
+	echo "dist-test-c: 3 passed, 0 failed"
