@@ -19,6 +19,8 @@ pub struct Record<'a> {
     pub flags: u8,
     pub key: &'a [u8],
     pub value: &'a [u8],
+    /// The whole record as stored: header, key and value.
+    pub raw: &'a [u8],
 }
 
 /// Something wrong in a file, at an offset.
@@ -97,6 +99,7 @@ pub fn scan_data_file(path: &Path, mut f: impl FnMut(Record<'_>)) -> Result<Vec<
                     flags: r.header.flags,
                     key: r.key,
                     value: &r.raw[k..],
+                    raw: r.raw,
                 });
                 Ok(())
             },

@@ -2,7 +2,8 @@
 //!
 //! Commands that only read open the database read-only (no writer lock), so they
 //! work beside a running writer. Exit status: 0 on success, 1 when a key is not
-//! found or `verify`/`dump` found damage, 2 on an error (one line on stderr).
+//! found, `verify`/`dump` found damage or `repair` met a file it cannot rewrite,
+//! 2 on an error (one line on stderr).
 
 use bitcask::inspect::{self, Problem};
 use bitcask::{Bitcask, Options, Stats, WriteBatch};
@@ -20,8 +21,9 @@ use std::time::Duration;
     name = "bitcask",
     version,
     about = "Inspect and operate on a libbitcask database directory",
-    after_help = "Exit status: 0 on success; 1 when a key is not found, or verify/dump found \
-                  damage; 2 on an error (one line on stderr)."
+    after_help = "Exit status: 0 on success; 1 when a key is not found, verify/dump found \
+                  damage, or repair met a file it cannot rewrite; 2 on an error (one line on \
+                  stderr)."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -113,6 +115,10 @@ enum Cmd {
     },
     /// Reads `dump --json` lines from stdin into a new database DIR.
     Load { dir: PathBuf },
+    /// Rewrites damaged data files without the damage (dropping any write the
+    /// damage cut into) and sets aside damaged hint files; the originals are
+    /// moved into DIR/repair-TIME/, never deleted. Takes the writer lock.
+    Repair { dir: PathBuf },
     /// Writes a consistent copy of DIR into the new directory DEST (opens
     /// read-only); prints the sequence number the copy holds.
     Backup {
@@ -313,6 +319,7 @@ fn run(cmd: Cmd) -> Res<ExitCode> {
         Cmd::Verify { dir, json } => verify(&mut out, &dir, json)?,
         Cmd::Dump { dir, json } => dump(&mut out, &dir, json)?,
         Cmd::Load { dir } => load(&dir)?,
+        Cmd::Repair { dir } => repair(&mut out, &dir)?,
         Cmd::Backup { dir, dest, json } => {
             // Read-only, so it works beside a running writer: the copy is the
             // state this handle recovered, from files it holds open (a merge
@@ -697,6 +704,171 @@ fn load(dir: &Path) -> Res<ExitCode> {
         dir.display()
     );
     Ok(ExitCode::SUCCESS)
+}
+
+fn repair(out: &mut impl Write, dir: &Path) -> Res<ExitCode> {
+    use bitcask::fs::Fs;
+    if !dir.is_dir() {
+        return Err(Fail(format!(
+            "{}: no such database directory",
+            dir.display()
+        )));
+    }
+    // The engine's writer lock: no handle may write while files are replaced.
+    let lock_path = dir.join("LOCK");
+    let _lock = bitcask::fs::RealFs.lock(&lock_path).map_err(|e| {
+        if e.kind() == io::ErrorKind::WouldBlock {
+            Fail(format!(
+                "database {} is locked by another writer: close it first",
+                dir.display()
+            ))
+        } else {
+            Fail(format!("{}: {e}", lock_path.display()))
+        }
+    })?;
+    let stamp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let keep = dir.join(format!("repair-{stamp}"));
+    let set_aside = |path: &Path| -> Res<()> {
+        std::fs::create_dir_all(&keep).map_err(io_err(&keep))?;
+        std::fs::rename(path, keep.join(path.file_name().expect("a file name")))
+            .map_err(io_err(path))
+    };
+    let (data, hints) = inspect::file_ids(dir)?;
+    let (mut repaired, mut unrepairable) = (0, 0);
+    for id in data {
+        let path = dir.join(format!("{id:010}.data"));
+        // (offset, end, flags, raw record) of every valid record.
+        let mut recs: Vec<(u64, u64, u8, Vec<u8>)> = Vec::new();
+        let problems = inspect::scan_data_file(&path, |r| {
+            recs.push((
+                r.offset,
+                r.offset + r.raw.len() as u64,
+                r.flags,
+                r.raw.to_vec(),
+            ))
+        })?;
+        if problems.is_empty() {
+            continue;
+        }
+        let original = std::fs::read(&path).map_err(io_err(&path))?;
+        if problems.iter().any(|p| p.offset == 0) {
+            // A header of another version or none at all: nothing to rewrite.
+            for p in &problems {
+                writeln!(
+                    out,
+                    "{}: offset 0: {}; left as it is",
+                    path.display(),
+                    p.reason
+                )?;
+            }
+            unrepairable += 1;
+            continue;
+        }
+        // Keep whole writes only: records of a write that damage cut into, or
+        // that ends without its WRITE_END record, are dropped as at open.
+        let mut kept = original[..16].to_vec();
+        let (mut pending, mut prev_end) = (Vec::new(), 16u64);
+        let (mut kept_records, mut dropped_records) = (0u64, 0u64);
+        for (offset, end, flags, raw) in &recs {
+            if problems
+                .iter()
+                .any(|p| p.offset >= prev_end && p.offset < *offset)
+            {
+                dropped_records += pending.len() as u64;
+                pending.clear();
+            }
+            pending.push(raw);
+            prev_end = *end;
+            if flags & FLAG_WRITE_END != 0 {
+                kept_records += pending.len() as u64;
+                for r in pending.drain(..) {
+                    kept.extend_from_slice(r);
+                }
+            }
+        }
+        dropped_records += pending.len() as u64;
+        // Written beside the original (open removes a leftover *.tmp), then
+        // renamed over it once the original is linked into the keep directory:
+        // the directory holds one whole version of the file at every moment.
+        let tmp = dir.join(format!("{id:010}.data.tmp"));
+        {
+            let mut f = std::fs::File::create(&tmp).map_err(io_err(&tmp))?;
+            f.write_all(&kept).map_err(io_err(&tmp))?;
+            f.sync_all().map_err(io_err(&tmp))?;
+        }
+        std::fs::create_dir_all(&keep).map_err(io_err(&keep))?;
+        let saved = keep.join(path.file_name().expect("a file name"));
+        if std::fs::hard_link(&path, &saved).is_err() {
+            std::fs::write(&saved, &original).map_err(io_err(&saved))?;
+        }
+        let hint = path.with_extension("hint");
+        if hint.exists() {
+            set_aside(&hint)?;
+        }
+        std::fs::rename(&tmp, &path).map_err(io_err(&path))?;
+        repaired += 1;
+        let offsets: Vec<String> = problems.iter().map(|p| p.offset.to_string()).collect();
+        writeln!(
+            out,
+            "{}: dropped {} bytes ({} records) at offsets {}; kept {} records",
+            path.display(),
+            original.len() - kept.len(),
+            dropped_records,
+            offsets.join(", "),
+            kept_records
+        )?;
+    }
+    for id in hints {
+        let hint = dir.join(format!("{id:010}.hint"));
+        if !hint.exists() {
+            continue; // set aside with its data file above
+        }
+        let problems = inspect::check_hint_file(&hint, &dir.join(format!("{id:010}.data")))?;
+        if let Some(p) = problems.first() {
+            set_aside(&hint)?;
+            writeln!(
+                out,
+                "{}: set aside ({}); open scans the data file and writes a new one",
+                hint.display(),
+                p.reason
+            )?;
+            repaired += 1;
+        }
+    }
+    if keep.exists() {
+        for d in [&keep, dir] {
+            std::fs::File::open(d)
+                .and_then(|f| f.sync_all())
+                .map_err(io_err(d))?;
+        }
+    }
+    drop(_lock);
+    if repaired == 0 && unrepairable == 0 {
+        writeln!(out, "{}: nothing to repair", dir.display())?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    if repaired > 0 {
+        writeln!(
+            out,
+            "{}: {repaired} files repaired; the originals are in {}",
+            dir.display(),
+            keep.display()
+        )?;
+    }
+    if unrepairable > 0 {
+        return Ok(ExitCode::from(1));
+    }
+    // The repaired database must open without salvage.
+    let db = open_read(dir)?;
+    writeln!(out, "{}: opens with {} keys", dir.display(), db.len()?)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Maps an I/O error to one line naming `p`.
+fn io_err(p: &Path) -> impl FnOnce(io::Error) -> Fail + '_ {
+    move |e| Fail(format!("{}: {e}", p.display()))
 }
 
 fn progress(total: u64) -> ProgressBar {

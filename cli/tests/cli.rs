@@ -157,6 +157,7 @@ fn help_lists_every_subcommand() {
     let out = ok(&run(&["--help"]));
     for c in [
         "stats", "get", "put", "delete", "scan", "merge", "verify", "dump", "load", "backup",
+        "repair",
     ] {
         assert!(out.contains(c), "{c} missing from --help");
     }
@@ -474,4 +475,82 @@ fn hex_decode(s: &str) -> Vec<u8> {
         .step_by(2)
         .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
         .collect()
+}
+
+fn keep_dirs(dir: &Path) -> Vec<PathBuf> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.is_dir())
+        .collect()
+}
+
+#[test]
+fn repair_a_flipped_byte_keeps_the_original() {
+    let t = tempfile::tempdir().unwrap();
+    let want = fixture(t.path());
+    let (path, _) = flip_byte(t.path());
+    let damaged = std::fs::read(&path).unwrap();
+    let d = s(t.path());
+    let out = ok(&run(&["repair", d]));
+    assert!(out.contains(&format!("{}: dropped ", s(&path))), "{out}");
+    assert!(out.contains("opens with"), "{out}");
+    ok(&run(&["verify", d]));
+    // The original, damage and all, is in the keep directory.
+    let keep = keep_dirs(t.path());
+    assert_eq!(keep.len(), 1);
+    assert_eq!(
+        std::fs::read(keep[0].join(path.file_name().unwrap())).unwrap(),
+        damaged
+    );
+    // Only the damaged record's key lost its value (to an older one or none).
+    let got = state(t.path());
+    let lost = want.iter().filter(|kv| !got.contains(kv)).count();
+    assert_eq!(lost, 1, "{got:?}");
+    assert_eq!(
+        ok(&run(&["repair", d])),
+        format!("{d}: nothing to repair\n")
+    );
+}
+
+#[test]
+fn repair_a_torn_tail_and_a_damaged_hint() {
+    let t = tempfile::tempdir().unwrap();
+    let want = fixture(t.path());
+    let path = tear_tail(t.path());
+    let hint = std::fs::read_dir(t.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|e| e == "hint"))
+        .unwrap();
+    let mut b = std::fs::read(&hint).unwrap();
+    b[20] ^= 1;
+    std::fs::write(&hint, b).unwrap();
+    let d = s(t.path());
+    let out = ok(&run(&["repair", d]));
+    assert!(
+        out.contains(&format!("{}: dropped 20 bytes (0 records)", s(&path))),
+        "{out}"
+    );
+    assert!(out.contains(&format!("{}: set aside", s(&hint))), "{out}");
+    ok(&run(&["verify", d]));
+    assert_eq!(state(t.path()), want);
+}
+
+#[test]
+fn repair_refuses_a_locked_database() {
+    let t = tempfile::tempdir().unwrap();
+    fixture(t.path());
+    flip_byte(t.path());
+    let _writer = {
+        let mut o = small_files();
+        o.salvage = true;
+        Bitcask::open(t.path(), o).unwrap()
+    };
+    fails(
+        &run(&["repair", s(t.path())]),
+        2,
+        "locked by another writer",
+    );
+    assert!(keep_dirs(t.path()).is_empty());
 }
