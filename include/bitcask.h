@@ -534,6 +534,27 @@ bitcask_status_t bitcask_count(const bitcask_t *db, uint64_t *count);
 bitcask_status_t bitcask_merge(const bitcask_t *db);
 
 /**
+ * Writes a consistent copy of the database, as of one sequence number, into the
+ * new directory `path`, a NUL-terminated UTF-8 string, and stores that sequence
+ * number in `*seq`. Reads, writes and merges on other threads go on meanwhile.
+ * Immutable data files are hard-linked when `path` is on the same filesystem and
+ * copied otherwise; the active file is copied up to its last complete write.
+ * The copy is built in a hidden directory beside `path` and renamed into place
+ * once every file in it is synced, so `path` either holds a whole backup, to be
+ * opened with `bitcask_open` like any database, or does not exist. Copies are
+ * paced by the `merge_bytes_per_sec` option. `path` is only read during the
+ * call; the caller keeps ownership of it.
+ *
+ * Returns `BITCASK_OK`; `BITCASK_INVALID_ARGUMENT` (writing nothing) when `db`,
+ * `path` or `seq` is NULL or `path` is not UTF-8; `BITCASK_IO` when `path` exists
+ * and is not empty (refused, with nothing written) or the copy failed (no
+ * partial copy is left; `bitcask_last_os_error` gives errno); `BITCASK_CLOSED`
+ * after close; `BITCASK_WRITES_REFUSED` when buffered writes could not be
+ * flushed for the copy.
+ */
+bitcask_status_t bitcask_backup(const bitcask_t *db, const char *path, uint64_t *seq);
+
+/**
  * Stores the counter `stat` (a `bitcask_stat_t`) in `*value`. Returns
  * `BITCASK_OK`; `BITCASK_NOT_FOUND` when the counter has no value (the last
  * sequence number of a read-only database); `BITCASK_INVALID_ARGUMENT` for a NULL

@@ -188,6 +188,29 @@ func (db *DB) Merge() error {
 	return db.call(func(h *C.bitcask_t) C.bitcask_status_t { return C.bitcask_merge(h) })
 }
 
+// Backup writes a consistent copy of the database into the new directory dir
+// and returns the sequence number it is a copy as of: every write up to that
+// number is in it, none after. Reads, writes and merges go on meanwhile.
+// Sealed data files are hard-linked when dir is on the same filesystem and
+// copied otherwise; the active file is copied up to its last complete write.
+// The copy is built beside dir and renamed into place once synced, so dir holds
+// a whole backup, to be opened with Open like any database, or does not exist.
+// Copies are paced by WithMergeBytesPerSec. A dir that exists and is not empty
+// is refused with an error matching ErrIO.
+func (db *DB) Backup(dir string) (uint64, error) {
+	if strings.IndexByte(dir, 0) >= 0 {
+		return 0, goError(CodeInvalidArgument, "path contains a NUL byte")
+	}
+	cdir := C.CString(dir)
+	defer C.free(unsafe.Pointer(cdir))
+	var seq C.uint64_t
+	err := db.call(func(h *C.bitcask_t) C.bitcask_status_t { return C.bitcask_backup(h, cdir, &seq) })
+	if err != nil {
+		return 0, err
+	}
+	return uint64(seq), nil
+}
+
 // Write applies every operation of b, or none of them, even across a crash.
 // The batch is not consumed and may be written again.
 func (db *DB) Write(b *Batch) error { return db.write(b, false) }

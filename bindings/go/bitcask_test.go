@@ -490,6 +490,7 @@ func TestUseAfterClose(t *testing.T) {
 	errs["WriteSync"] = db.WriteSync(&b)
 	errs["Sync"] = db.Sync()
 	errs["Merge"] = db.Merge()
+	_, errs["Backup"] = db.Backup(filepath.Join(t.TempDir(), "backup"))
 	errs["Fold"] = db.Fold(func(k, v []byte) error { return nil })
 	errs["Scan"] = db.Scan(nil, func(k, v []byte) error { return nil })
 	var loopErr error
@@ -600,5 +601,109 @@ func TestCloseRacingCalls(t *testing.T) {
 		must(t, db.Close())
 		wg.Wait()
 		must(t, db.Close())
+	}
+}
+
+// backupKeys is the number of keys TestBackup's writer cycles through.
+const backupKeys = 300
+
+// backupState is the database TestBackup's writer leaves at sequence number
+// seq: base plus its puts numbered up to seq (put i has number first+i).
+func backupState(base map[string]string, first, seq uint64) map[string]string {
+	model := maps.Clone(base)
+	for i := uint64(0); first+i <= seq; i++ {
+		model[fmt.Sprintf("k%04d", i%backupKeys)] = fmt.Sprintf("w%06d", i)
+	}
+	return model
+}
+
+func TestBackup(t *testing.T) {
+	tmp := t.TempDir()
+	db := open(t, filepath.Join(tmp, "db"), WithMaxFileSize(16<<10), WithAutoMerge(false))
+	base := map[string]string{}
+	var b Batch
+	for i := range 200 {
+		k, v := fmt.Sprintf("base%03d", i), strings.Repeat("b", 100)
+		b.Put([]byte(k), []byte(v))
+		base[k] = v
+	}
+	must(t, db.Write(&b))
+	st, err := db.Stats()
+	must(t, err)
+	first := st.LastSeq + 1
+
+	// Backups while one goroutine writes: each copy is the state at its number.
+	const writes = 20000
+	started := make(chan struct{})
+	var once sync.Once
+	var wg sync.WaitGroup
+	goWG(&wg, func() {
+		defer once.Do(func() { close(started) }) // even when a put fails early
+		for i := range writes {
+			if err := db.Put([]byte(fmt.Sprintf("k%04d", i%backupKeys)), []byte(fmt.Sprintf("w%06d", i))); err != nil {
+				t.Error(err)
+				return
+			}
+			if i == 100 {
+				once.Do(func() { close(started) })
+			}
+		}
+	})
+	<-started
+	var seqs []uint64
+	for n := range 3 {
+		seq, err := db.Backup(filepath.Join(tmp, fmt.Sprint("b", n)))
+		must(t, err)
+		seqs = append(seqs, seq)
+	}
+	wg.Wait()
+	st, err = db.Stats()
+	must(t, err)
+	if st.LastSeq != first+writes-1 {
+		t.Fatalf("LastSeq = %d, want %d: a put took more than one number", st.LastSeq, first+writes-1)
+	}
+	for n, seq := range seqs {
+		if seq < first-1 || seq > st.LastSeq || (n > 0 && seq < seqs[n-1]) {
+			t.Fatalf("backup sequence numbers %v out of [%d, %d]", seqs, first-1, st.LastSeq)
+		}
+		copyDB := open(t, filepath.Join(tmp, fmt.Sprint("b", n)))
+		cst, err := copyDB.Stats()
+		must(t, err)
+		if cst.LastSeq != seq {
+			t.Errorf("backup %d: LastSeq = %d, want %d", n, cst.LastSeq, seq)
+		}
+		checkModel(t, copyDB, backupState(base, first, seq))
+		must(t, copyDB.Close())
+	}
+
+	// A non-empty destination is refused and left as it was.
+	dest := filepath.Join(tmp, "b0")
+	before, err := os.ReadDir(dest)
+	must(t, err)
+	if _, err := db.Backup(dest); !errors.Is(err, ErrIO) || !strings.Contains(err.Error(), dest) {
+		t.Fatalf("Backup into a non-empty dir: %v, want ErrIO naming it", err)
+	}
+	after, err := os.ReadDir(dest)
+	must(t, err)
+	if len(after) != len(before) {
+		t.Fatalf("refused Backup changed %s: %d entries, then %d", dest, len(before), len(after))
+	}
+	if _, err := db.Backup("bad\x00path"); !errors.Is(err, ErrInvalidArgument) {
+		t.Fatalf("Backup with a NUL byte: %v, want ErrInvalidArgument", err)
+	}
+	// Nothing hidden is left beside the backups.
+	entries, err := os.ReadDir(tmp)
+	must(t, err)
+	var names []string
+	for _, e := range entries {
+		names = append(names, e.Name())
+	}
+	if want := []string{"b0", "b1", "b2", "db"}; !slices.Equal(names, want) {
+		t.Fatalf("%s holds %q, want %q", tmp, names, want)
+	}
+
+	must(t, db.Close())
+	if _, err := db.Backup(filepath.Join(tmp, "after-close")); !errors.Is(err, ErrClosed) {
+		t.Fatalf("Backup after Close: %v, want ErrClosed", err)
 	}
 }

@@ -378,6 +378,40 @@ pub unsafe extern "C" fn bitcask_merge(db: *const bitcask_t) -> bitcask_status_t
     })
 }
 
+/// Writes a consistent copy of the database, as of one sequence number, into the
+/// new directory `path`, a NUL-terminated UTF-8 string, and stores that sequence
+/// number in `*seq`. Reads, writes and merges on other threads go on meanwhile.
+/// Immutable data files are hard-linked when `path` is on the same filesystem and
+/// copied otherwise; the active file is copied up to its last complete write.
+/// The copy is built in a hidden directory beside `path` and renamed into place
+/// once every file in it is synced, so `path` either holds a whole backup, to be
+/// opened with `bitcask_open` like any database, or does not exist. Copies are
+/// paced by the `merge_bytes_per_sec` option. `path` is only read during the
+/// call; the caller keeps ownership of it.
+///
+/// Returns `BITCASK_OK`; `BITCASK_INVALID_ARGUMENT` (writing nothing) when `db`,
+/// `path` or `seq` is NULL or `path` is not UTF-8; `BITCASK_IO` when `path` exists
+/// and is not empty (refused, with nothing written) or the copy failed (no
+/// partial copy is left; `bitcask_last_os_error` gives errno); `BITCASK_CLOSED`
+/// after close; `BITCASK_WRITES_REFUSED` when buffered writes could not be
+/// flushed for the copy.
+#[no_mangle]
+pub unsafe extern "C" fn bitcask_backup(
+    db: *const bitcask_t,
+    path: *const std::ffi::c_char,
+    seq: *mut u64,
+) -> bitcask_status_t {
+    guard(|| {
+        // SAFETY: the caller promises a live handle and a NUL-terminated path.
+        let (h, path) = unsafe { (handle(db, "db")?, utf8(path, "path")?) };
+        let seq = out_ptr(seq, "seq")?;
+        let s = h.db.backup(path)?;
+        // SAFETY: non-NULL, and the caller promises it is writable.
+        unsafe { seq.write(s) };
+        Ok(())
+    })
+}
+
 /// Stores the counter `stat` (a `bitcask_stat_t`) in `*value`. Returns
 /// `BITCASK_OK`; `BITCASK_NOT_FOUND` when the counter has no value (the last
 /// sequence number of a read-only database); `BITCASK_INVALID_ARGUMENT` for a NULL

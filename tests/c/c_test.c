@@ -607,6 +607,65 @@ int main(int argc, char **argv) {
     bitcask_options_destroy(o);
   }
 
+  start_phase("backup");
+  {
+    char src[1100], dst[1100];
+    bitcask_t *sdb = NULL, *bdb = NULL;
+    bitcask_options_t *o = NULL;
+    uint64_t seq = 0, last = 0, n = 0;
+    path_of(src, sizeof src, "backup-src");
+    path_of(dst, sizeof dst, "backup-dst");
+    CHECK_OK(bitcask_options_create(&o));
+    CHECK_OK(bitcask_options_set_max_file_size(o, 1024)); /* linked and copied files */
+    CHECK_OK(bitcask_options_set_auto_merge(o, false));
+    CHECK_OK(bitcask_open(src, o, &sdb));
+    for (int i = 0; i < 50; i++) {
+      char key[32], val[64];
+      snprintf(key, sizeof key, "bk:%02d", i);
+      snprintf(val, sizeof val, "value %d, padded to fill several files", i);
+      CHECK_OK(bitcask_put(sdb, S(key), S(val)));
+    }
+    CHECK_OK(bitcask_delete(sdb, S("bk:07")));
+    CHECK(stat_of(sdb, BITCASK_STAT_DATA_FILES) > 2);
+    CHECK_OK(bitcask_stat(sdb, BITCASK_STAT_LAST_SEQ, &last));
+    CHECK_OK(bitcask_backup(sdb, dst, &seq));
+    CHECK(seq == last);
+    /* Later writes are not in the copy. */
+    CHECK_OK(bitcask_put(sdb, S("bk:after"), S("later")));
+
+    CHECK_OK(bitcask_open(dst, o, &bdb));
+    CHECK_OK(bitcask_count(bdb, &n));
+    CHECK(n == 49);
+    check_get(bdb, "bk:00", "value 0, padded to fill several files");
+    check_get(bdb, "bk:49", "value 49, padded to fill several files");
+    check_missing(bdb, "bk:07");
+    check_missing(bdb, "bk:after");
+    CHECK(stat_of(bdb, BITCASK_STAT_LAST_SEQ) == seq);
+    CHECK_OK(bitcask_close(bdb));
+    bitcask_destroy(bdb);
+
+    /* The destination now holds files: refused, and the copy is untouched. */
+    seq = 777;
+    CHECK_STATUS(bitcask_backup(sdb, dst, &seq), BITCASK_IO);
+    CHECK(seq == 777);
+    CHECK(contains(bitcask_last_error_message(), "backup-dst"));
+    CHECK_OK(bitcask_open(dst, o, &bdb));
+    check_missing(bdb, "bk:after");
+    CHECK_OK(bitcask_close(bdb));
+    bitcask_destroy(bdb);
+
+    CHECK_STATUS(bitcask_backup(NULL, dst, &seq), BITCASK_INVALID_ARGUMENT);
+    CHECK_STATUS(bitcask_backup(sdb, NULL, &seq), BITCASK_INVALID_ARGUMENT);
+    CHECK_STATUS(bitcask_backup(sdb, dst, NULL), BITCASK_INVALID_ARGUMENT);
+    CHECK(seq == 777);
+    CHECK_OK(bitcask_close(sdb));
+    path_of(dst, sizeof dst, "backup-after-close");
+    CHECK_STATUS(bitcask_backup(sdb, dst, &seq), BITCASK_CLOSED);
+    CHECK(seq == 777 && !file_exists(dst));
+    bitcask_destroy(sdb);
+    bitcask_options_destroy(o);
+  }
+
   start_phase("use after close");
   {
     bitcask_iterator_t *it = NULL;

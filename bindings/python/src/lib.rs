@@ -481,6 +481,13 @@ impl PyBitcask {
         merge_dict(py, &m)
     }
 
+    /// Writes a consistent copy of the database into the new directory `path`;
+    /// returns the sequence number the copy is as of.
+    fn backup(&self, py: Python<'_>, path: PathBuf) -> PyResult<u64> {
+        // Links and copies files: seconds on a big database, so the GIL must be free.
+        py.detach(|| self.db.backup(&path)).py(py)
+    }
+
     /// Flushes, syncs and releases the directory lock. Idempotent.
     fn close(&self, py: Python<'_>) -> PyResult<()> {
         // The engine closes even when the final sync fails, so the flag is set first.

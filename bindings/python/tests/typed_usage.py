@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import tempfile
 from collections.abc import MutableMapping
 from typing import Optional
 
@@ -38,6 +39,9 @@ def main(path: str) -> None:
         reclaimed: int = merged.bytes_reclaimed
         last_merge: Optional[bitcask.MergeStats] = db.stats().last_merge
         print(reclaimed, last_merge)
+        with tempfile.TemporaryDirectory() as copy:
+            backup_seq: int = db.backup(copy)
+            print(backup_seq)
         merges: int = stats.merges
         failures: int = stats.merge_failures
         merge_error: Optional[bitcask.Error] = stats.last_merge_error

@@ -8,7 +8,8 @@ b'world'
 
 A database is a directory; :func:`open` creates it if needed. A :class:`Bitcask`
 is a :class:`collections.abc.MutableMapping` from bytes to bytes, plus batches,
-ordered range and prefix scans, ``sync``, ``merge``, ``stats`` and ``close``.
+ordered range and prefix scans, ``sync``, ``merge``, ``backup``, ``stats`` and
+``close``.
 
 Keys and values
     are bytes. Any bytes-like object (``bytes``, ``bytearray``, ``memoryview``,
@@ -345,6 +346,22 @@ class Bitcask(MutableMapping[bytes, bytes]):
         is on and a trigger option is met.
         """
         return MergeStats(**self._db.merge())
+
+    def backup(self, path: StrPath) -> int:
+        """Writes a consistent copy of the database into the new directory
+        ``path`` and returns the sequence number it is a copy as of: every write
+        up to that number is in it, none after.
+
+        Reads, writes and merges, from any thread, go on meanwhile (the GIL is
+        released). Immutable data files are hard-linked when ``path`` is on the
+        same filesystem and copied otherwise; the active file is copied up to its
+        last complete write. The copy is built beside ``path`` and renamed into
+        place once synced, so ``path`` holds a whole backup, to be opened with
+        :func:`open` like any database, or does not exist. Copies are paced by
+        ``merge_bytes_per_sec``. A ``path`` that exists and is not empty is
+        refused with :class:`StorageIOError`.
+        """
+        return self._db.backup(path)
 
     def close(self) -> None:
         """Flushes and syncs outstanding writes and releases the directory lock.
