@@ -4,7 +4,7 @@
 
 mod common;
 
-use bitcask::{Bitcask, Error, Options};
+use bitcask::{Bitcask, Error};
 use common::*;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -15,16 +15,6 @@ use std::time::Duration;
 type Model = BTreeMap<Vec<u8>, Vec<u8>>;
 /// One acknowledged write: its sequence number, key, and value (None: a delete).
 type Logged = (u64, Vec<u8>, Option<Vec<u8>>);
-
-/// The defaults with small files and automatic merges that fire often.
-fn busy() -> Options {
-    let mut o = Options::default();
-    o.max_file_size = 8 << 10;
-    o.merge_check_interval = Duration::from_millis(5);
-    o.merge_trigger_fragmentation = 30;
-    o.merge_threshold_fragmentation = 10;
-    o
-}
 
 fn state(db: &Bitcask) -> Model {
     db.iter().unwrap().map(|kv| kv.unwrap()).collect()
@@ -48,7 +38,7 @@ fn model_at(log: &[Logged], seq: u64) -> Model {
 fn backup_during_writes_deletes_and_merges_equals_the_model_at_its_seq() {
     let dir = TempDir::new("backup-live");
     let src = dir.path().join("db");
-    let db = Arc::new(Bitcask::open(&src, busy()).unwrap());
+    let db = Arc::new(Bitcask::open(&src, auto_merge_opts()).unwrap());
     let log = Arc::new(Mutex::new(Vec::new()));
     let stop = Arc::new(AtomicBool::new(false));
     let writers: Vec<_> = (0..3u64)
@@ -97,7 +87,7 @@ fn backup_during_writes_deletes_and_merges_equals_the_model_at_its_seq() {
     );
     let log = log.lock().unwrap().clone();
     for (seq, dest) in &taken {
-        let copy = Bitcask::open(dest, busy()).unwrap();
+        let copy = Bitcask::open(dest, auto_merge_opts()).unwrap();
         assert_eq!(
             state(&copy),
             model_at(&log, *seq),

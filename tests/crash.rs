@@ -14,17 +14,6 @@ use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-/// The defaults, automatic merging included, with small files and an interval
-/// and triggers that make background merges run throughout a child's life.
-fn auto_merge_opts() -> Options {
-    let mut o = Options::default();
-    o.max_file_size = 8 << 10;
-    o.merge_check_interval = Duration::from_millis(5);
-    o.merge_trigger_fragmentation = 30;
-    o.merge_threshold_fragmentation = 10;
-    o
-}
-
 fn serial() -> MutexGuard<'static, ()> {
     static LOCK: Mutex<()> = Mutex::new(());
     LOCK.lock().unwrap_or_else(|e| e.into_inner())

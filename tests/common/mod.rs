@@ -74,6 +74,17 @@ pub fn merge_opts() -> Options {
     o
 }
 
+/// The defaults, automatic merging included, with small files and an interval
+/// and triggers that make background merges run all the time.
+pub fn auto_merge_opts() -> Options {
+    let mut o = Options::default();
+    o.max_file_size = 8 << 10;
+    o.merge_check_interval = std::time::Duration::from_millis(5);
+    o.merge_trigger_fragmentation = 30;
+    o.merge_threshold_fragmentation = 10;
+    o
+}
+
 /// Asserts that the database holds exactly the model.
 pub fn assert_matches(db: &Bitcask, model: &BTreeMap<Vec<u8>, Vec<u8>>) {
     assert_eq!(db.len().unwrap(), model.len(), "key count");
