@@ -8,6 +8,14 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
+/// The tests run one at a time: a child this process forks inherits every open
+/// descriptor until it execs, the LOCK file's of another test's database too, and
+/// would hold that writer lock for the moment (see tests/crash.rs).
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 fn bin() -> Command {
     Command::new(env!("CARGO_BIN_EXE_bitcask"))
 }
@@ -21,8 +29,17 @@ fn run_in(args: &[&str], stdin: &[u8]) -> Output {
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn bitcask");
-    child.stdin.take().unwrap().write_all(stdin).unwrap();
-    child.wait_with_output().unwrap()
+    // Written from a thread, while the output is read: a large input cannot
+    // deadlock, and a tool that exits without reading it (a refused `load`) is
+    // not an error here (the pipe breaks).
+    let mut input = child.stdin.take().unwrap();
+    let data = stdin.to_vec();
+    let writer = std::thread::spawn(move || {
+        let _ = input.write_all(&data);
+    });
+    let out = child.wait_with_output().unwrap();
+    writer.join().unwrap();
+    out
 }
 
 fn run(args: &[&str]) -> Output {
@@ -154,6 +171,7 @@ fn tear_tail(dir: &Path) -> PathBuf {
 
 #[test]
 fn help_lists_every_subcommand() {
+    let _serial = serial();
     let out = ok(&run(&["--help"]));
     for c in [
         "stats", "get", "put", "delete", "scan", "merge", "verify", "dump", "load", "backup",
@@ -167,6 +185,7 @@ fn help_lists_every_subcommand() {
 
 #[test]
 fn put_get_delete_text_hex_and_stdin() {
+    let _serial = serial();
     let t = tempfile::tempdir().unwrap();
     let db = t.path().join("db");
     let d = s(&db);
@@ -199,6 +218,7 @@ fn put_get_delete_text_hex_and_stdin() {
 
 #[test]
 fn stats_text_and_json() {
+    let _serial = serial();
     let t = tempfile::tempdir().unwrap();
     let want = fixture(t.path());
     let out = ok(&run(&["stats", s(t.path())]));
@@ -230,6 +250,7 @@ fn stats_text_and_json() {
 
 #[test]
 fn scan_prefix_range_reverse_limit_keys_only_json() {
+    let _serial = serial();
     let t = tempfile::tempdir().unwrap();
     let want = fixture(t.path());
     let d = s(t.path());
@@ -274,6 +295,7 @@ fn scan_prefix_range_reverse_limit_keys_only_json() {
 
 #[test]
 fn merge_reclaims_and_reports() {
+    let _serial = serial();
     let t = tempfile::tempdir().unwrap();
     let db = Bitcask::open(t.path(), small_files()).unwrap();
     for round in 0..5 {
@@ -297,6 +319,7 @@ fn merge_reclaims_and_reports() {
 
 #[test]
 fn verify_clean_database_finds_nothing() {
+    let _serial = serial();
     let t = tempfile::tempdir().unwrap();
     fixture(t.path());
     assert!(std::fs::read_dir(t.path()).unwrap().any(|e| e
@@ -314,6 +337,7 @@ fn verify_clean_database_finds_nothing() {
 
 #[test]
 fn flipped_byte_in_an_immutable_file() {
+    let _serial = serial();
     let t = tempfile::tempdir().unwrap();
     fixture(t.path());
     let (path, at) = flip_byte(t.path());
@@ -348,6 +372,7 @@ fn flipped_byte_in_an_immutable_file() {
 
 #[test]
 fn damaged_hint_file() {
+    let _serial = serial();
     let t = tempfile::tempdir().unwrap();
     fixture(t.path());
     let hint = std::fs::read_dir(t.path())
@@ -375,6 +400,7 @@ fn damaged_hint_file() {
 
 #[test]
 fn torn_tail() {
+    let _serial = serial();
     let t = tempfile::tempdir().unwrap();
     let want = fixture(t.path());
     let path = tear_tail(t.path());
@@ -395,6 +421,7 @@ fn torn_tail() {
 
 #[test]
 fn locked_by_another_handle() {
+    let _serial = serial();
     let t = tempfile::tempdir().unwrap();
     let want = fixture(t.path());
     let d = s(t.path());
@@ -425,6 +452,7 @@ fn locked_by_another_handle() {
 
 #[test]
 fn backup_copies_and_refuses_a_non_empty_destination() {
+    let _serial = serial();
     let t = tempfile::tempdir().unwrap();
     let want = fixture(t.path().join("db").as_path());
     let (d, bk) = (t.path().join("db"), t.path().join("bk"));
@@ -437,6 +465,7 @@ fn backup_copies_and_refuses_a_non_empty_destination() {
 
 #[test]
 fn dump_load_round_trips_binary_keys_and_empty_values() {
+    let _serial = serial();
     let t = tempfile::tempdir().unwrap();
     let src = t.path().join("src");
     let want = fixture(&src);
@@ -487,6 +516,7 @@ fn keep_dirs(dir: &Path) -> Vec<PathBuf> {
 
 #[test]
 fn repair_a_flipped_byte_keeps_the_original() {
+    let _serial = serial();
     let t = tempfile::tempdir().unwrap();
     let want = fixture(t.path());
     let (path, _) = flip_byte(t.path());
@@ -515,6 +545,7 @@ fn repair_a_flipped_byte_keeps_the_original() {
 
 #[test]
 fn repair_a_torn_tail_and_a_damaged_hint() {
+    let _serial = serial();
     let t = tempfile::tempdir().unwrap();
     let want = fixture(t.path());
     let path = tear_tail(t.path());
@@ -539,6 +570,7 @@ fn repair_a_torn_tail_and_a_damaged_hint() {
 
 #[test]
 fn repair_refuses_a_locked_database() {
+    let _serial = serial();
     let t = tempfile::tempdir().unwrap();
     fixture(t.path());
     flip_byte(t.path());
