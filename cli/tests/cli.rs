@@ -2,7 +2,12 @@
 //! one, one with a flipped byte in an immutable file, one with a torn tail, one
 //! with a damaged hint, and one locked by a writer in this process.
 
+// The engine's own test helpers: temporary directories aside, the same files.
+#[path = "../../tests/common/mod.rs"]
+mod common;
+
 use bitcask::{Bitcask, Options, WriteBatch};
+use common::data_files;
 use serde_json::Value;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -95,13 +100,7 @@ fn small_files() -> Options {
 /// after a merge) holding text keys, binary keys and empty values.
 fn fixture(dir: &Path) -> Vec<(Vec<u8>, Vec<u8>)> {
     let db = Bitcask::open(dir, small_files()).unwrap();
-    for i in 0..60u32 {
-        db.put(
-            format!("key{i:03}").as_bytes(),
-            format!("value {i}").as_bytes(),
-        )
-        .unwrap();
-    }
+    put_values(&db, 0..60);
     for i in 0..20u32 {
         db.put(format!("key{i:03}").as_bytes(), b"overwritten")
             .unwrap();
@@ -115,33 +114,43 @@ fn fixture(dir: &Path) -> Vec<(Vec<u8>, Vec<u8>)> {
         .put(b"batch2", b"")
         .delete(b"key058");
     db.write(&b).unwrap();
-    for i in 60..90u32 {
-        db.put(
-            format!("key{i:03}").as_bytes(),
-            format!("value {i}").as_bytes(),
-        )
-        .unwrap();
-    }
-    let state: Vec<_> = db.iter().unwrap().map(|kv| kv.unwrap()).collect();
+    put_values(&db, 60..90);
+    let state = contents(&db);
     db.close().unwrap();
     state
 }
 
-fn data_files(dir: &Path) -> Vec<PathBuf> {
-    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
+/// Puts `key{i:03}` = `value {i}` for every `i` in `range`.
+fn put_values(db: &Bitcask, range: std::ops::Range<u32>) {
+    for i in range {
+        let (k, v) = (format!("key{i:03}"), format!("value {i}"));
+        db.put(k.as_bytes(), v.as_bytes()).unwrap();
+    }
+}
+
+/// Every key and value, in key order.
+fn contents(db: &Bitcask) -> Vec<(Vec<u8>, Vec<u8>)> {
+    db.iter().unwrap().map(|kv| kv.unwrap()).collect()
+}
+
+/// Flips a byte inside the first hint file found in `dir`; returns its path.
+fn damage_a_hint(dir: &Path) -> PathBuf {
+    let hint = std::fs::read_dir(dir)
         .unwrap()
         .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "data"))
-        .collect();
-    v.sort();
-    v
+        .find(|p| p.extension().is_some_and(|e| e == "hint"))
+        .unwrap();
+    let mut b = std::fs::read(&hint).unwrap();
+    b[20] ^= 1;
+    std::fs::write(&hint, b).unwrap();
+    hint
 }
 
 fn state(dir: &Path) -> Vec<(Vec<u8>, Vec<u8>)> {
     let mut o = Options::default();
     o.read_only = true;
     let db = Bitcask::open(dir, o).unwrap();
-    let v = db.iter().unwrap().map(|kv| kv.unwrap()).collect();
+    let v = contents(&db);
     db.close().unwrap();
     v
 }
@@ -307,7 +316,7 @@ fn merge_reclaims_and_reports() {
             .unwrap();
         }
     }
-    let want: Vec<_> = db.iter().unwrap().map(|kv| kv.unwrap()).collect();
+    let want = contents(&db);
     db.close().unwrap();
     let j = json_lines(&ok(&run(&["merge", "--json", s(t.path())])));
     assert!(j[0]["files_in"].as_u64().unwrap() > 0, "{j:?}");
@@ -375,14 +384,7 @@ fn damaged_hint_file() {
     let _serial = serial();
     let t = tempfile::tempdir().unwrap();
     fixture(t.path());
-    let hint = std::fs::read_dir(t.path())
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .find(|p| p.extension().is_some_and(|e| e == "hint"))
-        .unwrap();
-    let mut b = std::fs::read(&hint).unwrap();
-    b[20] ^= 1;
-    std::fs::write(&hint, b).unwrap();
+    let hint = damage_a_hint(t.path());
     let o = run(&["verify", s(t.path())]);
     assert_eq!(o.status.code(), Some(1));
     assert!(
@@ -549,14 +551,7 @@ fn repair_a_torn_tail_and_a_damaged_hint() {
     let t = tempfile::tempdir().unwrap();
     let want = fixture(t.path());
     let path = tear_tail(t.path());
-    let hint = std::fs::read_dir(t.path())
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .find(|p| p.extension().is_some_and(|e| e == "hint"))
-        .unwrap();
-    let mut b = std::fs::read(&hint).unwrap();
-    b[20] ^= 1;
-    std::fs::write(&hint, b).unwrap();
+    let hint = damage_a_hint(t.path());
     let d = s(t.path());
     let out = ok(&run(&["repair", d]));
     assert!(
