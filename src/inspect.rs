@@ -55,6 +55,17 @@ fn problem(file: &Path, offset: u64, reason: impl Into<String>) -> Problem {
     }
 }
 
+/// What is wrong with a file's header, if anything (too short, wrong magic, a
+/// format version this build does not read).
+fn header_problem(path: &Path, head: &[u8], magic: &[u8; 8]) -> Result<Option<Problem>> {
+    match check_header(path, head, magic) {
+        Ok(true) => Ok(None),
+        Ok(false) => Ok(Some(problem(path, 0, "file shorter than its header"))),
+        Err(Error::BadFormat { reason, .. }) => Ok(Some(problem(path, 0, reason))),
+        Err(e) => Err(e),
+    }
+}
+
 /// Reads the data file at `path`: calls `f` with every valid record in file
 /// order and returns what is wrong (bad header or version, each damaged range,
 /// a torn tail, a write left without its last record). After damage it resumes
@@ -68,17 +79,9 @@ pub fn scan_data_file(path: &Path, mut f: impl FnMut(Record<'_>)) -> Result<Vec<
     let mut head = vec![0u8; (end as usize).min(FILE_HEADER_LEN)];
     file.read_exact_at(&mut head, 0)
         .map_err(|e| Error::io("reading", path, e))?;
-    match check_header(path, &head, &DATA_MAGIC) {
-        Ok(true) => {}
-        Ok(false) => {
-            problems.push(problem(path, 0, "file shorter than its header"));
-            return Ok(problems);
-        }
-        Err(Error::BadFormat { reason, .. }) => {
-            problems.push(problem(path, 0, reason));
-            return Ok(problems);
-        }
-        Err(e) => return Err(e),
+    if let Some(p) = header_problem(path, &head, &DATA_MAGIC)? {
+        problems.push(p);
+        return Ok(problems);
     }
     let mut from = FILE_HEADER_LEN as u64;
     let mut last_flags = FLAG_WRITE_END;
@@ -165,17 +168,9 @@ pub fn check_hint_file(hint_path: &Path, data_path: &Path) -> Result<Vec<Problem
         }
     };
     let mut out = Vec::new();
-    match check_header(hint_path, &bytes, &HINT_MAGIC) {
-        Ok(true) => {}
-        Ok(false) => {
-            out.push(problem(hint_path, 0, "file shorter than its header"));
-            return Ok(out);
-        }
-        Err(Error::BadFormat { reason, .. }) => {
-            out.push(problem(hint_path, 0, reason));
-            return Ok(out);
-        }
-        Err(e) => return Err(e),
+    if let Some(p) = header_problem(hint_path, &bytes, &HINT_MAGIC)? {
+        out.push(p);
+        return Ok(out);
     }
     if crate::hint::count_verified(&bytes, data_len).is_none() {
         let reason = if bytes.len() < FILE_HEADER_LEN + HINT_TRAILER_LEN {
