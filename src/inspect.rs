@@ -55,6 +55,20 @@ fn problem(file: &Path, offset: u64, reason: impl Into<String>) -> Problem {
     }
 }
 
+/// A whole file, read through the engine's file layer.
+fn read_whole(path: &Path) -> Result<Vec<u8>> {
+    let file = RealFs
+        .open(path, false)
+        .map_err(|e| Error::io("opening", path, e))?;
+    let len = file
+        .len()
+        .map_err(|e| Error::io("reading size of", path, e))?;
+    let mut bytes = vec![0u8; len as usize];
+    file.read_exact_at(&mut bytes, 0)
+        .map_err(|e| Error::io("reading", path, e))?;
+    Ok(bytes)
+}
+
 /// What is wrong with a file's header, if anything (too short, wrong magic, a
 /// format version this build does not read).
 fn header_problem(path: &Path, head: &[u8], magic: &[u8; 8]) -> Result<Option<Problem>> {
@@ -156,9 +170,9 @@ pub fn scan_data_file(path: &Path, mut f: impl FnMut(Record<'_>)) -> Result<Vec<
 /// record at its offset (seq, flags, key, value length) and that it lists
 /// every valid record of the data file.
 pub fn check_hint_file(hint_path: &Path, data_path: &Path) -> Result<Vec<Problem>> {
-    let bytes = std::fs::read(hint_path).map_err(|e| Error::io("reading", hint_path, e))?;
-    let data_len = match std::fs::metadata(data_path) {
-        Ok(m) => m.len(),
+    let bytes = read_whole(hint_path)?;
+    let data_len = match RealFs.size(data_path) {
+        Ok(n) => n,
         Err(_) => {
             return Ok(vec![problem(
                 hint_path,
