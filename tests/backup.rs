@@ -4,7 +4,7 @@
 
 mod common;
 
-use bitcask::{Bitcask, Error};
+use bitcask::{Bitcask, Error, Options, SyncPolicy};
 use common::*;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -36,9 +36,25 @@ fn model_at(log: &[Logged], seq: u64) -> Model {
 
 #[test]
 fn backup_during_writes_deletes_and_merges_equals_the_model_at_its_seq() {
+    // Every sync policy, and the write buffer, whose acknowledged writes the
+    // cut must flush into the copy.
+    for (sync, buffer, writes) in [
+        (SyncPolicy::Never, 0, 3000),
+        (SyncPolicy::EveryMs(5), 0, 3000),
+        (SyncPolicy::Never, 4096, 3000),
+        (SyncPolicy::Always, 0, 400),
+    ] {
+        let mut o = auto_merge_opts();
+        o.sync = sync;
+        o.write_buffer_size = buffer;
+        backups_beside_writers(o, writes);
+    }
+}
+
+fn backups_beside_writers(o: Options, writes: u64) {
     let dir = TempDir::new("backup-live");
     let src = dir.path().join("db");
-    let db = Arc::new(Bitcask::open(&src, auto_merge_opts()).unwrap());
+    let db = Arc::new(Bitcask::open(&src, o.clone()).unwrap());
     let log = Arc::new(Mutex::new(Vec::new()));
     let stop = Arc::new(AtomicBool::new(false));
     let writers: Vec<_> = (0..3u64)
@@ -46,7 +62,7 @@ fn backup_during_writes_deletes_and_merges_equals_the_model_at_its_seq() {
             let (db, log) = (db.clone(), log.clone());
             std::thread::spawn(move || {
                 let mut rng = Rng(t + 1);
-                for i in 0..3000u64 {
+                for i in 0..writes {
                     let k = format!("k{:03}", rng.below(300)).into_bytes();
                     if rng.below(5) == 0 {
                         let seq = db.delete(&k).unwrap();
@@ -56,7 +72,7 @@ fn backup_during_writes_deletes_and_merges_equals_the_model_at_its_seq() {
                         let seq = db.put(&k, v.as_bytes()).unwrap();
                         log.lock().unwrap().push((seq, k, Some(v.into_bytes())));
                     }
-                    if i % 500 == 0 {
+                    if i % 200 == 0 {
                         db.merge().unwrap();
                     }
                 }
@@ -87,7 +103,7 @@ fn backup_during_writes_deletes_and_merges_equals_the_model_at_its_seq() {
     );
     let log = log.lock().unwrap().clone();
     for (seq, dest) in &taken {
-        let copy = Bitcask::open(dest, auto_merge_opts()).unwrap();
+        let copy = Bitcask::open(dest, o.clone()).unwrap();
         assert_eq!(
             state(&copy),
             model_at(&log, *seq),
