@@ -16,16 +16,39 @@ pub struct DataFile {
     pub id: u32,
     pub path: PathBuf,
     pub(crate) file: Box<dyn FileHandle>,
+    /// Format version of its records, from its header. Only the current version
+    /// is ever appended to.
+    pub version: u32,
 }
 
 impl DataFile {
     /// Opens an existing data file for reading (and appending, when `writable`).
+    /// Its version is taken as current until [`DataFile::read_header`] says.
     pub fn open(fs: &dyn Fs, dir: &Path, id: u32, writable: bool) -> Result<DataFile> {
         let path = dir.join(data_file_name(id));
         let file = fs
             .open(&path, writable)
             .map_err(|e| Error::io("opening", &path, e))?;
-        Ok(DataFile { id, path, file })
+        Ok(DataFile {
+            id,
+            path,
+            file,
+            version: FORMAT_VERSION,
+        })
+    }
+
+    /// Reads and checks the header, setting `version`. `Ok(false)` when the file
+    /// is shorter than a header (a crash right after creation).
+    pub fn read_header(&mut self) -> Result<bool> {
+        let mut head = [0u8; FILE_HEADER_LEN];
+        let got = read_up_to(&*self.file, &mut head, 0, &self.path)?;
+        match check_header(&self.path, &head[..got], &DATA_MAGIC)? {
+            Some(v) => {
+                self.version = v;
+                Ok(true)
+            }
+            None => Ok(false),
+        }
     }
 
     /// Creates a new data file with its header, fsynced along with the directory so
@@ -39,7 +62,12 @@ impl DataFile {
             .and_then(|_| file.sync_data())
             .map_err(|e| Error::io("writing header of", &path, e))?;
         sync_dir(fs, dir)?;
-        Ok(DataFile { id, path, file })
+        Ok(DataFile {
+            id,
+            path,
+            file,
+            version: FORMAT_VERSION,
+        })
     }
 
     pub fn len(&self) -> Result<u64> {
@@ -48,27 +76,24 @@ impl DataFile {
             .map_err(|e| Error::io("reading size of", &self.path, e))
     }
 
-    /// Reads the record whose value starts at `value_offset`, checks its checksum and
-    /// that it belongs to `key`, and returns the value.
-    pub fn read_value(&self, key: &[u8], value_offset: u32, value_len: u32) -> Result<Vec<u8>> {
-        let start = (value_offset as u64)
-            .checked_sub((RECORD_HEADER_LEN + key.len()) as u64)
-            .ok_or_else(|| {
-                Error::corruption(&self.path, value_offset as u64, "impossible value offset")
-            })?;
-        let mut buf = vec![0u8; record::record_len(key.len(), value_len as usize)];
+    /// Reads the record of `rec_len` bytes at `offset`, checks its checksum and
+    /// that it belongs to `key`, and returns the value. One positioned read.
+    pub fn read_value(&self, key: &[u8], offset: u32, rec_len: u32) -> Result<Vec<u8>> {
+        let mut buf = vec![0u8; rec_len as usize];
         self.file
-            .read_exact_at(&mut buf, start)
+            .read_exact_at(&mut buf, offset as u64)
             .map_err(|e| Error::io("reading", &self.path, e))?;
-        let h = record::decode(&buf).map_err(|b| self.bad(start, b))?;
-        if h.key_len as usize != key.len() || &buf[RECORD_HEADER_LEN..][..key.len()] != key {
+        let start = offset as u64;
+        let h = record::decode(self.version, &buf).map_err(|b| self.bad(start, b))?;
+        let (k, _) = record::key_value(&h, &buf);
+        if k != key || h.record_len() != rec_len as u64 || h.is_tombstone() {
             return Err(Error::corruption(
                 &self.path,
                 start,
                 "record is not the key's",
             ));
         }
-        buf.drain(..RECORD_HEADER_LEN + key.len());
+        buf.drain(..h.header_len as usize + key.len());
         Ok(buf)
     }
 
@@ -97,11 +122,31 @@ pub fn sync_dir(fs: &dyn Fs, dir: &Path) -> Result<()> {
         .map_err(|e| Error::io("syncing directory", dir, e))
 }
 
-/// Checks a file header read from `path`. `Ok(false)` means the file is shorter than
-/// a header (a crash right after creation); anything else wrong is `BadFormat`.
-pub fn check_header(path: &Path, head: &[u8], magic: &[u8; 8]) -> Result<bool> {
+/// Reads into `buf` from `at` until it is full or the file ends; the bytes read.
+pub(crate) fn read_up_to(
+    file: &dyn FileHandle,
+    buf: &mut [u8],
+    at: u64,
+    path: &Path,
+) -> Result<usize> {
+    let mut got = 0;
+    while got < buf.len() {
+        match file.read_at(&mut buf[got..], at + got as u64) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(Error::io("reading", path, e)),
+        }
+    }
+    Ok(got)
+}
+
+/// Checks a file header read from `path`: its version, or `None` when the file
+/// is shorter than a header (a crash right after creation). Anything else wrong,
+/// a version this build does not read included, is `BadFormat`.
+pub fn check_header(path: &Path, head: &[u8], magic: &[u8; 8]) -> Result<Option<u32>> {
     if head.len() < FILE_HEADER_LEN {
-        return Ok(false);
+        return Ok(None);
     }
     if &head[..8] != magic {
         return Err(Error::BadFormat {
@@ -110,13 +155,15 @@ pub fn check_header(path: &Path, head: &[u8], magic: &[u8; 8]) -> Result<bool> {
         });
     }
     let version = le_u32(head, 8);
-    if version != FORMAT_VERSION {
+    if !(MIN_FORMAT_VERSION..=FORMAT_VERSION).contains(&version) {
         return Err(Error::BadFormat {
             file: path.to_path_buf(),
-            reason: format!("format version {version}, this build reads {FORMAT_VERSION}"),
+            reason: format!(
+                "format version {version}; this build reads versions {MIN_FORMAT_VERSION} to {FORMAT_VERSION}"
+            ),
         });
     }
-    Ok(true)
+    Ok(Some(version))
 }
 
 /// A record met during a scan; slices borrow the scan buffer.
@@ -138,17 +185,20 @@ pub enum ScanEnd {
     Bad { offset: u64, bad: Bad },
 }
 
-/// Reads records from `from` up to `end`, calling `f` for each valid one, and stops
-/// at the first byte that is not a record. Reads in large sequential chunks with
-/// positioned reads, so scans of one file may run at once (merge, hint writing).
+/// Reads records of a file of `version` from `from` up to `end`, calling `f` for
+/// each valid one, and stops at the first byte that is not a record. Reads in
+/// large sequential chunks with positioned reads, so scans of one file may run at
+/// once (merge, hint writing).
 pub fn scan(
     file: &dyn FileHandle,
+    version: u32,
     from: u64,
     end: u64,
     mut f: impl FnMut(RecordRef<'_>) -> Result<()>,
     path: &Path,
 ) -> Result<ScanEnd> {
     const CHUNK: usize = 1 << 20;
+    let max_header = record::max_header_len(version) as u64;
     let mut buf: Vec<u8> = Vec::with_capacity(CHUNK);
     // File offset of buf[0], and how far into buf the next record starts.
     let mut base = from;
@@ -159,14 +209,20 @@ pub fn scan(
             return Ok(ScanEnd::Clean);
         }
         let have = buf.len() - at;
-        let header = if have >= RECORD_HEADER_LEN {
-            record::parse_header(&buf[at..])
-        } else {
-            Err(Bad::Truncated)
-        };
+        let header = record::parse_header(version, &buf[at..]);
         let need = match header {
             Ok(h) => h.record_len(),
-            Err(Bad::Truncated) => RECORD_HEADER_LEN as u64,
+            // A header may be shorter than the longest one: ask only for what
+            // the file has.
+            Err(Bad::Truncated) if (have as u64) < max_header.min(end - pos) => {
+                max_header.min(end - pos)
+            }
+            Err(Bad::Truncated) => {
+                return Ok(ScanEnd::Bad {
+                    offset: pos,
+                    bad: Bad::Truncated,
+                })
+            }
             Err(bad) => return Ok(ScanEnd::Bad { offset: pos, bad }),
         };
         if pos + need > end {
@@ -192,11 +248,11 @@ pub fn scan(
         if let Err(bad) = record::verify(&h, rec) {
             return Ok(ScanEnd::Bad { offset: pos, bad });
         }
-        let k = RECORD_HEADER_LEN + h.key_len as usize;
+        let (key, _) = record::key_value(&h, rec);
         f(RecordRef {
             offset: pos,
             header: h,
-            key: &rec[RECORD_HEADER_LEN..k],
+            key,
             raw: rec,
         })?;
         at += need as usize;
@@ -209,17 +265,19 @@ pub fn scan(
 /// of a file may be gigabytes.
 pub fn find_next_valid(
     file: &dyn FileHandle,
+    version: u32,
     from: u64,
     end: u64,
     path: &Path,
 ) -> Result<Option<u64>> {
     const CHUNK: u64 = 1 << 20;
+    let max_header = record::max_header_len(version) as u64;
     let mut buf = Vec::new();
     let mut base = from + 1;
     while base < end {
         // Each chunk overlaps the next by a header, so every position is judged
         // with its whole header in view.
-        let n = (end - base).min(CHUNK + RECORD_HEADER_LEN as u64) as usize;
+        let n = (end - base).min(CHUNK + max_header) as usize;
         buf.resize(n, 0);
         file.read_exact_at(&mut buf, base)
             .map_err(|e| Error::io("reading", path, e))?;
@@ -227,7 +285,7 @@ pub fn find_next_valid(
         for i in 0..positions {
             // Random bytes pass the framing checks rarely, and a CRC32 about once
             // in 2^32 tries.
-            let Ok(h) = record::parse_header(&buf[i..]) else {
+            let Ok(h) = record::parse_header(version, &buf[i..]) else {
                 continue;
             };
             let pos = base + i as u64;
@@ -236,7 +294,7 @@ pub fn find_next_valid(
             }
             let ok = match buf.get(i..i + h.record_len() as usize) {
                 Some(rec) => record::verify(&h, rec).is_ok(),
-                None => read_record_at(file, pos, end, path)?.is_some(),
+                None => read_record_at(file, version, pos, end, path)?.is_some(),
             };
             if ok {
                 return Ok(Some(pos));
@@ -251,17 +309,18 @@ pub fn find_next_valid(
 /// there are not one that ends by `end`.
 pub fn read_record_at(
     file: &dyn FileHandle,
+    version: u32,
     pos: u64,
     end: u64,
     path: &Path,
 ) -> Result<Option<(Header, Vec<u8>)>> {
-    if pos + RECORD_HEADER_LEN as u64 > end {
+    if pos >= end {
         return Ok(None);
     }
-    let mut head = [0u8; RECORD_HEADER_LEN];
+    let mut head = vec![0u8; (record::max_header_len(version) as u64).min(end - pos) as usize];
     file.read_exact_at(&mut head, pos)
         .map_err(|e| Error::io("reading", path, e))?;
-    let Ok(h) = record::parse_header(&head) else {
+    let Ok(h) = record::parse_header(version, &head) else {
         return Ok(None);
     };
     if pos + h.record_len() > end {

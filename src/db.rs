@@ -6,7 +6,7 @@
 //! only `index` (shared) and, with a write buffer, `buffer` briefly; no lock a read
 //! takes is ever held across an fsync.
 
-use crate::batch::{RecordIter, WriteBatch};
+use crate::batch::WriteBatch;
 use crate::datafile::{self, DataFile, ScanEnd};
 use crate::error::{Error, Result};
 use crate::format::*;
@@ -40,6 +40,12 @@ pub(crate) struct FileInfo {
     /// Bytes of tombstones. What is neither live nor tombstone (nor the header)
     /// is garbage: overwritten and deleted values, which a merge always drops.
     pub tomb: u64,
+    /// Number of tombstones.
+    pub tombs: u64,
+    /// The highest file id a tombstone here names as holding what it deleted
+    /// (its own id for a version 1 tombstone); 0 without tombstones. Once every
+    /// file up to it is merged away, none of them hides anything.
+    pub max_target: u32,
 }
 
 impl FileInfo {
@@ -49,6 +55,8 @@ impl FileInfo {
             total,
             live: 0,
             tomb: 0,
+            tombs: 0,
+            max_target: 0,
         }
     }
 
@@ -78,32 +86,77 @@ pub(crate) struct Index {
     pub keydir: KeyDir,
     pub files: BTreeMap<u32, FileInfo>,
     pub newest: Option<Newest>,
+    /// Keydir entries that expire, counted by (expiry second, file): how many,
+    /// and their record bytes. Keys without expiry are not here, so they cost
+    /// nothing; with it, `len` is exact and a merge knows what expiry reclaims.
+    pub expiring: BTreeMap<(u32, u32), (u64, u64)>,
 }
 
-fn live_len(key: &[u8], loc: &Loc) -> u64 {
-    record::record_len(key.len(), loc.len as usize) as u64
+/// Whether a value with this expiry (0: never) is gone at `now_ms`.
+pub(crate) fn expired(expires: u32, now_ms: u64) -> bool {
+    expires != 0 && u64::from(expires) * 1000 <= now_ms
 }
 
 impl Index {
     pub fn apply_put(&mut self, key: &[u8], loc: Loc) {
         if let Some(old) = self.keydir.insert(key, loc) {
-            self.unlive(key, &old);
+            self.unlive(&old);
         }
-        if let Some(f) = self.files.get_mut(&loc.file_id) {
-            f.live += live_len(key, &loc);
-        }
+        self.note_live(&loc);
     }
 
     pub fn apply_delete(&mut self, key: &[u8]) {
         if let Some(old) = self.keydir.remove(key) {
-            self.unlive(key, &old);
+            self.unlive(&old);
         }
     }
 
-    pub fn unlive(&mut self, key: &[u8], old: &Loc) {
-        if let Some(f) = self.files.get_mut(&old.file_id) {
-            f.live = f.live.saturating_sub(live_len(key, old));
+    /// Counts a location the keydir now holds.
+    pub fn note_live(&mut self, loc: &Loc) {
+        if let Some(f) = self.files.get_mut(&loc.file_id) {
+            f.live += loc.rec_len as u64;
         }
+        if loc.expires != 0 {
+            let e = self.expiring.entry((loc.expires, loc.file_id)).or_default();
+            e.0 += 1;
+            e.1 += loc.rec_len as u64;
+        }
+    }
+
+    pub fn unlive(&mut self, old: &Loc) {
+        if let Some(f) = self.files.get_mut(&old.file_id) {
+            f.live = f.live.saturating_sub(old.rec_len as u64);
+        }
+        if old.expires != 0 {
+            let k = (old.expires, old.file_id);
+            if let Some(e) = self.expiring.get_mut(&k) {
+                e.0 -= 1;
+                e.1 -= old.rec_len as u64;
+                if e.0 == 0 {
+                    self.expiring.remove(&k);
+                }
+            }
+        }
+    }
+
+    /// Keys visible at `now_ms`: the keydir's entries less the expired ones.
+    pub fn live_keys(&self, now_ms: u64) -> u64 {
+        let expired: u64 = self
+            .expiring
+            .range(..=(expired_through(now_ms), u32::MAX))
+            .map(|(_, (n, _))| n)
+            .sum();
+        self.keydir.len() as u64 - expired
+    }
+
+    /// Record bytes of expired values per file at `now_ms`.
+    pub fn expired_bytes(&self, now_ms: u64) -> BTreeMap<u32, u64> {
+        let mut out = BTreeMap::new();
+        for (&(_, file), &(_, bytes)) in self.expiring.range(..=(expired_through(now_ms), u32::MAX))
+        {
+            *out.entry(file).or_default() += bytes;
+        }
+        out
     }
 
     /// Tombstone bytes of file `id` that a merge must keep whatever it selects.
@@ -114,12 +167,33 @@ impl Index {
         }
     }
 
-    /// The location of `key` and the file holding it.
-    fn locate(&self, key: &[u8]) -> Option<(Loc, Arc<DataFile>)> {
-        let loc = self.keydir.get(key)?;
+    /// The location of `key`, unless it expired by `now_ms`, and the file
+    /// holding it.
+    fn locate(&self, key: &[u8], now_ms: u64) -> Option<(Loc, Arc<DataFile>)> {
+        let loc = self
+            .keydir
+            .get(key)
+            .filter(|l| !expired(l.expires, now_ms))?;
         let file = self.files.get(&loc.file_id)?.file.clone();
         Some((loc, file))
     }
+}
+
+/// The last expiry second that has passed at `now_ms`.
+fn expired_through(now_ms: u64) -> u32 {
+    (now_ms / 1000).min(u32::MAX as u64) as u32
+}
+
+/// What a key's expiry is, as [`Bitcask::key_ttl`] reports it.
+#[non_exhaustive]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KeyTtl {
+    /// No such key, or it expired.
+    Missing,
+    /// The key never expires.
+    Persistent,
+    /// The key expires after this much more time.
+    Remaining(Duration),
 }
 
 /// A data file of a backup's cut: id, handle, and the length to copy.
@@ -134,13 +208,16 @@ struct WriteBuf {
 }
 
 impl WriteBuf {
-    /// The value of a record still held here, if it is.
+    /// The value of a record still held here, if it is. The buffer holds records
+    /// this process encoded, so its headers are trusted.
     fn value(&self, loc: &Loc) -> Option<Vec<u8>> {
         if loc.file_id != self.file_id || (loc.offset as u64) < self.start {
             return None;
         }
         let at = (loc.offset as u64 - self.start) as usize;
-        self.data.get(at..at + loc.len as usize).map(<[u8]>::to_vec)
+        let rec = self.data.get(at..at + loc.rec_len as usize)?;
+        let h = record::parse_header(FORMAT_VERSION, rec).ok()?;
+        Some(record::key_value(&h, rec).1.to_vec())
     }
 
     fn flush(&mut self, file: &DataFile) -> Result<()> {
@@ -191,6 +268,14 @@ pub(crate) struct Inner {
     closed: AtomicBool,
     /// Held for the whole of a merge: one at a time.
     pub(crate) merge_lock: Mutex<()>,
+    /// Expiry's time source (the wall clock unless a test gives one), and the
+    /// latest time it has shown: expiry never runs backwards.
+    clock: Option<crate::options::Clock>,
+    clock_ms: AtomicU64,
+    /// While a merge runs: the highest id its outputs may take. A tombstone
+    /// names at least this file, since a copy of the value it deletes may be in
+    /// an output (copied before the delete, never moved to).
+    tombstone_floor: AtomicU32,
     /// Outcomes of merges since open, and the automatic merge's backoff.
     pub(crate) merge_state: Mutex<crate::merge::MergeState>,
     /// The automatic merge in progress, if any.
@@ -230,10 +315,11 @@ pub struct WriteOptions {
     pub sync: bool,
 }
 
-pub(crate) fn now_secs() -> u32 {
+/// The wall clock, in milliseconds since the epoch.
+pub(crate) fn wall_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs() as u32)
+        .map(|d| d.as_millis() as u64)
         .unwrap_or(0)
 }
 
@@ -269,17 +355,26 @@ impl Bitcask {
         let mut writer = None;
         let mut active_id = rec.last_id.unwrap_or(0);
         if !opts.read_only {
-            let (active, len) = match rec.last_id {
+            // Appends go to a file of the current format: a last file of an
+            // older one stays as it is (merges rewrite it) and a new file starts.
+            let last = rec
+                .last_id
+                .filter(|id| index.files[id].file.version == FORMAT_VERSION);
+            let (active, len) = match last {
                 Some(id) => {
                     let f = &index.files[&id];
                     (f.file.clone(), f.total)
                 }
                 None => {
-                    active_id = 1;
-                    let f = Arc::new(DataFile::create(&*fs, &dir, 1)?);
+                    let id = match rec.last_id {
+                        Some(id) => id.checked_add(1).ok_or_else(|| ids_exhausted(&dir))?,
+                        None => 1,
+                    };
+                    active_id = id;
+                    let f = Arc::new(DataFile::create(&*fs, &dir, id)?);
                     index
                         .files
-                        .insert(1, FileInfo::new(f.clone(), FILE_HEADER_LEN as u64));
+                        .insert(id, FileInfo::new(f.clone(), FILE_HEADER_LEN as u64));
                     (f, FILE_HEADER_LEN as u64)
                 }
             };
@@ -298,8 +393,12 @@ impl Bitcask {
                 data: Vec::with_capacity(opts.write_buffer_size),
             })
         });
+        let clock = opts.clock.clone();
         let inner = Arc::new(Inner {
             queue: WriteQueue::new(opts.write_merging),
+            clock,
+            clock_ms: AtomicU64::new(0),
+            tombstone_floor: AtomicU32::new(0),
             dir,
             fs,
             index: RwLock::new(index),
@@ -330,32 +429,67 @@ impl Bitcask {
     /// The value of `key`, or `None`. One keydir lookup and one positioned read, with
     /// the record's checksum verified.
     pub fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
-        let Some((loc, file)) = self.inner.open_index()?.locate(key) else {
+        let now = self.inner.now_ms();
+        let Some((loc, file)) = self.inner.open_index()?.locate(key, now) else {
             return Ok(None);
         };
         self.inner.read_value(key, &loc, &file).map(Some)
     }
 
-    /// Whether `key` has a value. No I/O.
+    /// Whether `key` has a value (that has not expired). No I/O.
     pub fn contains(&self, key: &[u8]) -> Result<bool> {
-        Ok(self.inner.open_index()?.keydir.get(key).is_some())
+        let now = self.inner.now_ms();
+        Ok(self.inner.open_index()?.locate(key, now).is_some())
     }
 
-    /// Number of keys.
+    /// Number of keys, expired ones not counted (exactly, whether or not a merge
+    /// has dropped them yet).
     pub fn len(&self) -> Result<usize> {
-        Ok(self.inner.open_index()?.keydir.len())
+        let now = self.inner.now_ms();
+        Ok(self.inner.open_index()?.live_keys(now) as usize)
     }
 
     /// Whether there are no keys.
     pub fn is_empty(&self) -> Result<bool> {
-        Ok(self.inner.open_index()?.keydir.is_empty())
+        Ok(self.len()? == 0)
     }
 
-    /// Stores `value` under `key`. Returns the write's sequence number.
+    /// Stores `value` under `key`. Returns the write's sequence number. The value
+    /// takes the default TTL, if the database has one.
     pub fn put(&self, key: &[u8], value: &[u8]) -> Result<u64> {
         let mut b = WriteBatch::new();
         b.put(key, value);
         self.inner.submit(b, WriteOptions::default())
+    }
+
+    /// Stores `value` under `key` until `ttl` from now (rounded up to a whole
+    /// second of the wall clock); from then on the key reads as absent everywhere.
+    /// Writing the key again without a TTL makes it persistent again.
+    pub fn put_with_ttl(&self, key: &[u8], value: &[u8], ttl: Duration) -> Result<u64> {
+        let mut b = WriteBatch::new();
+        b.put_with_ttl(key, value, ttl);
+        self.inner.submit(b, WriteOptions::default())
+    }
+
+    /// Time left before `key` expires: `None` for a key without expiry, and for
+    /// one that is absent or expired ([`Bitcask::key_ttl`] tells these apart).
+    pub fn ttl(&self, key: &[u8]) -> Result<Option<Duration>> {
+        Ok(match self.key_ttl(key)? {
+            KeyTtl::Remaining(d) => Some(d),
+            _ => None,
+        })
+    }
+
+    /// Whether `key` exists and when it expires. No I/O.
+    pub fn key_ttl(&self, key: &[u8]) -> Result<KeyTtl> {
+        let now = self.inner.now_ms();
+        Ok(match self.inner.open_index()?.locate(key, now) {
+            None => KeyTtl::Missing,
+            Some((loc, _)) if loc.expires == 0 => KeyTtl::Persistent,
+            Some((loc, _)) => {
+                KeyTtl::Remaining(Duration::from_millis(u64::from(loc.expires) * 1000 - now))
+            }
+        })
     }
 
     /// Removes `key` (writing a tombstone). Deleting a missing key is not an error.
@@ -426,11 +560,13 @@ impl Bitcask {
 
     /// All keys, in key order.
     pub fn keys(&self) -> Result<Vec<Vec<u8>>> {
+        let now = self.inner.now_ms();
         let mut keys = Vec::new();
-        self.inner
-            .open_index()?
-            .keydir
-            .for_each(|k, _| keys.push(k.to_vec()));
+        self.inner.open_index()?.keydir.for_each(|k, l| {
+            if !expired(l.expires, now) {
+                keys.push(k.to_vec())
+            }
+        });
         Ok(keys)
     }
 
@@ -511,6 +647,17 @@ impl Inner {
         Ok(ix)
     }
 
+    /// The time expiry is judged by: the clock, held from running backwards. A
+    /// clock set back does not bring expired keys back while the database is
+    /// open; one set forward expires keys early, as it says.
+    pub(crate) fn now_ms(&self) -> u64 {
+        let t = match &self.clock {
+            Some(c) => (c.0)(),
+            None => wall_ms(),
+        };
+        self.clock_ms.fetch_max(t, Ordering::AcqRel).max(t)
+    }
+
     pub(crate) fn check_open(&self) -> Result<()> {
         if self.closed.load(Ordering::Acquire) {
             return Err(Error::Closed);
@@ -542,7 +689,7 @@ impl Inner {
                 return Ok(v);
             }
         }
-        file.read_value(key, loc.offset, loc.len)
+        file.read_value(key, loc.offset, loc.rec_len)
     }
 
     fn validate(&self, batch: &WriteBatch) -> Result<()> {
@@ -555,7 +702,8 @@ impl Inner {
                 max: MAX_WRITE_LEN,
             });
         }
-        for (_, key, value) in (RecordIter { rep: &batch.rep }) {
+        for op in batch.ops() {
+            let (key, value) = (op.key, op.value);
             if key.is_empty() {
                 return Err(Error::EmptyKey);
             }
@@ -591,8 +739,9 @@ impl Inner {
         let mut guard = self.writer.lock();
         let w = guard.as_mut().ok_or(Error::Closed)?;
         self.check_writable()?;
-        let total: u64 = group.iter().map(|r| r.batch.encoded_len() as u64).sum();
-        if w.len > FILE_HEADER_LEN as u64 && w.len + total > self.opts.max_file_size {
+        // Rotate on a bound of the encoded length (headers at their longest).
+        let bound: u64 = group.iter().map(|r| r.batch.encoded_len() as u64).sum();
+        if w.len > FILE_HEADER_LEN as u64 && w.len + bound > self.opts.max_file_size {
             let next = w
                 .active
                 .id
@@ -601,22 +750,66 @@ impl Inner {
             self.rotate(w, next, true).inspect_err(|e| self.refuse(e))?;
         }
         let base = w.len;
-        let tstamp = now_secs();
+        let now = self.now_ms();
+        let default_ttl = self.opts.default_ttl.map_or(0, |d| d.as_millis() as u64);
+        let file_id = w.active.id;
+        let floor = self.tombstone_floor.load(Ordering::Acquire);
         let mut scratch = std::mem::take(&mut w.scratch);
         scratch.clear();
         let mut seqs = Vec::with_capacity(group.len());
-        for req in group {
-            if req.batch.is_empty() {
-                seqs.push(w.next_seq - 1);
-                continue;
+        // Each record as the keydir will see it: (key, location, tombstone).
+        let mut applied: Vec<(usize, Loc, bool)> = Vec::with_capacity(group.len());
+        {
+            // A tombstone names the file of the value it deletes: a merge may drop
+            // it once no file that old remains (see merge.rs).
+            let ix = self.index.read();
+            for req in group {
+                if req.batch.is_empty() {
+                    seqs.push(w.next_seq - 1);
+                    continue;
+                }
+                let seq = w.next_seq;
+                w.next_seq += 1;
+                seqs.push(seq);
+                let n = req.batch.len();
+                for (i, op) in req.batch.ops().enumerate() {
+                    let tomb = op.flags & FLAG_TOMBSTONE != 0;
+                    let ttl = if op.ttl_ms != 0 {
+                        op.ttl_ms
+                    } else {
+                        default_ttl
+                    };
+                    let mut f = record::Fields {
+                        seq,
+                        flags: op.flags,
+                        expires: 0,
+                        target: 0,
+                    };
+                    if i + 1 == n {
+                        f.flags |= FLAG_WRITE_END;
+                    }
+                    if tomb {
+                        f.target = ix
+                            .keydir
+                            .get(op.key)
+                            .map_or(file_id, |l| l.file_id)
+                            .max(floor);
+                    } else if ttl != 0 {
+                        f.expires = (now + ttl).div_ceil(1000).min(u32::MAX as u64) as u32;
+                    }
+                    let at = scratch.len();
+                    record::encode(&mut scratch, &f, op.key, op.value);
+                    let loc = Loc {
+                        file_id,
+                        offset: (base + at as u64) as u32,
+                        rec_len: (scratch.len() - at) as u32,
+                        expires: f.expires,
+                    };
+                    applied.push((at, loc, tomb));
+                }
             }
-            let seq = w.next_seq;
-            w.next_seq += 1;
-            seqs.push(seq);
-            let start = scratch.len();
-            scratch.extend_from_slice(&req.batch.rep);
-            stamp(&mut scratch[start..], seq, tstamp);
         }
+        let total = scratch.len() as u64;
         let sync = self.opts.sync == SyncPolicy::Always || group.iter().any(|r| r.sync);
         let res = self.append(w, &scratch, sync);
         if let Err(e) = res {
@@ -626,35 +819,31 @@ impl Inner {
         }
         {
             let mut ix = self.index.write();
-            let mut off = base;
-            let mut tomb = 0;
+            let (mut tomb, mut tombs, mut max_target) = (0, 0, 0);
             let mut newest = None;
-            for (flags, key, value) in (RecordIter { rep: &scratch }) {
-                let value_offset = off + (RECORD_HEADER_LEN + key.len()) as u64;
-                let rec_len = value_offset + value.len() as u64 - off;
-                off = value_offset + value.len() as u64;
-                let is_tomb = flags & FLAG_TOMBSTONE != 0;
+            for &(at, loc, is_tomb) in &applied {
+                let rec = &scratch[at..at + loc.rec_len as usize];
+                let h = record::parse_header(FORMAT_VERSION, rec).expect("encoded above");
+                let (key, _) = record::key_value(&h, rec);
                 newest = Some(Newest {
-                    file_id: w.active.id,
+                    file_id,
                     seq: w.next_seq - 1,
-                    tomb_len: if is_tomb { rec_len } else { 0 },
+                    tomb_len: if is_tomb { loc.rec_len as u64 } else { 0 },
                 });
                 if is_tomb {
-                    tomb += rec_len;
+                    tomb += loc.rec_len as u64;
+                    tombs += 1;
+                    max_target = max_target.max(h.target);
                     ix.apply_delete(key);
                 } else {
-                    let loc = Loc {
-                        file_id: w.active.id,
-                        offset: value_offset as u32,
-                        len: value.len() as u32,
-                        tstamp,
-                    };
                     ix.apply_put(key, loc);
                 }
             }
-            if let Some(f) = ix.files.get_mut(&w.active.id) {
+            if let Some(f) = ix.files.get_mut(&file_id) {
                 f.total += total;
                 f.tomb += tomb;
+                f.tombs += tombs;
+                f.max_target = f.max_target.max(max_target);
             }
             if newest.is_some() {
                 ix.newest = newest;
@@ -779,6 +968,17 @@ impl Inner {
         Ok((seq, files))
     }
 
+    /// Makes tombstones written from now until the guard drops name at least file
+    /// `id`. Taken under the writer lock, so that no write is between encoding
+    /// its tombstones and applying them to the keydir while the floor rises: a
+    /// merge that then finds a key live in the keydir copies it only if every
+    /// later delete of it names the copy's file or a later one.
+    pub(crate) fn raise_tombstone_floor(&self, id: u32) -> FloorGuard<'_> {
+        let _w = self.writer.lock();
+        self.tombstone_floor.store(id, Ordering::Release);
+        FloorGuard(self)
+    }
+
     /// Starts an automatic merge on its own thread if the triggers fire and none
     /// is running.
     fn maybe_auto_merge(this: &Arc<Inner>) {
@@ -836,23 +1036,19 @@ impl Inner {
         let Some(file) = self.index.read().files.get(&id).map(|f| f.file.clone()) else {
             return Ok(());
         };
+        // Hints are written in the current format only; a file of an older one
+        // is scanned until a merge rewrites it.
+        if file.version != FORMAT_VERSION {
+            return Ok(());
+        }
         let len = file.len()?;
         let mut h = HintWriter::create(&self.fs, &self.dir, id)?;
         let end = datafile::scan(
             &*file.file,
+            file.version,
             FILE_HEADER_LEN as u64,
             len,
-            |r| {
-                let vo = r.offset as u32 + (RECORD_HEADER_LEN + r.key.len()) as u32;
-                h.add(
-                    r.header.seq,
-                    r.header.tstamp,
-                    r.header.flags,
-                    r.key,
-                    vo,
-                    r.header.value_len,
-                )
-            },
+            |r| h.add_header(&r.header, r.key),
             &file.path,
         )?;
         if end != ScanEnd::Clean {
@@ -920,8 +1116,10 @@ impl Inner {
     fn stats(&self) -> Result<Stats> {
         // Lock order is writer before index: read the sequence first.
         let next_seq = self.writer.lock().as_ref().map(|w| w.next_seq);
-        let (keys, keydir_bytes, files) = {
+        let now = self.now_ms();
+        let (keys, keydir_bytes, tombstones, files) = {
             let ix = self.index.read();
+            let tombstones = ix.files.values().map(|f| f.tombs).sum();
             let files: Vec<FileStats> = ix
                 .files
                 .iter()
@@ -932,7 +1130,12 @@ impl Inner {
                     dead_bytes: f.total.saturating_sub(f.live),
                 })
                 .collect();
-            (ix.keydir.len() as u64, ix.keydir.heap_bytes() as u64, files)
+            (
+                ix.live_keys(now),
+                ix.keydir.heap_bytes() as u64,
+                tombstones,
+                files,
+            )
         };
         let data_bytes = files.iter().map(|f| f.total_bytes).sum();
         let hint_bytes = files
@@ -943,6 +1146,7 @@ impl Inner {
         Ok(Stats {
             keys,
             keydir_bytes,
+            tombstones,
             data_bytes,
             hint_bytes,
             disk_bytes: data_bytes + hint_bytes,
@@ -961,6 +1165,18 @@ impl Inner {
     }
 }
 
+/// Lowers the tombstone floor when a merge ends. Outputs stay below the active
+/// file, whose id only grows, so later tombstones name a file at least as new
+/// as the keydir's, which is where any copy was moved.
+pub(crate) struct FloorGuard<'a>(&'a Inner);
+
+impl Drop for FloorGuard<'_> {
+    fn drop(&mut self) {
+        let _w = self.0.writer.lock();
+        self.0.tombstone_floor.store(0, Ordering::Release);
+    }
+}
+
 /// Data file ids are u32; a database that used them all up cannot rotate.
 pub(crate) fn ids_exhausted(dir: &Path) -> Error {
     Error::io(
@@ -968,25 +1184,6 @@ pub(crate) fn ids_exhausted(dir: &Path) -> Error {
         dir,
         std::io::Error::other("data file ids exhausted"),
     )
-}
-
-/// Stamps the sequence number and time into encoded batch records, marks the last
-/// one as the end of the write, and fills in the checksums.
-fn stamp(rep: &mut [u8], seq: u64, tstamp: u32) {
-    let mut at = 0;
-    while at < rep.len() {
-        let k = le_u32(rep, at + REC_KEY_LEN) as usize;
-        let v = le_u32(rep, at + REC_VALUE_LEN) as usize;
-        let end = at + RECORD_HEADER_LEN + k + v;
-        rep[at + REC_SEQ..at + REC_SEQ + 8].copy_from_slice(&seq.to_le_bytes());
-        rep[at + REC_TSTAMP..at + REC_TSTAMP + 4].copy_from_slice(&tstamp.to_le_bytes());
-        if end == rep.len() {
-            rep[at + REC_FLAGS] |= FLAG_WRITE_END;
-        }
-        let crc = crc32fast::hash(&rep[at + 4..end]);
-        rep[at..at + 4].copy_from_slice(&crc.to_le_bytes());
-        at = end;
-    }
 }
 
 fn background(inner: Weak<Inner>, rx: mpsc::Receiver<Job>) {
@@ -1083,6 +1280,7 @@ fn bound_ref(b: &Bound<Vec<u8>>) -> Bound<&[u8]> {
 
 impl Iter {
     fn refill(&mut self) -> Result<()> {
+        let now = self.inner.now_ms();
         let mut out = Vec::with_capacity(ITER_CHUNK);
         {
             let ix = self.inner.open_index()?;
@@ -1093,16 +1291,20 @@ impl Iter {
                 ITER_CHUNK,
                 &mut out,
             );
+            // The bound moves past every key scanned, kept or expired.
+            match out.last() {
+                None => self.done = true,
+                Some((k, _)) if self.reverse => self.upper = Bound::Excluded(k.clone()),
+                Some((k, _)) => self.lower = Bound::Excluded(k.clone()),
+            }
             for (k, loc) in out.drain(..) {
+                if expired(loc.expires, now) {
+                    continue;
+                }
                 if let Some(f) = ix.files.get(&loc.file_id) {
                     self.buf.push_back((k, loc, f.file.clone()));
                 }
             }
-        }
-        match self.buf.back() {
-            None => self.done = true,
-            Some((k, _, _)) if self.reverse => self.upper = Bound::Excluded(k.clone()),
-            Some((k, _, _)) => self.lower = Bound::Excluded(k.clone()),
         }
         Ok(())
     }
@@ -1132,7 +1334,7 @@ impl Iter {
 
     fn advance(&mut self) -> Option<Result<IterEntry>> {
         let mut res = self.inner.check_open();
-        if res.is_ok() && self.buf.is_empty() && !self.done {
+        while res.is_ok() && self.buf.is_empty() && !self.done {
             res = self.refill();
         }
         if let Err(e) = res {

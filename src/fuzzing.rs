@@ -4,12 +4,28 @@
 //! stable API.
 
 /// Decodes records from the start of `b` the way a scan does, one after the
-/// other, until the first that is not valid. Returns how many were valid.
-pub fn decode_records(mut b: &[u8]) -> usize {
+/// other, until the first that is not valid, as format 1 and as format 2.
+/// Returns how many were valid in all. Every valid format 2 record must encode
+/// back to exactly its bytes: one record, one byte string.
+pub fn decode_records(b: &[u8]) -> usize {
     let mut n = 0;
-    while let Ok(h) = crate::record::decode(b) {
-        n += 1;
-        b = &b[h.record_len() as usize..];
+    for version in [1, 2] {
+        let mut rest = b;
+        while let Ok(h) = crate::record::decode(version, rest) {
+            n += 1;
+            let len = h.record_len() as usize;
+            if version == 2 {
+                let (key, value) = crate::record::key_value(&h, rest);
+                let mut again = Vec::new();
+                crate::record::encode(&mut again, &crate::record::Fields::of(&h), key, value);
+                assert_eq!(
+                    again,
+                    &rest[..len],
+                    "a valid record that does not re-encode to itself"
+                );
+            }
+            rest = &rest[len..];
+        }
     }
     n
 }

@@ -15,7 +15,12 @@ pub struct Record<'a> {
     /// Offset of the record's first byte in its file.
     pub offset: u64,
     pub seq: u64,
+    /// Format version 1 only: when the record was written (seconds since the epoch).
     pub tstamp: u32,
+    /// Seconds since the epoch at which the value expires; 0 for never.
+    pub expires: u32,
+    /// On a format 2 tombstone: the file that held the value it deleted.
+    pub target: u32,
     pub flags: u8,
     pub key: &'a [u8],
     pub value: &'a [u8],
@@ -73,8 +78,8 @@ fn read_whole(path: &Path) -> Result<Vec<u8>> {
 /// format version this build does not read).
 fn header_problem(path: &Path, head: &[u8], magic: &[u8; 8]) -> Result<Option<Problem>> {
     match check_header(path, head, magic) {
-        Ok(true) => Ok(None),
-        Ok(false) => Ok(Some(problem(path, 0, "file shorter than its header"))),
+        Ok(Some(_)) => Ok(None),
+        Ok(None) => Ok(Some(problem(path, 0, "file shorter than its header"))),
         Err(Error::BadFormat { reason, .. }) => Ok(Some(problem(path, 0, reason))),
         Err(e) => Err(e),
     }
@@ -97,25 +102,28 @@ pub fn scan_data_file(path: &Path, mut f: impl FnMut(Record<'_>)) -> Result<Vec<
         problems.push(p);
         return Ok(problems);
     }
+    let version = le_u32(&head, 8);
     let mut from = FILE_HEADER_LEN as u64;
     let mut last_flags = FLAG_WRITE_END;
     let mut last_end = from;
     loop {
         let scanned = datafile::scan(
             &*file,
+            version,
             from,
             end,
             |r| {
-                let k = RECORD_HEADER_LEN + r.key.len();
                 last_flags = r.header.flags;
                 last_end = r.offset + r.raw.len() as u64;
                 f(Record {
                     offset: r.offset,
                     seq: r.header.seq,
                     tstamp: r.header.tstamp,
+                    expires: r.header.expires,
+                    target: r.header.target,
                     flags: r.header.flags,
                     key: r.key,
-                    value: &r.raw[k..],
+                    value: crate::record::key_value(&r.header, r.raw).1,
                     raw: r.raw,
                 });
                 Ok(())
@@ -125,7 +133,7 @@ pub fn scan_data_file(path: &Path, mut f: impl FnMut(Record<'_>)) -> Result<Vec<
         let ScanEnd::Bad { offset, bad } = scanned else {
             break;
         };
-        match datafile::find_next_valid(&*file, offset, end, path)? {
+        match datafile::find_next_valid(&*file, version, offset, end, path)? {
             Some(next) => {
                 let why = match bad {
                     Bad::Truncated => "record length runs past the next valid record",
@@ -144,7 +152,10 @@ pub fn scan_data_file(path: &Path, mut f: impl FnMut(Record<'_>)) -> Result<Vec<
             None => {
                 let why = match bad {
                     Bad::Truncated => "torn tail".to_string(),
-                    Bad::Invalid(why) => format!("{why} (then nothing valid)"),
+                    // A torn write may end in any bytes, not only too few.
+                    Bad::Invalid(why) => {
+                        format!("{why}, then nothing valid (a torn tail, in the last file)")
+                    }
                 };
                 problems.push(problem(
                     path,
@@ -186,7 +197,7 @@ pub fn check_hint_file(hint_path: &Path, data_path: &Path) -> Result<Vec<Problem
         out.push(p);
         return Ok(out);
     }
-    if crate::hint::count_verified(&bytes, data_len).is_none() {
+    let Some(hint) = crate::hint::parse(bytes.clone(), data_len) else {
         let reason = if bytes.len() < FILE_HEADER_LEN + HINT_TRAILER_LEN {
             "no trailer".to_string()
         } else {
@@ -211,16 +222,19 @@ pub fn check_hint_file(hint_path: &Path, data_path: &Path) -> Result<Vec<Problem
             format!("{reason}; open ignores it and scans the data file"),
         ));
         return Ok(out);
-    }
+    };
     // Every valid record of the data file, by offset.
     let mut records = Vec::new();
     scan_data_file(data_path, |r| {
         records.push((r.offset, r.seq, r.flags, r.key.to_vec(), r.value.len()))
     })?;
     let mut next = 0usize;
-    for (at, e) in crate::hint::entries(&bytes) {
-        let entry_at = (at - HINT_ENTRY_HEADER_LEN) as u64;
-        let rec_at = e.value_offset as u64 - (RECORD_HEADER_LEN + e.key.len()) as u64;
+    // Where the entry begins: where the one before it ended.
+    let mut entry_end = FILE_HEADER_LEN as u64;
+    for (at, e) in hint.entries() {
+        let entry_at = entry_end;
+        entry_end = (at + e.key.len()) as u64;
+        let rec_at = e.offset;
         let found = records[next..].iter().position(|r| r.0 == rec_at);
         let Some(i) = found else {
             out.push(problem(

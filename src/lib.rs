@@ -41,10 +41,10 @@ mod stats;
 mod write;
 
 pub use batch::{BatchOp, WriteBatch};
-pub use db::{Bitcask, Iter, WriteOptions};
+pub use db::{Bitcask, Iter, KeyTtl, WriteOptions};
 pub use error::{Error, Result};
 pub use merge::MergeStats;
-pub use options::{Options, SyncPolicy};
+pub use options::{Clock, Options, SyncPolicy};
 pub use stats::{FileStats, Stats};
 
 /// The on-disk format version this build reads and writes.

@@ -33,7 +33,7 @@ use crate::format::*;
 use crate::fs::Appender;
 use crate::hint::{self, HintWriter};
 use crate::keydir::Loc;
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::{BufWriter, Write};
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
@@ -57,6 +57,9 @@ pub struct MergeStats {
     pub records_copied: u64,
     /// Tombstones kept because an older file outside the merge may hold their key.
     pub tombstones_kept: u64,
+    /// Expired values dropped (each replaced by a tombstone when an older file
+    /// outside the merge may hold a value of its key).
+    pub expired_dropped: u64,
     /// Wall time.
     pub duration: Duration,
 }
@@ -82,12 +85,23 @@ pub(crate) enum Selection {
     Thresholds,
 }
 
-/// What merging file `id` would reclaim: its garbage, plus its tombstones when
-/// every older file is merged along (`prefix`), less the one that carries the
-/// newest sequence number.
-fn reclaimable(ix: &Index, id: u32, f: &FileInfo, prefix: bool) -> u64 {
-    let mut r = f.garbage();
-    if prefix {
+/// What merging file `id` would reclaim: its garbage and expired values, plus
+/// its tombstones when every file up to the highest one they name is merged
+/// along or gone (`first_outside`, the oldest file not taken, is past it), less
+/// the one that carries the newest sequence number. A file of an older format
+/// counts whole: a merge rewrites it in the current one.
+fn reclaimable(
+    ix: &Index,
+    id: u32,
+    f: &FileInfo,
+    first_outside: Option<u32>,
+    expired: &BTreeMap<u32, u64>,
+) -> u64 {
+    if f.file.version != FORMAT_VERSION {
+        return f.total;
+    }
+    let mut r = f.garbage() + expired.get(&id).copied().unwrap_or(0);
+    if first_outside.is_none_or(|o| o > f.max_target) {
         r += f.tomb.saturating_sub(ix.pinned(id));
     }
     r
@@ -129,12 +143,16 @@ impl Inner {
     /// counting only what a merge would reclaim.
     pub(crate) fn merge_triggered(&self) -> bool {
         let o = &self.opts;
+        let now = self.now_ms();
         let ix = self.index.read();
+        let expired = ix.expired_bytes(now);
         let active = self.active_id.load(Ordering::Acquire);
-        let (mut total, mut prefix) = (0, true);
+        let (mut total, mut first_outside) = (0, None);
         for (&id, f) in ix.files.range(..active) {
-            let r = reclaimable(&ix, id, f, prefix);
-            prefix &= r > 0 || f.total <= FILE_HEADER_LEN as u64;
+            let r = reclaimable(&ix, id, f, first_outside, &expired);
+            if r == 0 && f.total > FILE_HEADER_LEN as u64 {
+                first_outside.get_or_insert(id);
+            }
             total += r;
             if r > 0
                 && (percent(r, f.total) >= o.merge_trigger_fragmentation as u64
@@ -149,16 +167,18 @@ impl Inner {
     /// Chooses the inputs without I/O; `None` when the merge would reclaim nothing.
     fn plan(&self, selection: Selection) -> Option<Plan> {
         let o = &self.opts;
+        let now = self.now_ms();
         let ix = self.index.read();
+        let expired = ix.expired_bytes(now);
         let active = self.active_id.load(Ordering::Acquire);
         let mut plan = Plan {
             inputs: Vec::new(),
             with_active: false,
             keep_bytes: 0,
         };
-        let (mut reclaim, mut prefix) = (0, true);
+        let (mut reclaim, mut first_outside) = (0, None);
         for (&id, f) in &ix.files {
-            let r = reclaimable(&ix, id, f, prefix);
+            let r = reclaimable(&ix, id, f, first_outside, &expired);
             let take = if f.total <= FILE_HEADER_LEN as u64 {
                 // An empty file goes with any merge; the active one stays.
                 id != active
@@ -173,7 +193,7 @@ impl Inner {
                     }
             };
             if !take {
-                prefix = false;
+                first_outside.get_or_insert(id);
                 continue;
             }
             plan.inputs.push(id);
@@ -230,6 +250,10 @@ impl Inner {
             return Ok(stats);
         };
         let (first_out, limit) = self.output_ids(&mut plan)?;
+        // From here until it ends, a copy of any value may land in an output, whose
+        // id is below `limit`: a tombstone written meanwhile must name at least
+        // that id (see `Inner::tombstone_floor`).
+        let _ceiling = self.raise_tombstone_floor(limit - 1);
         let inputs: Vec<Input> = {
             let ix = self.index.read();
             plan.inputs
@@ -265,6 +289,11 @@ impl Inner {
                     }
                 }
                 let _ = self.remove_inputs(&inputs[..covered], &out, &mut MergeStats::default());
+                // The active file this merge sealed stays: give it the hint it
+                // would have had, or every open scans it.
+                if plan.with_active && covered < inputs.len() {
+                    let _ = self.write_hint(inputs[inputs.len() - 1].id);
+                }
             }
             return Err(e);
         }
@@ -357,27 +386,61 @@ impl Inner {
         done: &mut usize,
     ) -> Result<()> {
         let mut pacer = Pacer::new(self.opts.merge_bytes_per_sec);
-        // Keys whose tombstone this merge already kept: one per key is enough, as
-        // every output replays after every input.
-        let mut tombstoned: HashSet<Vec<u8>> = HashSet::new();
+        // Keys whose tombstone this merge already kept, with the file it names:
+        // one per key is enough to hide values, as every output replays after
+        // every input, but a newer tombstone that names a newer file is kept too,
+        // or a later merge could drop the older one too early.
+        let mut tombstoned: HashMap<Vec<u8>, u32> = HashMap::new();
         // The newest record of the inputs must survive, or reopening would hand out
         // its sequence number again. If it is a dropped tombstone, it is written last.
         let (mut max_kept, mut newest_dropped) = (0u64, None::<Rec>);
+        let now = self.now_ms();
         for (i, input) in inputs.iter().enumerate() {
-            // Any file outside the merge older than this one may hold an older value
-            // of a key this file deletes: then its tombstones must survive.
-            let older_outside = {
+            // Files that stay when this input goes: all but the older inputs,
+            // which a failed merge removes first (and this one).
+            let outside: Vec<u32> = {
                 let ix = self.index.read();
                 ix.files
                     .keys()
-                    .take_while(|&&f| f < input.id)
-                    .any(|f| !inputs[..i].iter().any(|x| x.id == *f))
+                    .copied()
+                    .filter(|&f| f != input.id && !inputs[..i].iter().any(|x| x.id == f))
+                    .collect()
             };
-            let mut each = |rec: Rec, value: Option<&[u8]>| -> Result<()> {
+            // Whether a file that stays may hold a value of a key whose newest
+            // record, here, is a tombstone naming `target` or an expired value:
+            // values older than it sit in files up to that one.
+            let hides = |target: u32| outside.first().is_some_and(|&f| f <= target);
+            let mut each = |mut rec: Rec, value: Option<&[u8]>| -> Result<()> {
                 self.check_open()?;
+                if rec.tombstone() && rec.target == 0 {
+                    // A version 1 tombstone names no file: its own stands in.
+                    rec.target = input.id;
+                }
+                let mut value = value;
+                if value.is_some() && crate::db::expired(rec.expires, now) {
+                    // Expired: the keydir lets go of it, and it is not copied. It
+                    // may still hide an older value in a file that stays; then a
+                    // tombstone takes its place.
+                    let from = rec.loc(input.id);
+                    {
+                        let mut ix = self.index.write();
+                        if ix.keydir.get(&rec.key) == Some(from) {
+                            ix.apply_delete(&rec.key);
+                        }
+                    }
+                    stats.expired_dropped += 1;
+                    value = None;
+                    if !hides(input.id) || tombstoned.get(&rec.key) >= Some(&input.id) {
+                        return Ok(());
+                    }
+                    rec.flags = FLAG_TOMBSTONE;
+                    rec.expires = 0;
+                    rec.target = input.id;
+                    rec.value_len = 0;
+                }
                 let keep = if rec.tombstone() {
                     let absent = self.index.read().keydir.get(&rec.key).is_none();
-                    absent && older_outside && !tombstoned.contains(&rec.key)
+                    absent && hides(rec.target) && tombstoned.get(&rec.key) < Some(&rec.target)
                 } else {
                     value.is_some()
                 };
@@ -390,7 +453,7 @@ impl Inner {
                 max_kept = max_kept.max(rec.seq);
                 if rec.tombstone() {
                     stats.tombstones_kept += 1;
-                    tombstoned.insert(rec.key.clone());
+                    tombstoned.insert(rec.key.clone(), rec.target);
                 } else {
                     stats.records_copied += 1;
                 }
@@ -420,23 +483,26 @@ impl Inner {
     /// live values; else by a scan.
     fn each_record(&self, input: &Input, f: &mut RecordFn<'_>) -> Result<()> {
         let path = &input.file.path;
-        let is_live = |key: &[u8], value_offset: u64| {
+        let is_live = |key: &[u8], offset: u64| {
             self.index
                 .read()
                 .keydir
                 .get(key)
-                .is_some_and(|l| l.file_id == input.id && l.offset as u64 == value_offset)
+                .is_some_and(|l| l.file_id == input.id && l.offset as u64 == offset)
         };
-        if let Some(bytes) = hint::load(&*self.fs, &self.dir, input.id, input.total)? {
+        let version = input.file.version;
+        if let Some(hint) = hint::load(&*self.fs, &self.dir, input.id, version, input.total)? {
             let mut span = Span::default();
-            for (_, h) in hint::entries(&bytes) {
+            for (_, h) in hint.entries() {
                 let rec = Rec {
                     seq: h.seq,
-                    tstamp: h.tstamp,
                     flags: h.flags,
                     key: h.key.to_vec(),
-                    offset: h.value_offset as u64 - (RECORD_HEADER_LEN + h.key.len()) as u64,
+                    offset: h.offset,
+                    rec_len: h.rec_len,
                     value_len: h.value_len,
+                    expires: h.expires,
+                    target: h.target,
                 };
                 if rec.tombstone() {
                     // In file order: what is pending goes first.
@@ -444,7 +510,7 @@ impl Inner {
                     f(rec, None)?;
                     continue;
                 }
-                if !is_live(h.key, h.value_offset as u64) {
+                if !is_live(h.key, h.offset) {
                     // Dead: never read, nothing to decide.
                     continue;
                 }
@@ -457,12 +523,13 @@ impl Inner {
         }
         let ended = datafile::scan(
             &*input.file.file,
+            version,
             FILE_HEADER_LEN as u64,
             input.total,
             |r: RecordRef<'_>| {
                 let rec = Rec::of(&r);
-                let value = &r.raw[RECORD_HEADER_LEN + r.key.len()..];
-                let live = !rec.tombstone() && is_live(r.key, rec.value_offset());
+                let (_, value) = crate::record::key_value(&r.header, r.raw);
+                let live = !rec.tombstone() && is_live(r.key, r.offset);
                 f(rec, live.then_some(value))
             },
             path,
@@ -489,23 +556,27 @@ type RecordFn<'a> = dyn FnMut(Rec, Option<&[u8]>) -> Result<()> + 'a;
 #[derive(Clone, Debug)]
 struct Rec {
     seq: u64,
-    tstamp: u32,
     flags: u8,
     key: Vec<u8>,
-    /// Offset of the record in its file.
+    /// Offset of the record in its file, and its length there.
     offset: u64,
+    rec_len: u32,
     value_len: u32,
+    expires: u32,
+    target: u32,
 }
 
 impl Rec {
     fn of(r: &RecordRef<'_>) -> Rec {
         Rec {
             seq: r.header.seq,
-            tstamp: r.header.tstamp,
             flags: r.header.flags,
             key: r.key.to_vec(),
             offset: r.offset,
+            rec_len: r.header.record_len() as u32,
             value_len: r.header.value_len,
+            expires: r.header.expires,
+            target: r.header.target,
         }
     }
 
@@ -513,12 +584,31 @@ impl Rec {
         self.flags & FLAG_TOMBSTONE != 0
     }
 
+    /// Length in its input file.
     fn len(&self) -> u64 {
-        crate::record::record_len(self.key.len(), self.value_len as usize) as u64
+        self.rec_len as u64
     }
 
-    fn value_offset(&self) -> u64 {
-        self.offset + (RECORD_HEADER_LEN + self.key.len()) as u64
+    /// Where the keydir finds it in its input file.
+    fn loc(&self, file_id: u32) -> Loc {
+        Loc {
+            file_id,
+            offset: self.offset as u32,
+            rec_len: self.rec_len,
+            expires: self.expires,
+        }
+    }
+
+    /// The fields of its copy: each copied record stands alone (its write was
+    /// complete, and its batch companions may not be copied), so it carries the
+    /// write-end flag itself.
+    fn fields(&self) -> crate::record::Fields {
+        crate::record::Fields {
+            seq: self.seq,
+            flags: self.flags | FLAG_WRITE_END,
+            expires: self.expires,
+            target: self.target,
+        }
     }
 }
 
@@ -563,8 +653,8 @@ impl Span {
         for rec in self.recs.drain(..) {
             let at = (rec.offset - start) as usize;
             let raw = &buf[at..at + rec.len() as usize];
-            let h = crate::record::decode(raw).map_err(|b| df.bad(rec.offset, b))?;
-            let key = &raw[RECORD_HEADER_LEN..RECORD_HEADER_LEN + h.key_len as usize];
+            let h = crate::record::decode(df.version, raw).map_err(|b| df.bad(rec.offset, b))?;
+            let (key, value) = crate::record::key_value(&h, raw);
             if key != rec.key.as_slice() || h.value_len != rec.value_len {
                 return Err(Error::corruption(
                     &df.path,
@@ -572,7 +662,6 @@ impl Span {
                     "record differs from its hint",
                 ));
             }
-            let value = &raw[RECORD_HEADER_LEN + key.len()..];
             f(rec, Some(value))?;
         }
         self.buf = buf;
@@ -637,6 +726,8 @@ struct OutFile {
     hint: HintWriter,
     len: u64,
     tomb: u64,
+    tombs: u64,
+    max_target: u32,
     moved: Vec<Moved>,
     /// The record with the highest sequence number in this file.
     newest: Option<Newest>,
@@ -672,7 +763,8 @@ impl Output {
         r: Rec,
         value: &[u8],
     ) -> Result<u64> {
-        let rec_len = r.len();
+        let fields = r.fields();
+        let rec_len = crate::record::record_len(&fields, r.key.len(), value.len()) as u64;
         if let Some(c) = &self.cur {
             if c.len > FILE_HEADER_LEN as u64 && c.len + rec_len > db.opts.max_file_size {
                 self.finish_file(db)?;
@@ -683,24 +775,14 @@ impl Output {
         }
         self.uncommitted_from.get_or_insert(input);
         let c = self.cur.as_mut().expect("opened above");
-        // Each copied record stands alone: its write was complete, and its batch
-        // companions may not be copied, so it carries the write-end flag itself.
-        let flags = r.flags | FLAG_WRITE_END;
         let rec = &mut self.scratch;
         rec.clear();
-        crate::record::encode(rec, r.seq, r.tstamp, flags, &r.key, value);
+        crate::record::encode(rec, &fields, &r.key, value);
+        debug_assert_eq!(rec.len() as u64, rec_len);
         c.data
             .write_all(rec)
             .map_err(|e| Error::io("writing", &c.tmp, e))?;
-        let value_offset = c.len + (RECORD_HEADER_LEN + r.key.len()) as u64;
-        c.hint.add(
-            r.seq,
-            r.tstamp,
-            flags,
-            &r.key,
-            value_offset as u32,
-            r.value_len,
-        )?;
+        c.hint.add(&fields, &r.key, value.len())?;
         if c.newest.is_none_or(|n| r.seq >= n.seq) {
             c.newest = Some(Newest {
                 file_id: c.id,
@@ -708,24 +790,20 @@ impl Output {
                 tomb_len: if r.tombstone() { rec_len } else { 0 },
             });
         }
-        let from_offset = r.value_offset();
         if r.tombstone() {
             c.tomb += rec_len;
+            c.tombs += 1;
+            c.max_target = c.max_target.max(r.target);
         } else {
             c.moved.push(Moved {
-                key: r.key,
-                from: Loc {
-                    file_id: input_id,
-                    offset: from_offset as u32,
-                    len: r.value_len,
-                    tstamp: r.tstamp,
-                },
+                from: r.loc(input_id),
                 to: Loc {
                     file_id: c.id,
-                    offset: value_offset as u32,
-                    len: r.value_len,
-                    tstamp: r.tstamp,
+                    offset: c.len as u32,
+                    rec_len: rec_len as u32,
+                    expires: r.expires,
                 },
+                key: r.key,
             });
         }
         c.len += rec_len;
@@ -768,6 +846,8 @@ impl Output {
             hint,
             len: FILE_HEADER_LEN as u64,
             tomb: 0,
+            tombs: 0,
+            max_target: 0,
             moved: Vec::new(),
             newest: None,
         });
@@ -782,6 +862,7 @@ impl Output {
         };
         let tmp = c.tmp.clone();
         let newest = c.newest;
+        let (tombs, max_target) = (c.tombs, c.max_target);
         let committed = Self::commit_file(db, c);
         if committed.is_err() {
             // Not renamed: the unfinished output goes (its hint went with `c`).
@@ -794,9 +875,16 @@ impl Output {
         // merge would drop a tombstone that hides one of its values, not knowing an
         // older file outside that merge holds it (`merge_fails_after_commit_no_key_comes_back`).
         // Its own handle serves reads: opening it again could fail here.
-        let df = Arc::new(DataFile { id, path, file });
+        let df = Arc::new(DataFile {
+            id,
+            path,
+            file,
+            version: FORMAT_VERSION,
+        });
         let mut info = FileInfo::new(df, len);
         info.tomb = tomb;
+        info.tombs = tombs;
+        info.max_target = max_target;
         db.index.write().files.insert(id, info);
         // Keys move only once the output's name is durable, a few thousand per
         // hold of the lock, so that writers never wait long behind a merge.

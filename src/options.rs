@@ -60,6 +60,24 @@ pub struct Options {
     pub merge_threshold_dead_bytes: u64,
     /// Cap on merge reads plus writes, bytes per second; 0 means no cap.
     pub merge_bytes_per_sec: u64,
+    /// TTL given to every put that does not name its own (`put_with_ttl`).
+    /// Default `None`: values do not expire.
+    pub default_ttl: Option<Duration>,
+    /// The wall clock expiry is judged by. Tests substitute a model clock; not a
+    /// stable API.
+    #[doc(hidden)]
+    pub clock: Option<Clock>,
+}
+
+/// A source of wall-clock time in milliseconds since the Unix epoch.
+#[doc(hidden)]
+#[derive(Clone)]
+pub struct Clock(pub std::sync::Arc<dyn Fn() -> u64 + Send + Sync>);
+
+impl std::fmt::Debug for Clock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Clock")
+    }
 }
 
 impl Default for Options {
@@ -82,6 +100,8 @@ impl Default for Options {
             merge_threshold_fragmentation: 40,
             merge_threshold_dead_bytes: 128 << 20,
             merge_bytes_per_sec: 0,
+            default_ttl: None,
+            clock: None,
         }
     }
 }
@@ -127,6 +147,17 @@ impl Options {
         ] {
             if v > 100 {
                 return bad(name, "is a percentage, 0 to 100".into());
+            }
+        }
+        if let Some(ttl) = self.default_ttl {
+            if ttl.is_zero() || ttl > crate::batch::MAX_TTL {
+                return bad(
+                    "default_ttl",
+                    format!(
+                        "must be between 1 ms and {} s",
+                        crate::batch::MAX_TTL.as_secs()
+                    ),
+                );
             }
         }
         if self.merge_check_interval.is_zero() {

@@ -7,7 +7,7 @@
 //! counted. Anywhere else a bad record fails the open with `Corruption`, unless the
 //! caller asked for a salvage open, which skips to the next valid record.
 
-use crate::datafile::{self, check_header, DataFile, RecordRef, ScanEnd};
+use crate::datafile::{self, DataFile, RecordRef, ScanEnd};
 use crate::db::{FileInfo, Index, Newest};
 use crate::error::{Error, Result};
 use crate::format::*;
@@ -52,6 +52,8 @@ struct FileLog {
     /// The file's highest sequence number, and the length of the last record
     /// carrying it if that record is a tombstone (0 for a value).
     newest: Option<(u64, u64)>,
+    /// See `FileInfo::max_target`.
+    max_target: u32,
 }
 
 fn head(key: &[u8]) -> u64 {
@@ -66,26 +68,21 @@ impl FileLog {
         &self.bytes[e.key_at as usize..e.key_at as usize + e.key_len as usize]
     }
 
-    /// Bytes of the tombstone records in the file (before `sort_keep_last`).
-    fn tomb_bytes(&self) -> u64 {
+    /// Bytes and number of the tombstone records in the file (before
+    /// `sort_keep_last`).
+    fn tombs(&self) -> (u64, u64) {
         self.ents
             .iter()
             .filter(|e| e.tombstone)
-            .map(|e| crate::record::record_len(e.key_len as usize, 0) as u64)
-            .sum()
+            .fold((0, 0), |(b, n), e| (b + e.loc.rec_len as u64, n + 1))
     }
 }
 
 /// Notes a record that ends a write: the newest one so far if its sequence
 /// number is the highest (ties: the later record, as replay order has it).
-fn note_newest(newest: &mut Option<(u64, u64)>, seq: u64, tomb: bool, key_len: usize) {
+fn note_newest(newest: &mut Option<(u64, u64)>, seq: u64, tomb: bool, rec_len: u32) {
     if newest.is_none_or(|(s, _)| seq >= s) {
-        let len = if tomb {
-            crate::record::record_len(key_len, 0) as u64
-        } else {
-            0
-        };
-        *newest = Some((seq, len));
+        *newest = Some((seq, if tomb { rec_len as u64 } else { 0 }));
     }
 }
 
@@ -110,6 +107,7 @@ impl Collect {
                 bytes: Vec::new(),
                 ents: Vec::new(),
                 newest: None,
+                max_target: 0,
             },
             pending: None,
             pending_seq: None,
@@ -125,7 +123,6 @@ impl Collect {
         }
         let key_at = self.log.bytes.len() as u32;
         self.log.bytes.extend_from_slice(r.key);
-        let value_offset = r.offset + (RECORD_HEADER_LEN + r.key.len()) as u64;
         self.log.ents.push(Ent {
             head: head(r.key),
             key_at,
@@ -133,11 +130,20 @@ impl Collect {
             tombstone: r.header.is_tombstone(),
             loc: Loc {
                 file_id: self.id,
-                offset: value_offset as u32,
-                len: r.header.value_len,
-                tstamp: r.header.tstamp,
+                offset: r.offset as u32,
+                rec_len: r.header.record_len() as u32,
+                expires: r.header.expires,
             },
         });
+        if r.header.is_tombstone() {
+            // A version 1 tombstone does not name a file: its own stands in.
+            let target = if r.header.target == 0 {
+                self.id
+            } else {
+                r.header.target
+            };
+            self.log.max_target = self.log.max_target.max(target);
+        }
         if r.header.flags & FLAG_WRITE_END != 0 {
             self.pending = None;
             self.pending_seq = None;
@@ -147,7 +153,7 @@ impl Collect {
                 &mut self.log.newest,
                 r.header.seq,
                 r.header.is_tombstone(),
-                r.key.len(),
+                r.header.record_len() as u32,
             );
         }
     }
@@ -163,43 +169,44 @@ impl Collect {
 
 /// The log of a verified hint file, or None when its last write is unfinished (a
 /// hint is written for whole files only, so such a hint is not to be trusted).
-fn hint_log(id: u32, bytes: Vec<u8>, max_seq: &mut u64) -> Option<FileLog> {
+fn hint_log(id: u32, hint: hint::Hint, max_seq: &mut u64) -> Option<FileLog> {
     let mut ents = Vec::new();
     let mut seq = 0;
     let mut ended = true;
     let mut newest = None;
-    hint::for_each_entry(&bytes, |at, h| {
+    let mut max_target = 0;
+    for (at, h) in hint.entries() {
+        let tombstone = h.flags & FLAG_TOMBSTONE != 0;
+        if tombstone {
+            max_target = max_target.max(if h.target == 0 { id } else { h.target });
+        }
         ents.push(Ent {
             head: head(h.key),
             key_at: at as u32,
             key_len: h.key.len() as u16,
-            tombstone: h.flags & FLAG_TOMBSTONE != 0,
+            tombstone,
             loc: Loc {
                 file_id: id,
-                offset: h.value_offset,
-                len: h.value_len,
-                tstamp: h.tstamp,
+                offset: h.offset as u32,
+                rec_len: h.rec_len,
+                expires: h.expires,
             },
         });
         seq = seq.max(h.seq);
         ended = h.flags & FLAG_WRITE_END != 0;
         if ended {
-            note_newest(
-                &mut newest,
-                h.seq,
-                h.flags & FLAG_TOMBSTONE != 0,
-                h.key.len(),
-            );
+            note_newest(&mut newest, h.seq, tombstone, h.rec_len);
         }
-    });
+    }
     if !ended {
         return None;
     }
     *max_seq = (*max_seq).max(seq);
     Some(FileLog {
-        bytes,
+        bytes: hint.bytes,
         ents,
         newest,
+        max_target,
     })
 }
 
@@ -257,9 +264,7 @@ fn build(mut logs: Vec<(u32, FileLog)>, index: &mut Index) {
             advance(&logs, &mut next, &mut heap, j);
         }
         if !e.tombstone {
-            if let Some(f) = index.files.get_mut(&e.loc.file_id) {
-                f.live += crate::record::record_len(key.len(), e.loc.len as usize) as u64;
-            }
+            index.note_live(&e.loc);
             keys.push(key, e.loc);
         }
     }
@@ -340,11 +345,9 @@ pub(crate) fn recover(fs: &Arc<dyn Fs>, dir: &Path, opts: &Options) -> Result<Re
     let (mut dropped, mut salvaged) = (0u64, 0u64);
     for (i, &id) in ids.iter().enumerate() {
         let last = i + 1 == ids.len();
-        let df = DataFile::open(&**fs, dir, id, writable && last)?;
+        let mut df = DataFile::open(&**fs, dir, id, writable && last)?;
         let mut len = df.len()?;
-        let mut head = [0u8; FILE_HEADER_LEN];
-        let got = read_prefix(&df, &mut head)?;
-        if !check_header(&df.path, &head[..got], &DATA_MAGIC)? {
+        if !df.read_header()? {
             // Shorter than a header: a crash right after the file was created.
             if !last && !opts.salvage {
                 return Err(Error::corruption(
@@ -365,15 +368,15 @@ pub(crate) fn recover(fs: &Arc<dyn Fs>, dir: &Path, opts: &Options) -> Result<Re
         }
         let df = Arc::new(df);
         index.files.insert(id, FileInfo::new(df.clone(), len));
-        if let Some(bytes) = hint::load(&**fs, dir, id, len)? {
-            if let Some(log) = hint_log(id, bytes, &mut max_seq) {
+        if let Some(hint) = hint::load(&**fs, dir, id, df.version, len)? {
+            if let Some(log) = hint_log(id, hint, &mut max_seq) {
                 logs.push((id, log));
                 continue;
             }
         }
         // No usable hint: scan. A clean scan of an immutable file leaves a hint behind.
         let mut rp = Collect::new(id);
-        let mut hint_out = if writable && !last {
+        let mut hint_out = if writable && !last && df.version == FORMAT_VERSION {
             HintWriter::create(fs, dir, id).ok()
         } else {
             None
@@ -382,19 +385,12 @@ pub(crate) fn recover(fs: &Arc<dyn Fs>, dir: &Path, opts: &Options) -> Result<Re
         let end = loop {
             let ended = datafile::scan(
                 &*df.file,
+                df.version,
                 from,
                 len,
                 |r| {
                     if let Some(h) = hint_out.as_mut() {
-                        let vo = r.offset as u32 + (RECORD_HEADER_LEN + r.key.len()) as u32;
-                        h.add(
-                            r.header.seq,
-                            r.header.tstamp,
-                            r.header.flags,
-                            r.key,
-                            vo,
-                            r.header.value_len,
-                        )?;
+                        h.add_header(&r.header, r.key)?;
                     }
                     rp.record(&r);
                     Ok(())
@@ -411,7 +407,7 @@ pub(crate) fn recover(fs: &Arc<dyn Fs>, dir: &Path, opts: &Options) -> Result<Re
             hint_out = None;
             let torn_seq = rp.pending_seq;
             let cut = rp.drop_pending().unwrap_or(bad_at);
-            let next = datafile::find_next_valid(&*df.file, bad_at, len, &df.path)?;
+            let next = datafile::find_next_valid(&*df.file, df.version, bad_at, len, &df.path)?;
             match next {
                 None if last => {
                     dropped += len - cut;
@@ -450,7 +446,9 @@ pub(crate) fn recover(fs: &Arc<dyn Fs>, dir: &Path, opts: &Options) -> Result<Re
     }
     // Per file: its tombstone bytes; over all files: where the newest record is.
     for (id, log) in &logs {
-        index.files.get_mut(id).expect("listed").tomb = log.tomb_bytes();
+        let f = index.files.get_mut(id).expect("listed");
+        (f.tomb, f.tombs) = log.tombs();
+        f.max_target = log.max_target;
         if let Some((seq, tomb_len)) = log.newest {
             if index.newest.is_none_or(|n| seq >= n.seq) {
                 index.newest = Some(Newest {
@@ -471,19 +469,6 @@ pub(crate) fn recover(fs: &Arc<dyn Fs>, dir: &Path, opts: &Options) -> Result<Re
     })
 }
 
-fn read_prefix(df: &DataFile, buf: &mut [u8]) -> Result<usize> {
-    let mut got = 0;
-    while got < buf.len() {
-        match df.file.read_at(&mut buf[got..], got as u64) {
-            Ok(0) => break,
-            Ok(n) => got += n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(Error::io("reading header of", &df.path, e)),
-        }
-    }
-    Ok(got)
-}
-
 /// Where salvage resumes once damage ends at `at`, the first valid record after
 /// it: never inside a write. The record at `at` may be the tail of a write whose
 /// head was damaged; its records all carry one sequence number `s`, so it is
@@ -497,7 +482,8 @@ fn skip_damaged_write(
     torn_seq: Option<u64>,
     done_seq: Option<u64>,
 ) -> Result<u64> {
-    let Some((first, _)) = datafile::read_record_at(&*df.file, at, len, &df.path)? else {
+    let Some((first, _)) = datafile::read_record_at(&*df.file, df.version, at, len, &df.path)?
+    else {
         return Ok(at);
     };
     let s = first.seq;
@@ -506,7 +492,7 @@ fn skip_damaged_write(
         return Ok(at);
     }
     let mut pos = at;
-    while let Some((h, _)) = datafile::read_record_at(&*df.file, pos, len, &df.path)? {
+    while let Some((h, _)) = datafile::read_record_at(&*df.file, df.version, pos, len, &df.path)? {
         if h.seq != s {
             break;
         }

@@ -16,10 +16,13 @@ pub struct FileStats {
 #[non_exhaustive]
 #[derive(Clone, Debug)]
 pub struct Stats {
-    /// Live keys.
+    /// Live keys: what `len()` counts (expired keys not included).
     pub keys: u64,
     /// Approximate heap bytes of the keydir.
     pub keydir_bytes: u64,
+    /// Tombstone records in the data files. A merge drops each once no file
+    /// that could hold a value it hides remains.
+    pub tombstones: u64,
     /// Bytes in data files.
     pub data_bytes: u64,
     /// Bytes in hint files.

@@ -150,7 +150,7 @@ fn fill_then_last_record(dir: &std::path::Path) -> (Model, u64, u64) {
     drop(db);
     let file = data_files(dir).pop().unwrap();
     let len = std::fs::metadata(&file).unwrap().len();
-    let last_len = 25 + 3 + 30; // header + "k19" + value
+    let last_len = 8 + 3 + 30; // header (every varint one byte) + "k19" + value
     (model, len - last_len, len)
 }
 
@@ -216,7 +216,10 @@ fn corruption_in_immutable_file_fails_open_and_salvage_skips() {
         std::fs::remove_file(h).unwrap();
     }
     let mut bytes = std::fs::read(&first).unwrap();
-    let offset = 16 + 82 * 3 + 40; // inside the value of the fourth record
+    // Records of key0000.. (7 bytes) and 50-byte values, with sequence numbers
+    // below 128: an 8-byte header, 65 bytes in all.
+    const REC: usize = 8 + 7 + 50;
+    let offset = 16 + REC * 3 + 40; // inside the value of the fourth record
     bytes[offset] ^= 0x55;
     std::fs::write(&first, &bytes).unwrap();
     match Bitcask::open(dir.path(), small_files()) {
@@ -224,7 +227,7 @@ fn corruption_in_immutable_file_fails_open_and_salvage_skips() {
             file, offset: at, ..
         }) => {
             assert_eq!(file, first);
-            assert_eq!(at, 16 + 82 * 3);
+            assert_eq!(at, (16 + REC * 3) as u64);
         }
         other => panic!("expected corruption, got {other:?}"),
     }
@@ -232,7 +235,7 @@ fn corruption_in_immutable_file_fails_open_and_salvage_skips() {
     o.salvage = true;
     let db = Bitcask::open(dir.path(), o).unwrap();
     let st = db.stats().unwrap();
-    assert_eq!(st.salvaged_bytes_at_open, 82);
+    assert_eq!(st.salvaged_bytes_at_open, REC as u64);
     model.remove(&b"key0003"[..]);
     assert_matches(&db, &model);
 }
@@ -344,12 +347,16 @@ fn foreign_file_is_refused_with_a_clear_error() {
         Err(Error::BadFormat { reason, .. }) => assert!(reason.contains("magic")),
         other => panic!("{other:?}"),
     }
-    let mut v2 = b"BCSKDATA".to_vec();
-    v2.extend_from_slice(&2u32.to_le_bytes());
-    v2.extend_from_slice(&[0; 4]);
-    std::fs::write(dir.path().join("0000000001.data"), &v2).unwrap();
+    // A version from the future is refused, naming the file and its version.
+    let mut v3 = b"BCSKDATA".to_vec();
+    v3.extend_from_slice(&3u32.to_le_bytes());
+    v3.extend_from_slice(&[0; 4]);
+    std::fs::write(dir.path().join("0000000001.data"), &v3).unwrap();
     match Bitcask::open(dir.path(), Options::default()) {
-        Err(Error::BadFormat { reason, .. }) => assert!(reason.contains("version 2")),
+        Err(Error::BadFormat { file, reason }) => {
+            assert!(reason.contains("version 3"), "{reason}");
+            assert!(file.ends_with("0000000001.data"));
+        }
         other => panic!("{other:?}"),
     }
 }

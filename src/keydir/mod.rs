@@ -32,9 +32,15 @@ use std::ops::Bound;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Loc {
     pub file_id: u32,
+    /// Offset of the record (not of its value): the header's length varies.
     pub offset: u32,
-    pub len: u32,
-    pub tstamp: u32,
+    /// Length of the whole record, so that a read is one positioned read and the
+    /// bytes a key keeps alive are known exactly.
+    pub rec_len: u32,
+    /// Seconds since the epoch at which the value expires; 0 for never. Keys
+    /// without expiry cost nothing for it: the field is the one version 1 used
+    /// for the write time.
+    pub expires: u32,
 }
 
 /// Longest key accepted. Tail offsets in a leaf are `u16`, which this bound (and
@@ -269,8 +275,8 @@ impl Leaf {
         Loc {
             file_id: read_u32(&self.buf, o),
             offset: read_u32(&self.buf, o + 4),
-            len: read_u32(&self.buf, o + 8),
-            tstamp: read_u32(&self.buf, o + 12),
+            rec_len: read_u32(&self.buf, o + 8),
+            expires: read_u32(&self.buf, o + 12),
         }
     }
 
@@ -279,8 +285,8 @@ impl Leaf {
         let b = &mut self.buf[o..o + 16];
         b[0..4].copy_from_slice(&loc.file_id.to_ne_bytes());
         b[4..8].copy_from_slice(&loc.offset.to_ne_bytes());
-        b[8..12].copy_from_slice(&loc.len.to_ne_bytes());
-        b[12..16].copy_from_slice(&loc.tstamp.to_ne_bytes());
+        b[8..12].copy_from_slice(&loc.rec_len.to_ne_bytes());
+        b[12..16].copy_from_slice(&loc.expires.to_ne_bytes());
     }
 
     fn tail_end(&self, i: usize) -> usize {
@@ -601,7 +607,7 @@ impl Entries {
             buf.extend_from_slice(&head_of(suffix(i)).to_ne_bytes());
         }
         for l in &self.locs[a..b] {
-            for w in [l.file_id, l.offset, l.len, l.tstamp] {
+            for w in [l.file_id, l.offset, l.rec_len, l.expires] {
                 buf.extend_from_slice(&w.to_ne_bytes());
             }
         }
@@ -1041,6 +1047,7 @@ impl KeyDir {
         self.len
     }
 
+    #[cfg(test)]
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }

@@ -24,8 +24,8 @@ fn loc(n: u64) -> Loc {
     Loc {
         file_id: n as u32,
         offset: (n >> 8) as u32,
-        len: 7,
-        tstamp: (n >> 32) as u32,
+        rec_len: 7,
+        expires: (n >> 32) as u32,
     }
 }
 
