@@ -1,0 +1,142 @@
+//! A database written in format 1 (tests/fixtures/format1, committed by the
+//! build that wrote it) opens, reads, takes writes, merges into format 2 and
+//! reopens, forever after.
+
+mod common;
+
+use bitcask::{Bitcask, Options};
+use common::*;
+use std::collections::BTreeMap;
+use std::path::Path;
+
+fn unhex(s: &str) -> Vec<u8> {
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+        .collect()
+}
+
+/// The fixture's contents and last sequence number, from `format1.expected`.
+fn expected() -> (BTreeMap<Vec<u8>, Vec<u8>>, u64) {
+    let text = include_str!("fixtures/format1.expected");
+    let mut lines = text.lines();
+    let seq = lines
+        .next()
+        .and_then(|l| l.strip_prefix("last_seq "))
+        .unwrap()
+        .parse()
+        .unwrap();
+    let model = lines
+        .map(|l| {
+            let (k, v) = l.split_once(' ').unwrap();
+            (unhex(k), unhex(v))
+        })
+        .collect();
+    (model, seq)
+}
+
+/// A copy of the fixture in a fresh directory (the fixture itself is never
+/// opened writable).
+fn fixture_copy(tag: &str) -> TempDir {
+    let dir = TempDir::new(tag);
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/format1");
+    for e in std::fs::read_dir(src).unwrap() {
+        let e = e.unwrap();
+        std::fs::copy(e.path(), dir.path().join(e.file_name())).unwrap();
+    }
+    dir
+}
+
+/// Format version of each data file in `dir`, by file name.
+fn versions(dir: &Path) -> BTreeMap<String, u32> {
+    data_files(dir)
+        .iter()
+        .map(|p| {
+            let b = std::fs::read(p).unwrap();
+            let name = p.file_name().unwrap().to_string_lossy().into_owned();
+            (name, u32::from_le_bytes(b[8..12].try_into().unwrap()))
+        })
+        .collect()
+}
+
+fn opts() -> Options {
+    let mut o = small_files();
+    o.auto_merge = false;
+    o
+}
+
+#[test]
+fn upgrade_format1_fixture_reads_writes_merges_and_reopens() {
+    let (mut model, last_seq) = expected();
+    assert!(model.len() > 100, "the fixture is not empty");
+    let dir = fixture_copy("upgrade");
+    assert!(versions(dir.path()).values().all(|&v| v == 1));
+
+    // Read-only first: nothing may change on disk.
+    let mut ro = opts();
+    ro.read_only = true;
+    let db = Bitcask::open(dir.path(), ro).unwrap();
+    assert_matches(&db, &model);
+    drop(db);
+    assert!(versions(dir.path()).values().all(|&v| v == 1));
+
+    // Writable: the format-1 files stay as they are; writes go to a new file
+    // of format 2, and the sequence goes on from the fixture's.
+    let db = Bitcask::open(dir.path(), opts()).unwrap();
+    assert_matches(&db, &model);
+    assert_eq!(db.put(b"key-150", b"after-upgrade").unwrap(), last_seq + 1);
+    model.insert(b"key-150".to_vec(), b"after-upgrade".to_vec());
+    db.delete(b"key-151").unwrap();
+    model.remove(&b"key-151"[..]);
+    db.put_with_ttl(b"fresh", b"ttl", std::time::Duration::from_secs(3600))
+        .unwrap();
+    model.insert(b"fresh".to_vec(), b"ttl".to_vec());
+    assert_matches(&db, &model);
+    let v = versions(dir.path());
+    assert_eq!(v.values().filter(|&&x| x == 2).count(), 1, "{v:?}");
+    drop(db);
+
+    // Reopen with both formats side by side, then merge everything into format 2.
+    let db = Bitcask::open(dir.path(), opts()).unwrap();
+    assert_matches(&db, &model);
+    let m = db.merge().unwrap();
+    assert!(m.files_in >= 3, "{m:?}");
+    assert_matches(&db, &model);
+    drop(db);
+    let v = versions(dir.path());
+    assert!(v.values().all(|&x| x == 2), "format-1 files remain: {v:?}");
+    let db = Bitcask::open(dir.path(), opts()).unwrap();
+    assert_matches(&db, &model);
+    assert!(db.ttl(b"fresh").unwrap().is_some());
+    // Nothing older than the merge comes back, and the sequence survived.
+    assert!(db.put(b"last", b"x").unwrap() > last_seq + 3);
+}
+
+#[test]
+fn upgrade_format1_fixture_is_rewritten_by_the_automatic_merge() {
+    let (model, _) = expected();
+    let dir = fixture_copy("upgrade-auto");
+    let mut o = small_files();
+    o.auto_merge = true;
+    o.merge_check_interval = std::time::Duration::from_millis(5);
+    let db = Bitcask::open(dir.path(), o).unwrap();
+    for _ in 0..400 {
+        if versions(dir.path()).values().all(|&x| x == 2) {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    assert!(
+        versions(dir.path()).values().all(|&x| x == 2),
+        "{:?}",
+        versions(dir.path())
+    );
+    assert_matches(&db, &model);
+    // ...and, once rewritten, an idle database stops merging.
+    let merges = db.stats().unwrap().merges;
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    assert_eq!(db.stats().unwrap().merges, merges);
+    drop(db);
+    let db = Bitcask::open(dir.path(), small_files()).unwrap();
+    assert_matches(&db, &model);
+}
