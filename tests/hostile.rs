@@ -10,6 +10,7 @@ use common::*;
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
 
 /// Records the largest single allocation, so tests can show that a length read
 /// from disk was never allocated.
@@ -36,10 +37,19 @@ static WATCH: Watch = Watch;
 const NO_BIG_ALLOC: usize = 64 << 20;
 
 fn hostile_record(key_len: u32, value_len: u32) -> Vec<u8> {
-    let mut r = vec![0u8; 25];
-    r[16..20].copy_from_slice(&key_len.to_le_bytes());
-    r[20..24].copy_from_slice(&value_len.to_le_bytes());
-    r[24] = 2;
+    fn varint(out: &mut Vec<u8>, mut v: u64) {
+        while v >= 0x80 {
+            out.push(v as u8 | 0x80);
+            v >>= 7;
+        }
+        out.push(v as u8);
+    }
+    // Format 2: crc (left zero) | flags WRITE_END | seq 1 | key_len | value_len.
+    let mut r = vec![0u8; 4];
+    r.push(2);
+    varint(&mut r, 1);
+    varint(&mut r, key_len as u64);
+    varint(&mut r, value_len as u64);
     r.extend_from_slice(b"short");
     r
 }
@@ -146,8 +156,14 @@ fn open_dir_seed() -> Vec<u8> {
     o.max_file_size = 1024;
     let db = Bitcask::open(dir.path(), o).unwrap();
     for i in 0..30u32 {
-        db.put(format!("k{}", i % 12).as_bytes(), &[i as u8; 30])
-            .unwrap();
+        let k = format!("k{}", i % 12);
+        if i % 3 == 0 {
+            // Records with an expiry, far in the future.
+            db.put_with_ttl(k.as_bytes(), &[i as u8; 30], Duration::from_secs(1 << 30))
+                .unwrap();
+        } else {
+            db.put(k.as_bytes(), &[i as u8; 30]).unwrap();
+        }
         if i % 5 == 0 {
             db.delete(format!("k{}", i % 7).as_bytes()).unwrap();
         }
@@ -175,8 +191,10 @@ fn write_fuzz_seeds() {
         std::fs::create_dir_all(&d).unwrap();
         std::fs::write(d.join(name), data).unwrap();
     };
+    // Format 1 seeds were written by the build before format 2 and stay as
+    // they are; these are format 2.
     let dirbytes = open_dir_seed();
-    put("open_dir", "two-files-with-hints", &dirbytes);
+    put("open_dir", "v2-two-files-with-hints", &dirbytes);
     // Split the seed back into its files for the decoders.
     let mut files = Vec::new();
     let mut rest = &dirbytes[..];
@@ -185,16 +203,16 @@ fn write_fuzz_seeds() {
         files.push(rest[2..2 + n].to_vec());
         rest = &rest[2 + n..];
     }
-    put("record_decode", "data-file-records", &files[0][16..]);
+    put("record_decode", "v2-data-file-records", &files[0][16..]);
     put(
         "record_decode",
-        "claims-4gib-key",
+        "v2-claims-4gib-key",
         &hostile_record(u32::MAX, 0),
     );
     let mut hint = (files[0].len() as u64).to_le_bytes().to_vec();
     hint.extend_from_slice(&files[1]);
-    put("hint_decode", "hint-of-first-file", &hint);
-    put("hint_decode", "wrong-length", &hint[..hint.len() - 3]);
+    put("hint_decode", "v2-hint-of-first-file", &hint);
+    put("hint_decode", "v2-wrong-length", &hint[..hint.len() - 3]);
     put(
         "ops_model",
         "puts-and-merges",
@@ -205,7 +223,6 @@ fn write_fuzz_seeds() {
         "torn-sticky-writes",
         b"\x02\x09\x0e\x07\x04a\x10\x04b\x20\x03a\x00\x05\x00\x00\x00c\x30",
     );
-    put("open_dir", "empty", b"");
 }
 
 /// Data files, hint files and the lock file are created 0644 less the umask.
