@@ -7,9 +7,9 @@
 //! that Python threads sharing one handle run in parallel.
 
 use bitcask::{
-    Bitcask, Error, Iter, MergeStats, Options, Stats, SyncPolicy, WriteBatch, WriteOptions,
+    Bitcask, Error, Iter, KeyTtl, MergeStats, Options, Stats, SyncPolicy, WriteBatch, WriteOptions,
 };
-use pyo3::exceptions::{PyRuntimeError, PyTypeError};
+use pyo3::exceptions::{PyKeyError, PyRuntimeError, PyTypeError};
 use pyo3::prelude::*;
 use pyo3::types::{
     PyBool, PyByteArray, PyBytes, PyDict, PyFloat, PyInt, PyList, PyMemoryView, PyString, PyTuple,
@@ -229,17 +229,40 @@ fn sync_opt(py: Python<'_>, v: &Bound<'_, PyAny>) -> PyResult<SyncPolicy> {
 
 /// A duration option, in seconds (int or float) as Python's own timeouts are.
 fn seconds_opt(py: Python<'_>, name: &'static str, v: &Bound<'_, PyAny>) -> PyResult<Duration> {
-    if v.is_instance_of::<PyBool>()
-        || !(v.is_instance_of::<PyInt>() || v.is_instance_of::<PyFloat>())
-    {
-        return Err(PyTypeError::new_err(format!(
-            "option {name} must be a number of seconds, not {}",
-            type_name(v)
-        )));
+    seconds(py, name, &format!("option {name}"), v)
+}
+
+/// A duration in seconds, int or float: a wrong type is a TypeError; a value no
+/// `Duration` holds (negative, NaN, infinite, too large) is an InvalidOptionError
+/// naming `name`. Zero and range limits are the engine's to judge.
+fn seconds(
+    py: Python<'_>,
+    name: &'static str,
+    what: &str,
+    v: &Bound<'_, PyAny>,
+) -> PyResult<Duration> {
+    let bad = || invalid_option(py, name, format!("{v} is not a valid number of seconds"));
+    if v.is_instance_of::<PyBool>() {
+        // bool is an int subclass; True seconds is a bug, not a duration.
+    } else if v.is_instance_of::<PyInt>() {
+        // Taken exactly, not rounded through a float; past u64 it is out of range.
+        return v
+            .extract::<u64>()
+            .map(Duration::from_secs)
+            .map_err(|_| bad());
+    } else if v.is_instance_of::<PyFloat>() {
+        let secs: f64 = v.extract()?;
+        return Duration::try_from_secs_f64(secs).map_err(|_| bad());
     }
-    let secs: f64 = v.extract()?;
-    Duration::try_from_secs_f64(secs)
-        .map_err(|_| invalid_option(py, name, format!("{secs} is not a valid number of seconds")))
+    Err(PyTypeError::new_err(format!(
+        "{what} must be a number of seconds (int or float), not {}",
+        type_name(v)
+    )))
+}
+
+/// The `ttl` argument of a put, in seconds; None keeps the default TTL, if any.
+fn ttl_arg(py: Python<'_>, ttl: Option<&Bound<'_, PyAny>>) -> PyResult<Option<Duration>> {
+    ttl.map(|v| seconds(py, "ttl", "ttl", v)).transpose()
 }
 
 // ---------------------------------------------------------------------------
@@ -283,7 +306,7 @@ impl PyBitcask {
         auto_merge=None, merge_check_interval=None, merge_trigger_fragmentation=None,
         merge_trigger_dead_bytes=None, merge_trigger_total_dead_bytes=None,
         merge_threshold_fragmentation=None, merge_threshold_dead_bytes=None,
-        merge_bytes_per_sec=None,
+        merge_bytes_per_sec=None, default_ttl=None,
     ))]
     #[allow(clippy::too_many_arguments)]
     fn new(
@@ -305,6 +328,7 @@ impl PyBitcask {
         merge_threshold_fragmentation: Option<Bound<'_, PyAny>>,
         merge_threshold_dead_bytes: Option<Bound<'_, PyAny>>,
         merge_bytes_per_sec: Option<Bound<'_, PyAny>>,
+        default_ttl: Option<Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
         let mut o = Options::default();
         if let Some(v) = &sync {
@@ -336,6 +360,9 @@ impl PyBitcask {
         set!(merge_threshold_fragmentation, uint_u8);
         set!(merge_threshold_dead_bytes, uint);
         set!(merge_bytes_per_sec, uint);
+        if let Some(v) = &default_ttl {
+            o.default_ttl = Some(seconds_opt(py, "default_ttl", v)?);
+        }
         // Opening replays the log: it can take a while on a big database.
         let db = py.detach(|| Bitcask::open(&path, o)).py(py)?;
         Ok(PyBitcask {
@@ -364,16 +391,38 @@ impl PyBitcask {
         py.detach(|| self.db.len()).py(py)
     }
 
-    /// Stores `value` under `key`; returns the write's sequence number.
+    /// Stores `value` under `key`, expiring `ttl` seconds from now when given (else
+    /// after the default TTL, if any); returns the write's sequence number.
+    #[pyo3(signature = (key, value, ttl=None))]
     fn put(
         &self,
         py: Python<'_>,
         key: &Bound<'_, PyAny>,
         value: &Bound<'_, PyAny>,
+        ttl: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<u64> {
         let key = bytes_arg(key, "key")?;
         let value = bytes_arg(value, "value")?;
-        py.detach(|| self.db.put(&key, &value)).py(py)
+        match ttl_arg(py, ttl)? {
+            Some(ttl) => py.detach(|| self.db.put_with_ttl(&key, &value, ttl)),
+            None => py.detach(|| self.db.put(&key, &value)),
+        }
+        .py(py)
+    }
+
+    /// Seconds before `key` expires; None when it never does. KeyError when it is
+    /// absent or expired, as for a read.
+    fn ttl(&self, py: Python<'_>, key: &Bound<'_, PyAny>) -> PyResult<Option<f64>> {
+        let k = bytes_arg(key, "key")?;
+        // No I/O, but it takes the index lock, which a writer may hold.
+        match py.detach(|| self.db.key_ttl(&k)).py(py)? {
+            KeyTtl::Missing => Err(PyKeyError::new_err(key.clone().unbind())),
+            KeyTtl::Persistent => Ok(None),
+            KeyTtl::Remaining(d) => Ok(Some(d.as_secs_f64())),
+            other => Err(PyRuntimeError::new_err(format!(
+                "unknown expiry state {other:?}: this binding is older than its engine"
+            ))),
+        }
     }
 
     fn delete(&self, py: Python<'_>, key: &Bound<'_, PyAny>) -> PyResult<u64> {
@@ -439,6 +488,7 @@ impl PyBitcask {
         let d = PyDict::new(py);
         d.set_item("keys", s.keys)?;
         d.set_item("keydir_bytes", s.keydir_bytes)?;
+        d.set_item("tombstones", s.tombstones)?;
         d.set_item("data_bytes", s.data_bytes)?;
         d.set_item("hint_bytes", s.hint_bytes)?;
         d.set_item("disk_bytes", s.disk_bytes)?;
@@ -515,6 +565,7 @@ fn merge_dict<'py>(py: Python<'py>, m: &MergeStats) -> PyResult<Bound<'py, PyDic
     d.set_item("bytes_reclaimed", m.bytes_reclaimed)?;
     d.set_item("records_copied", m.records_copied)?;
     d.set_item("tombstones_kept", m.tombstones_kept)?;
+    d.set_item("expired_dropped", m.expired_dropped)?;
     d.set_item("duration", m.duration.as_secs_f64())?;
     Ok(d)
 }
@@ -600,10 +651,22 @@ impl PyWriteBatch {
         }
     }
 
-    fn put(&mut self, key: &Bound<'_, PyAny>, value: &Bound<'_, PyAny>) -> PyResult<()> {
+    /// A put; `ttl` (seconds) as for `_Bitcask.put`. A TTL the engine refuses
+    /// (zero, too long) is reported by `write`, as sizes are.
+    #[pyo3(signature = (key, value, ttl=None))]
+    fn put(
+        &mut self,
+        py: Python<'_>,
+        key: &Bound<'_, PyAny>,
+        value: &Bound<'_, PyAny>,
+        ttl: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<()> {
         let key = bytes_arg(key, "key")?;
         let value = bytes_arg(value, "value")?;
-        self.batch.put(&key, &value);
+        match ttl_arg(py, ttl)? {
+            Some(ttl) => self.batch.put_with_ttl(&key, &value, ttl),
+            None => self.batch.put(&key, &value),
+        };
         Ok(())
     }
 

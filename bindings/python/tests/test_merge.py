@@ -109,10 +109,10 @@ def test_merge_failure_is_reported_in_stats(path: Path) -> None:
     def value(i: int) -> bytes:
         return b"value of mf:%02d, padded to make the record longer" % i
 
-    # About 80-byte records: a dozen per 1 KiB file, so keys 0 to 5 at least live
-    # in the first data file.
+    # About 60-byte records (format 2): sixteen per 1 KiB file, so keys 0 to 5 at
+    # least live in the first data file.
     with bitcask.open(path, max_file_size=1024, auto_merge=False) as db:
-        for i in range(40):
+        for i in range(60):
             db[b"mf:%02d" % i] = value(i)
         s = db.stats()
         assert len(s.files) > 3

@@ -27,7 +27,13 @@ def main(path: str) -> None:
         db.delete(b"c")
         with db.write_batch(sync=True) as batch:
             batch.put(b"x", b"y")
+            batch.put(b"t", b"y", ttl=2.5)
             batch.delete(b"a")
+        db.put(b"e", b"1", ttl=60)
+        db.put(b"f", b"1", ttl=None)
+        left: Optional[float] = db.ttl(b"e")
+        tombstones: int = db.stats().tombstones
+        print(left, tombstones)
         pairs: list[tuple[bytes, bytes]] = list(db.range(b"a", b"z", reverse=True))
         pairs += list(db.prefix(b"b"))
         keys: list[bytes] = list(db)
@@ -37,6 +43,8 @@ def main(path: str) -> None:
         closed: bool = db.closed
         merged: bitcask.MergeStats = db.merge()
         reclaimed: int = merged.bytes_reclaimed
+        expired: int = merged.expired_dropped
+        print(expired)
         last_merge: Optional[bitcask.MergeStats] = db.stats().last_merge
         print(reclaimed, last_merge)
         with tempfile.TemporaryDirectory() as copy:
@@ -55,6 +63,8 @@ def main(path: str) -> None:
         print(n, v, d, pairs, keys, last, live, closed, bitcask.__version__)
     db2 = bitcask.Bitcask(path, read_only=True)
     db2.close()
+    with bitcask.open(path, default_ttl=3600) as db3:
+        db3[b"session"] = b"s"
 
 
 if __name__ == "__main__":

@@ -7,9 +7,9 @@
 b'world'
 
 A database is a directory; :func:`open` creates it if needed. A :class:`Bitcask`
-is a :class:`collections.abc.MutableMapping` from bytes to bytes, plus batches,
-ordered range and prefix scans, ``sync``, ``merge``, ``backup``, ``stats`` and
-``close``.
+is a :class:`collections.abc.MutableMapping` from bytes to bytes, plus keys that
+expire (``put(key, value, ttl=seconds)``, ``ttl``), batches, ordered range and
+prefix scans, ``sync``, ``merge``, ``backup``, ``stats`` and ``close``.
 
 Keys and values
     are bytes. Any bytes-like object (``bytes``, ``bytearray``, ``memoryview``,
@@ -126,6 +126,9 @@ class MergeStats:
     records_copied: int
     #: Tombstones kept because an older file outside the merge may hold their key.
     tombstones_kept: int
+    #: Expired values dropped (each replaced by a tombstone when an older file
+    #: outside the merge may hold a value of its key).
+    expired_dropped: int
     #: Wall time, in seconds.
     duration: float
 
@@ -134,8 +137,12 @@ class MergeStats:
 class Stats:
     """A snapshot of the database's counters, from :meth:`Bitcask.stats`."""
 
+    #: Live keys, what ``len()`` counts (expired keys not included).
     keys: int
     keydir_bytes: int
+    #: Tombstone records in the data files. A merge drops each once no file that
+    #: could hold a value it hides remains.
+    tombstones: int
     data_bytes: int
     hint_bytes: int
     disk_bytes: int
@@ -180,6 +187,8 @@ class Bitcask(MutableMapping[bytes, bytes]):
       ``merge_trigger_total_dead_bytes``, ``merge_threshold_fragmentation``
       (percent), ``merge_threshold_dead_bytes``, ``merge_bytes_per_sec`` (0: no
       cap): when the engine compacts files, and how fast.
+    - ``default_ttl``: seconds (int or float) after which a value written without
+      its own ``ttl`` expires; None (the default): such values never expire.
 
     A value out of range raises :class:`InvalidOptionError` (a ``ValueError``) whose
     ``option`` names the keyword; a value of the wrong type raises ``TypeError``; an
@@ -207,6 +216,7 @@ class Bitcask(MutableMapping[bytes, bytes]):
         merge_threshold_fragmentation: Optional[int] = None,
         merge_threshold_dead_bytes: Optional[int] = None,
         merge_bytes_per_sec: Optional[int] = None,
+        default_ttl: Optional[float] = None,
     ) -> None:
         self._db = _Bitcask(
             path,
@@ -226,6 +236,7 @@ class Bitcask(MutableMapping[bytes, bytes]):
             merge_threshold_fragmentation=merge_threshold_fragmentation,
             merge_threshold_dead_bytes=merge_threshold_dead_bytes,
             merge_bytes_per_sec=merge_bytes_per_sec,
+            default_ttl=default_ttl,
         )
 
     # -- the mapping protocol -------------------------------------------------
@@ -284,9 +295,28 @@ class Bitcask(MutableMapping[bytes, bytes]):
 
     # -- beyond the mapping ---------------------------------------------------
 
-    def put(self, key: BytesLike, value: BytesLike) -> None:
-        """Stores ``value`` under ``key`` (``db[key] = value``)."""
-        self._db.put(key, value)
+    def put(self, key: BytesLike, value: BytesLike, ttl: Optional[float] = None) -> None:
+        """Stores ``value`` under ``key`` (``db[key] = value``).
+
+        With ``ttl`` (seconds, an int or a float), the key expires that long from
+        now, rounded up to a whole second of the wall clock: it lives at least
+        ``ttl`` and less than ``ttl + 1`` seconds. An expired key is gone for every
+        read (``db[key]`` raises ``KeyError``, ``in`` is False, ``len`` and
+        iteration skip it); a merge reclaims its space. Without ``ttl`` the value
+        takes the ``default_ttl`` option, if set, and otherwise never expires;
+        writing the key again replaces its expiry too. A TTL that is not positive
+        and finite, or longer than about 68 years, raises
+        :class:`InvalidOptionError` (``option == "ttl"``).
+        """
+        self._db.put(key, value, ttl)
+
+    def ttl(self, key: BytesLike) -> Optional[float]:
+        """Seconds left before ``key`` expires, or None when it never does.
+
+        Raises ``KeyError`` when ``key`` is absent or has expired, as
+        ``db[key]`` does. Answered from memory, no disk read.
+        """
+        return self._db.ttl(key)
 
     def delete(self, key: BytesLike) -> None:
         """Removes ``key``; deleting a missing key is not an error."""
@@ -420,9 +450,12 @@ class WriteBatch:
         self._batch = _WriteBatch()
         self._sync = sync
 
-    def put(self, key: BytesLike, value: BytesLike) -> None:
-        """Adds a put of ``value`` under ``key``."""
-        self._batch.put(key, value)
+    def put(self, key: BytesLike, value: BytesLike, ttl: Optional[float] = None) -> None:
+        """Adds a put of ``value`` under ``key``; ``ttl`` (seconds) as for
+        :meth:`Bitcask.put`, counted from when the batch is written. A negative or
+        non-finite ``ttl`` raises :class:`InvalidOptionError` at once; one the
+        engine refuses (zero, too long) when the batch is written, as sizes are."""
+        self._batch.put(key, value, ttl)
 
     def delete(self, key: BytesLike) -> None:
         """Adds a delete of ``key`` (missing keys are fine)."""
