@@ -9,8 +9,9 @@
  * bitcask_last_error_message() gives the details of the last failure on the
  * calling thread (file, offset, option name, OS error), borrowed until the next
  * bitcask_ call on that thread. Out-parameters are written only on BITCASK_OK
- * (the one exception, the size needed on BITCASK_BUFFER_TOO_SMALL, is documented
- * at bitcask_get).
+ * (the two exceptions, the size needed on BITCASK_BUFFER_TOO_SMALL and the
+ * UINT64_MAX of BITCASK_NO_EXPIRY, are documented at bitcask_get and
+ * bitcask_ttl).
  *
  * Bytes. Keys and values are (const uint8_t *ptr, size_t len) pairs that the
  * library copies or reads only during the call. A zero length with a NULL
@@ -151,6 +152,11 @@ enum bitcask_status_t
    * An engine error this version of the C ABI has no code for yet.
    */
   BITCASK_OTHER = 17,
+  /**
+   * The key exists and never expires (from `bitcask_ttl`, which then stores
+   * `UINT64_MAX` as the time left). Not an error of the database.
+   */
+  BITCASK_NO_EXPIRY = 18,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -281,6 +287,15 @@ enum bitcask_stat_t
    * the newest failure.
    */
   BITCASK_STAT_MERGE_FAILURES = 19,
+  /**
+   * Tombstone (delete) records in the data files. A merge drops each once no
+   * file that could hold a value it hides remains.
+   */
+  BITCASK_STAT_TOMBSTONES = 20,
+  /**
+   * Expired values the last merge dropped.
+   */
+  BITCASK_STAT_LAST_MERGE_EXPIRED_DROPPED = 21,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -291,9 +306,9 @@ typedef int32_t bitcask_stat_t;
 #endif // __cplusplus
 
 /**
- * Puts and deletes applied atomically by `bitcask_write`; later operations on the
- * same key win. Not thread-safe while being modified; several threads may pass the
- * same unchanging batch to `bitcask_write` at once.
+ * Puts (with or without a TTL) and deletes applied atomically by `bitcask_write`;
+ * later operations on the same key win. Not thread-safe while being modified;
+ * several threads may pass the same unchanging batch to `bitcask_write` at once.
  */
 typedef struct bitcask_batch_t bitcask_batch_t;
 
@@ -384,6 +399,20 @@ bitcask_status_t bitcask_batch_put(bitcask_batch_t *batch,
                                    size_t key_len,
                                    const uint8_t *value,
                                    size_t value_len);
+
+/**
+ * Adds a put of `value` under `key` (both copied) that expires `ttl_ms`
+ * milliseconds after the batch is written, as `bitcask_put_ttl` describes. A
+ * `ttl_ms` of 0 or longer than 2^31 - 1 seconds is reported when the batch is
+ * written: `bitcask_write` then returns `BITCASK_INVALID_OPTION` and writes
+ * nothing (until `bitcask_batch_clear`). Returns as `bitcask_batch_put`.
+ */
+bitcask_status_t bitcask_batch_put_ttl(bitcask_batch_t *batch,
+                                       const uint8_t *key,
+                                       size_t key_len,
+                                       const uint8_t *value,
+                                       size_t value_len,
+                                       uint64_t ttl_ms);
 
 /**
  * Adds a delete of `key` (copied). Returns `BITCASK_OK`, or
@@ -489,13 +518,47 @@ bitcask_status_t bitcask_put(const bitcask_t *db,
                              size_t value_len);
 
 /**
+ * Stores `value` under `key` (both copied) until `ttl_ms` milliseconds from now;
+ * from then on the key reads as absent everywhere (`bitcask_get`,
+ * `bitcask_contains`, `bitcask_ttl`, counts and iterators), and a merge drops the
+ * value. Expiry has whole-second granularity, rounded up: the key lives at least
+ * `ttl_ms` and less than `ttl_ms` plus one second. A later `bitcask_put` of the
+ * key makes it persistent again (unless a default TTL was set with
+ * `bitcask_options_set_default_ttl`). Returns as `bitcask_put`, plus
+ * `BITCASK_INVALID_OPTION` (writing nothing) when `ttl_ms` is 0 or longer than
+ * 2^31 - 1 seconds (about 68 years).
+ */
+bitcask_status_t bitcask_put_ttl(const bitcask_t *db,
+                                 const uint8_t *key,
+                                 size_t key_len,
+                                 const uint8_t *value,
+                                 size_t value_len,
+                                 uint64_t ttl_ms);
+
+/**
+ * Stores in `*ms_left` the milliseconds before `key` expires. No I/O.
+ *
+ * Returns `BITCASK_OK` for a key that expires (`*ms_left` is then at least 1);
+ * `BITCASK_NO_EXPIRY` for a key that exists and never expires, storing
+ * `UINT64_MAX` in `*ms_left` (the one status besides `BITCASK_OK` that writes
+ * it); `BITCASK_NOT_FOUND` (writing nothing) for a key that is absent or
+ * expired; `BITCASK_INVALID_ARGUMENT` (writing nothing) for a NULL `db` or
+ * `ms_left`, or a NULL key with a non-zero length; `BITCASK_CLOSED` after close.
+ */
+bitcask_status_t bitcask_ttl(const bitcask_t *db,
+                             const uint8_t *key,
+                             size_t key_len,
+                             uint64_t *ms_left);
+
+/**
  * Removes `key`; deleting a missing key is not an error. Returns as `bitcask_put`.
  */
 bitcask_status_t bitcask_delete(const bitcask_t *db, const uint8_t *key, size_t key_len);
 
 /**
  * Applies every operation of `batch`, or none of them, even across a crash. The
- * batch is not consumed. Returns as `bitcask_put`, plus `BITCASK_BATCH_TOO_LARGE`.
+ * batch is not consumed. Returns as `bitcask_put`, plus `BITCASK_BATCH_TOO_LARGE`,
+ * and `BITCASK_INVALID_OPTION` when a `bitcask_batch_put_ttl` had a bad TTL.
  */
 bitcask_status_t bitcask_write(const bitcask_t *db, const bitcask_batch_t *batch);
 
@@ -843,6 +906,18 @@ bitcask_status_t bitcask_options_set_merge_trigger_fragmentation(bitcask_options
  */
 bitcask_status_t bitcask_options_set_merge_threshold_fragmentation(bitcask_options_t *opts,
                                                                    uint32_t percentage);
+
+/**
+ * Sets the TTL, in milliseconds, of every put that names none (`bitcask_put`,
+ * `bitcask_batch_put`): each such key expires that long after its write, as
+ * `bitcask_put_ttl` describes. 0 (the default) means no default TTL: plain
+ * puts never expire.
+ *
+ * Returns `BITCASK_OK`, or `BITCASK_INVALID_ARGUMENT` when `opts` is NULL; a
+ * value above 2^31 - 1 seconds fails `bitcask_open` with
+ * `BITCASK_INVALID_OPTION`.
+ */
+bitcask_status_t bitcask_options_set_default_ttl(bitcask_options_t *opts, uint64_t ttl_ms);
 
 #ifdef __cplusplus
 }  // extern "C"

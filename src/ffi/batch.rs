@@ -4,10 +4,11 @@ use super::{
     bitcask_status_t, guard, guard_value, handle, handle_mut, key_slice, out_ptr, value_slice,
 };
 use crate::batch::WriteBatch;
+use std::time::Duration;
 
-/// Puts and deletes applied atomically by `bitcask_write`; later operations on the
-/// same key win. Not thread-safe while being modified; several threads may pass the
-/// same unchanging batch to `bitcask_write` at once.
+/// Puts (with or without a TTL) and deletes applied atomically by `bitcask_write`;
+/// later operations on the same key win. Not thread-safe while being modified;
+/// several threads may pass the same unchanging batch to `bitcask_write` at once.
 pub struct bitcask_batch_t {
     pub(crate) batch: WriteBatch,
 }
@@ -62,6 +63,34 @@ pub unsafe extern "C" fn bitcask_batch_put(
             )
         };
         b.batch.put(k, v);
+        Ok(())
+    })
+}
+
+/// Adds a put of `value` under `key` (both copied) that expires `ttl_ms`
+/// milliseconds after the batch is written, as `bitcask_put_ttl` describes. A
+/// `ttl_ms` of 0 or longer than 2^31 - 1 seconds is reported when the batch is
+/// written: `bitcask_write` then returns `BITCASK_INVALID_OPTION` and writes
+/// nothing (until `bitcask_batch_clear`). Returns as `bitcask_batch_put`.
+#[no_mangle]
+pub unsafe extern "C" fn bitcask_batch_put_ttl(
+    batch: *mut bitcask_batch_t,
+    key: *const u8,
+    key_len: usize,
+    value: *const u8,
+    value_len: usize,
+    ttl_ms: u64,
+) -> bitcask_status_t {
+    guard(|| {
+        // SAFETY: the caller promises a live, unshared batch and readable slices.
+        let (b, k, v) = unsafe {
+            (
+                handle_mut(batch, "batch")?,
+                key_slice(key, key_len)?,
+                value_slice(value, value_len)?,
+            )
+        };
+        b.batch.put_with_ttl(k, v, Duration::from_millis(ttl_ms));
         Ok(())
     })
 }

@@ -10,8 +10,9 @@ use super::{
     bitcask_status_t, c_message, guard, guard_value, handle, key_slice, malloc_copy, out_ptr, utf8,
     value_slice, Failure, Status,
 };
-use crate::db::{Bitcask, WriteOptions};
+use crate::db::{Bitcask, KeyTtl, WriteOptions};
 use crate::options::Options;
+use std::time::Duration;
 
 /// An open (or closed, not yet destroyed) database. Thread-safe: every function may
 /// be called on one handle from many threads at once, except `bitcask_destroy`,
@@ -68,11 +69,16 @@ pub enum bitcask_stat_t {
     /// merging backs off while it is above 0. `bitcask_last_merge_error` gives
     /// the newest failure.
     BITCASK_STAT_MERGE_FAILURES = 19,
+    /// Tombstone (delete) records in the data files. A merge drops each once no
+    /// file that could hold a value it hides remains.
+    BITCASK_STAT_TOMBSTONES = 20,
+    /// Expired values the last merge dropped.
+    BITCASK_STAT_LAST_MERGE_EXPIRED_DROPPED = 21,
 }
 
 impl bitcask_stat_t {
     /// Every counter, indexed by its number.
-    const ALL: [bitcask_stat_t; 20] = [
+    const ALL: [bitcask_stat_t; 22] = [
         bitcask_stat_t::BITCASK_STAT_KEYS,
         bitcask_stat_t::BITCASK_STAT_KEYDIR_BYTES,
         bitcask_stat_t::BITCASK_STAT_DATA_BYTES,
@@ -93,6 +99,8 @@ impl bitcask_stat_t {
         bitcask_stat_t::BITCASK_STAT_LAST_MERGE_DURATION_US,
         bitcask_stat_t::BITCASK_STAT_MERGES,
         bitcask_stat_t::BITCASK_STAT_MERGE_FAILURES,
+        bitcask_stat_t::BITCASK_STAT_TOMBSTONES,
+        bitcask_stat_t::BITCASK_STAT_LAST_MERGE_EXPIRED_DROPPED,
     ];
 }
 
@@ -287,6 +295,71 @@ pub unsafe extern "C" fn bitcask_put(
     })
 }
 
+/// Stores `value` under `key` (both copied) until `ttl_ms` milliseconds from now;
+/// from then on the key reads as absent everywhere (`bitcask_get`,
+/// `bitcask_contains`, `bitcask_ttl`, counts and iterators), and a merge drops the
+/// value. Expiry has whole-second granularity, rounded up: the key lives at least
+/// `ttl_ms` and less than `ttl_ms` plus one second. A later `bitcask_put` of the
+/// key makes it persistent again (unless a default TTL was set with
+/// `bitcask_options_set_default_ttl`). Returns as `bitcask_put`, plus
+/// `BITCASK_INVALID_OPTION` (writing nothing) when `ttl_ms` is 0 or longer than
+/// 2^31 - 1 seconds (about 68 years).
+#[no_mangle]
+pub unsafe extern "C" fn bitcask_put_ttl(
+    db: *const bitcask_t,
+    key: *const u8,
+    key_len: usize,
+    value: *const u8,
+    value_len: usize,
+    ttl_ms: u64,
+) -> bitcask_status_t {
+    guard(|| {
+        // SAFETY: the caller promises a live handle and readable slices.
+        let (h, k, v) = unsafe {
+            (
+                handle(db, "db")?,
+                key_slice(key, key_len)?,
+                value_slice(value, value_len)?,
+            )
+        };
+        h.db.put_with_ttl(k, v, Duration::from_millis(ttl_ms))?;
+        Ok(())
+    })
+}
+
+/// Stores in `*ms_left` the milliseconds before `key` expires. No I/O.
+///
+/// Returns `BITCASK_OK` for a key that expires (`*ms_left` is then at least 1);
+/// `BITCASK_NO_EXPIRY` for a key that exists and never expires, storing
+/// `UINT64_MAX` in `*ms_left` (the one status besides `BITCASK_OK` that writes
+/// it); `BITCASK_NOT_FOUND` (writing nothing) for a key that is absent or
+/// expired; `BITCASK_INVALID_ARGUMENT` (writing nothing) for a NULL `db` or
+/// `ms_left`, or a NULL key with a non-zero length; `BITCASK_CLOSED` after close.
+#[no_mangle]
+pub unsafe extern "C" fn bitcask_ttl(
+    db: *const bitcask_t,
+    key: *const u8,
+    key_len: usize,
+    ms_left: *mut u64,
+) -> bitcask_status_t {
+    guard(|| {
+        // SAFETY: the caller promises a live handle and a readable key.
+        let (h, k) = unsafe { (handle(db, "db")?, key_slice(key, key_len)?) };
+        let ms_left = out_ptr(ms_left, "ms_left")?;
+        let (ms, result) = match h.db.key_ttl(k)? {
+            KeyTtl::Remaining(d) => (u64::try_from(d.as_millis()).unwrap_or(u64::MAX), Ok(())),
+            KeyTtl::Persistent => (
+                u64::MAX,
+                Err(Failure::new(Status::BITCASK_NO_EXPIRY, "key has no expiry")),
+            ),
+            KeyTtl::Missing => return Err(Failure::not_found()),
+        };
+        // SAFETY: non-NULL, and the caller promises it is writable.
+        unsafe { ms_left.write(ms) };
+        result
+    })
+}
+
 /// Removes `key`; deleting a missing key is not an error. Returns as `bitcask_put`.
 #[no_mangle]
 pub unsafe extern "C" fn bitcask_delete(
@@ -303,7 +376,8 @@ pub unsafe extern "C" fn bitcask_delete(
 }
 
 /// Applies every operation of `batch`, or none of them, even across a crash. The
-/// batch is not consumed. Returns as `bitcask_put`, plus `BITCASK_BATCH_TOO_LARGE`.
+/// batch is not consumed. Returns as `bitcask_put`, plus `BITCASK_BATCH_TOO_LARGE`,
+/// and `BITCASK_INVALID_OPTION` when a `bitcask_batch_put_ttl` had a bad TTL.
 #[no_mangle]
 pub unsafe extern "C" fn bitcask_write(
     db: *const bitcask_t,
@@ -456,6 +530,8 @@ pub unsafe extern "C" fn bitcask_stat(
             }
             BITCASK_STAT_MERGES => Some(s.merges),
             BITCASK_STAT_MERGE_FAILURES => Some(s.merge_failures),
+            BITCASK_STAT_TOMBSTONES => Some(s.tombstones),
+            BITCASK_STAT_LAST_MERGE_EXPIRED_DROPPED => m.map(|m| m.expired_dropped),
         };
         let v = v.ok_or_else(|| Failure::new(Status::BITCASK_NOT_FOUND, "no value"))?;
         // SAFETY: non-NULL, and the caller promises it is writable.

@@ -93,6 +93,9 @@ pub enum bitcask_status_t {
     BITCASK_INVALID_OPTION = 16,
     /// An engine error this version of the C ABI has no code for yet.
     BITCASK_OTHER = 17,
+    /// The key exists and never expires (from `bitcask_ttl`, which then stores
+    /// `UINT64_MAX` as the time left). Not an error of the database.
+    BITCASK_NO_EXPIRY = 18,
 }
 
 use bitcask_status_t as Status;
@@ -119,11 +122,12 @@ impl Status {
             Status::BITCASK_BATCH_TOO_LARGE => c"batch too large",
             Status::BITCASK_INVALID_OPTION => c"invalid option",
             Status::BITCASK_OTHER => c"other error",
+            Status::BITCASK_NO_EXPIRY => c"key has no expiry",
         }
     }
 
     /// Every status, indexed by its number.
-    const ALL: [Status; 18] = [
+    const ALL: [Status; 19] = [
         Status::BITCASK_OK,
         Status::BITCASK_NOT_FOUND,
         Status::BITCASK_INVALID_ARGUMENT,
@@ -142,6 +146,7 @@ impl Status {
         Status::BITCASK_BATCH_TOO_LARGE,
         Status::BITCASK_INVALID_OPTION,
         Status::BITCASK_OTHER,
+        Status::BITCASK_NO_EXPIRY,
     ];
 }
 

@@ -349,3 +349,24 @@ pub unsafe extern "C" fn bitcask_options_set_merge_threshold_fragmentation(
         })
     }
 }
+
+/// Sets the TTL, in milliseconds, of every put that names none (`bitcask_put`,
+/// `bitcask_batch_put`): each such key expires that long after its write, as
+/// `bitcask_put_ttl` describes. 0 (the default) means no default TTL: plain
+/// puts never expire.
+///
+/// Returns `BITCASK_OK`, or `BITCASK_INVALID_ARGUMENT` when `opts` is NULL; a
+/// value above 2^31 - 1 seconds fails `bitcask_open` with
+/// `BITCASK_INVALID_OPTION`.
+#[no_mangle]
+pub unsafe extern "C" fn bitcask_options_set_default_ttl(
+    opts: *mut bitcask_options_t,
+    ttl_ms: u64,
+) -> bitcask_status_t {
+    // SAFETY: forwarded caller promise.
+    unsafe {
+        set(opts, |h| {
+            h.opts.default_ttl = (ttl_ms != 0).then(|| Duration::from_millis(ttl_ms))
+        })
+    }
+}

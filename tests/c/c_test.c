@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 static const char *phase = "";
 static int phases_passed = 0;
@@ -171,6 +172,45 @@ static void flip_byte_of(const char *path, const char *needle) {
   CHECK(fseek(f, at, SEEK_SET) == 0);
   CHECK(fputc(data[at] ^ 0x20, f) != EOF);
   CHECK(fclose(f) == 0);
+}
+
+/* The milliseconds bitcask_ttl reports for `key`, which must expire. */
+static uint64_t ttl_of(bitcask_t *db, const char *key) {
+  uint64_t ms = 0;
+  CHECK_OK(bitcask_ttl(db, S(key), &ms));
+  return ms;
+}
+
+/* Checks that `key` has a value that never expires. */
+static void check_no_expiry(bitcask_t *db, const char *key) {
+  uint64_t ms = 0;
+  CHECK_STATUS(bitcask_ttl(db, S(key), &ms), BITCASK_NO_EXPIRY);
+  CHECK(ms == UINT64_MAX);
+}
+
+/* Checks that `key` reads as absent through get, contains and ttl. */
+static void check_expired(bitcask_t *db, const char *key) {
+  check_missing(db, key);
+  uint64_t ms = 777;
+  CHECK_STATUS(bitcask_ttl(db, S(key), &ms), BITCASK_NOT_FOUND);
+  CHECK(ms == 777);
+}
+
+/* Checks that a key written with a TTL of `ttl_ms` a moment ago has between
+ * ttl_ms - 60 s (a slow run) and ttl_ms + 1 s (expiry rounds up to the second)
+ * left. */
+static void check_ttl_about(bitcask_t *db, const char *key, uint64_t ttl_ms) {
+  uint64_t ms = ttl_of(db, key);
+  if (ms + 60000 < ttl_ms || ms > ttl_ms + 1000) {
+    fprintf(stderr, "ttl of %s is %llu ms, want about %llu\n", key,
+            (unsigned long long)ms, (unsigned long long)ttl_ms);
+    CHECK(0);
+  }
+}
+
+static void sleep_ms(long ms) {
+  struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+  while (nanosleep(&ts, &ts) != 0) CHECK(errno == EINTR);
 }
 
 struct thread_arg {
@@ -530,13 +570,14 @@ int main(int argc, char **argv) {
     CHECK_OK(bitcask_options_create(&o));
     CHECK_OK(bitcask_options_set_max_file_size(o, 1024));
     CHECK_OK(bitcask_options_set_auto_merge(o, false));
-    /* About 80-byte records: a dozen per 1 KiB file, so keys 0 to 5 at least
+    /* About 90-byte records: eleven per 1 KiB file, so keys 0 to 5 at least
      * live in the first data file. */
     CHECK_OK(bitcask_open(p, o, &mdb));
     for (int i = 0; i < 40; i++) {
-      char key[32], val[64];
+      char key[32], val[96];
       snprintf(key, sizeof key, "mf:%02d", i);
-      snprintf(val, sizeof val, "value of mf:%02d, padded to make the record longer", i);
+      snprintf(val, sizeof val,
+               "value of mf:%02d, padded to make the record longer, about ninety bytes", i);
       CHECK_OK(bitcask_put(mdb, S(key), S(val)));
     }
     CHECK(stat_of(mdb, BITCASK_STAT_DATA_FILES) > 3);
@@ -664,6 +705,252 @@ int main(int argc, char **argv) {
     CHECK(seq == 777 && !file_exists(dst));
     bitcask_destroy(sdb);
     bitcask_options_destroy(o);
+  }
+
+  start_phase("ttl");
+  {
+    char p[1100];
+    bitcask_options_t *o = NULL;
+    bitcask_t *tdb = NULL;
+    bitcask_batch_t *b = NULL;
+    uint64_t ms = 777, n = 0;
+    path_of(p, sizeof p, "ttl");
+    CHECK_OK(bitcask_options_create(&o));
+    CHECK_OK(bitcask_options_set_auto_merge(o, false));
+    CHECK_OK(bitcask_open(p, o, &tdb));
+
+    CHECK_OK(bitcask_put_ttl(tdb, S("t:hour"), S("an hour"), 3600 * 1000));
+    check_get(tdb, "t:hour", "an hour");
+    check_ttl_about(tdb, "t:hour", 3600 * 1000);
+    /* Sub-second TTLs round up to a whole second. */
+    CHECK_OK(bitcask_put_ttl(tdb, S("t:1ms"), S("v"), 1));
+    CHECK(ttl_of(tdb, "t:1ms") <= 2000);
+    CHECK_OK(bitcask_delete(tdb, S("t:1ms")));
+
+    CHECK_OK(bitcask_put(tdb, S("t:plain"), S("forever")));
+    check_no_expiry(tdb, "t:plain");
+    /* A plain put over a key with a TTL makes it persistent again. */
+    CHECK_OK(bitcask_put_ttl(tdb, S("t:again"), S("v1"), 60 * 1000));
+    check_ttl_about(tdb, "t:again", 60 * 1000);
+    CHECK_OK(bitcask_put(tdb, S("t:again"), S("v2")));
+    check_no_expiry(tdb, "t:again");
+    check_get(tdb, "t:again", "v2");
+
+    CHECK_STATUS(bitcask_ttl(tdb, S("t:absent"), &ms), BITCASK_NOT_FOUND);
+    CHECK(ms == 777);
+    CHECK_OK(bitcask_delete(tdb, S("t:again")));
+    check_expired(tdb, "t:again");
+
+    /* A zero or too long TTL writes nothing. */
+    CHECK_STATUS(bitcask_put_ttl(tdb, S("t:zero"), S("v"), 0), BITCASK_INVALID_OPTION);
+    CHECK(contains(bitcask_last_error_message(), "ttl"));
+    CHECK_STATUS(bitcask_put_ttl(tdb, S("t:zero"), S("v"), UINT64_MAX), BITCASK_INVALID_OPTION);
+    CHECK_STATUS(bitcask_put_ttl(tdb, S("t:zero"), S("v"), (uint64_t)1 << 31 << 10),
+                 BITCASK_INVALID_OPTION);
+    check_missing(tdb, "t:zero");
+    /* The longest TTL, 2^31 - 1 seconds, is accepted. */
+    CHECK_OK(bitcask_put_ttl(tdb, S("t:longest"), S("v"), (uint64_t)2147483647 * 1000));
+    check_ttl_about(tdb, "t:longest", (uint64_t)2147483647 * 1000);
+
+    /* Batches: a TTL per put, checked when written. */
+    CHECK_OK(bitcask_batch_create(&b));
+    CHECK_OK(bitcask_batch_put_ttl(b, S("t:b1"), S("one"), 90 * 1000));
+    CHECK_OK(bitcask_batch_put(b, S("t:b2"), S("two")));
+    CHECK_OK(bitcask_write(tdb, b));
+    check_get(tdb, "t:b1", "one");
+    check_ttl_about(tdb, "t:b1", 90 * 1000);
+    check_no_expiry(tdb, "t:b2");
+    CHECK_OK(bitcask_batch_clear(b));
+    CHECK_OK(bitcask_batch_put(b, S("t:b3"), S("three")));
+    CHECK_OK(bitcask_batch_put_ttl(b, S("t:b4"), S("four"), 0));
+    CHECK_STATUS(bitcask_write(tdb, b), BITCASK_INVALID_OPTION);
+    CHECK(contains(bitcask_last_error_message(), "ttl"));
+    check_missing(tdb, "t:b3");
+    check_missing(tdb, "t:b4");
+    bitcask_batch_destroy(b);
+
+    /* Expiry survives a reopen. */
+    CHECK_OK(bitcask_close(tdb));
+    bitcask_destroy(tdb);
+    CHECK_OK(bitcask_open(p, o, &tdb));
+    check_ttl_about(tdb, "t:hour", 3600 * 1000);
+    check_ttl_about(tdb, "t:b1", 90 * 1000);
+    check_no_expiry(tdb, "t:plain");
+    check_no_expiry(tdb, "t:b2");
+    CHECK_OK(bitcask_count(tdb, &n));
+    CHECK(n == 5); /* hour, plain, longest, b1, b2 */
+
+    CHECK_STATUS(bitcask_ttl(tdb, S("t:hour"), NULL), BITCASK_INVALID_ARGUMENT);
+    CHECK(contains(bitcask_last_error_message(), "ms_left"));
+    CHECK_STATUS(bitcask_ttl(NULL, S("t:hour"), &ms), BITCASK_INVALID_ARGUMENT);
+    CHECK_STATUS(bitcask_ttl(tdb, NULL, 3, &ms), BITCASK_INVALID_ARGUMENT);
+    CHECK(ms == 777);
+    CHECK_STATUS(bitcask_put_ttl(NULL, S("k"), S("v"), 1000), BITCASK_INVALID_ARGUMENT);
+    CHECK_STATUS(bitcask_put_ttl(tdb, NULL, 3, S("v"), 1000), BITCASK_INVALID_ARGUMENT);
+    CHECK_STATUS(bitcask_put_ttl(tdb, NULL, 0, S("v"), 1000), BITCASK_EMPTY_KEY);
+    CHECK_STATUS(bitcask_batch_put_ttl(NULL, S("k"), S("v"), 1000), BITCASK_INVALID_ARGUMENT);
+    CHECK_STATUS(bitcask_options_set_default_ttl(NULL, 1000), BITCASK_INVALID_ARGUMENT);
+    CHECK(strcmp(bitcask_strerror(BITCASK_NO_EXPIRY), "key has no expiry") == 0);
+
+    CHECK_OK(bitcask_close(tdb));
+    CHECK_STATUS(bitcask_ttl(tdb, S("t:hour"), &ms), BITCASK_CLOSED);
+    CHECK_STATUS(bitcask_put_ttl(tdb, S("t:hour"), S("v"), 1000), BITCASK_CLOSED);
+    CHECK(ms == 777);
+    bitcask_destroy(tdb);
+    bitcask_options_destroy(o);
+  }
+
+  start_phase("ttl: default from the options");
+  {
+    char p[1100];
+    bitcask_options_t *o = NULL;
+    bitcask_t *tdb = NULL;
+    bitcask_batch_t *b = NULL;
+    path_of(p, sizeof p, "ttl-default");
+    CHECK_OK(bitcask_options_create(&o));
+    /* Too long: refused at open, naming the option. */
+    CHECK_OK(bitcask_options_set_default_ttl(o, UINT64_MAX));
+    CHECK_STATUS(bitcask_open(p, o, &tdb), BITCASK_INVALID_OPTION);
+    CHECK(contains(bitcask_last_error_message(), "default_ttl"));
+    CHECK(tdb == NULL);
+
+    CHECK_OK(bitcask_options_set_default_ttl(o, 120 * 1000));
+    CHECK_OK(bitcask_open(p, o, &tdb));
+    CHECK_OK(bitcask_put(tdb, S("d:put"), S("v")));
+    check_ttl_about(tdb, "d:put", 120 * 1000);
+    /* A TTL of its own wins over the default. */
+    CHECK_OK(bitcask_put_ttl(tdb, S("d:own"), S("v"), 3600 * 1000));
+    check_ttl_about(tdb, "d:own", 3600 * 1000);
+    CHECK_OK(bitcask_batch_create(&b));
+    CHECK_OK(bitcask_batch_put(b, S("d:batch"), S("v")));
+    CHECK_OK(bitcask_write(tdb, b));
+    check_ttl_about(tdb, "d:batch", 120 * 1000);
+    bitcask_batch_destroy(b);
+    CHECK_OK(bitcask_close(tdb));
+    bitcask_destroy(tdb);
+
+    /* 0 turns the default off again: plain puts never expire. */
+    CHECK_OK(bitcask_options_set_default_ttl(o, 0));
+    CHECK_OK(bitcask_open(p, o, &tdb));
+    check_ttl_about(tdb, "d:put", 120 * 1000);
+    CHECK_OK(bitcask_put(tdb, S("d:plain"), S("v")));
+    check_no_expiry(tdb, "d:plain");
+    CHECK_OK(bitcask_close(tdb));
+    bitcask_destroy(tdb);
+    bitcask_options_destroy(o);
+  }
+
+  start_phase("ttl: expiry in real time, merge drops expired values");
+  {
+    char p[1100], pd[1100];
+    bitcask_options_t *o = NULL;
+    bitcask_t *tdb = NULL, *ddb = NULL;
+    bitcask_batch_t *b = NULL;
+    uint64_t n = 0, v = 777;
+    path_of(p, sizeof p, "ttl-expiry");
+    path_of(pd, sizeof pd, "ttl-expiry-default");
+    CHECK_OK(bitcask_options_create(&o));
+    CHECK_OK(bitcask_options_set_max_file_size(o, 1024));
+    CHECK_OK(bitcask_options_set_auto_merge(o, false));
+    CHECK_OK(bitcask_open(p, o, &tdb));
+    CHECK_OK(bitcask_options_set_default_ttl(o, 1000));
+    CHECK_OK(bitcask_open(pd, o, &ddb));
+
+    CHECK_OK(bitcask_put_ttl(tdb, S("x:short"), S("gone soon"), 1000));
+    CHECK_OK(bitcask_batch_create(&b));
+    CHECK_OK(bitcask_batch_put_ttl(b, S("x:batch"), S("gone soon too"), 1000));
+    CHECK_OK(bitcask_write(tdb, b));
+    bitcask_batch_destroy(b);
+    CHECK_OK(bitcask_put(tdb, S("x:stays"), S("persistent")));
+    CHECK_OK(bitcask_put_ttl(tdb, S("x:hour"), S("an hour"), 3600 * 1000));
+    CHECK_OK(bitcask_put(ddb, S("x:default"), S("gone soon")));
+    check_get(tdb, "x:short", "gone soon");
+    check_get(tdb, "x:batch", "gone soon too");
+    check_get(ddb, "x:default", "gone soon");
+    CHECK(ttl_of(tdb, "x:short") <= 2000);
+    CHECK(ttl_of(ddb, "x:default") <= 2000);
+    CHECK_OK(bitcask_count(tdb, &n));
+    CHECK(n == 4);
+    /* Seal the files holding them, so that a merge can read them. */
+    for (int i = 0; i < 40; i++) {
+      char key[32];
+      snprintf(key, sizeof key, "x:fill%02d", i);
+      CHECK_OK(bitcask_put(tdb, S(key), S("filler, padded to seal the first data files")));
+    }
+    CHECK(stat_of(tdb, BITCASK_STAT_DATA_FILES) > 2);
+    CHECK_STATUS(bitcask_stat(tdb, BITCASK_STAT_LAST_MERGE_EXPIRED_DROPPED, &v),
+                 BITCASK_NOT_FOUND);
+    CHECK(v == 777);
+
+    /* A 1000 ms TTL lives less than 2 s. */
+    sleep_ms(2100);
+    check_expired(tdb, "x:short");
+    check_expired(tdb, "x:batch");
+    check_expired(ddb, "x:default");
+    check_get(tdb, "x:stays", "persistent");
+    check_no_expiry(tdb, "x:stays");
+    check_ttl_about(tdb, "x:hour", 3600 * 1000);
+    CHECK_OK(bitcask_count(tdb, &n));
+    CHECK(n == 42);
+    CHECK(stat_of(tdb, BITCASK_STAT_KEYS) == 42);
+    CHECK_OK(bitcask_count(ddb, &n));
+    CHECK(n == 0);
+    {
+      bitcask_iterator_t *it = NULL;
+      CHECK_OK(bitcask_iter_create_range(tdb, S("x:"), S("x:f"), false, &it));
+      check_walk(it, "");
+      bitcask_iter_destroy(it);
+    }
+
+    CHECK_OK(bitcask_merge(tdb));
+    CHECK(stat_of(tdb, BITCASK_STAT_LAST_MERGE_EXPIRED_DROPPED) == 2);
+    check_expired(tdb, "x:short");
+    check_expired(tdb, "x:batch");
+    check_get(tdb, "x:stays", "persistent");
+    check_ttl_about(tdb, "x:hour", 3600 * 1000);
+    CHECK_OK(bitcask_close(tdb));
+    bitcask_destroy(tdb);
+    CHECK_OK(bitcask_close(ddb));
+    bitcask_destroy(ddb);
+
+    /* Still expired after a reopen. */
+    CHECK_OK(bitcask_options_set_default_ttl(o, 0));
+    CHECK_OK(bitcask_open(p, o, &tdb));
+    check_expired(tdb, "x:short");
+    check_expired(tdb, "x:batch");
+    check_get(tdb, "x:fill39", "filler, padded to seal the first data files");
+    CHECK_OK(bitcask_count(tdb, &n));
+    CHECK(n == 42);
+    CHECK_OK(bitcask_close(tdb));
+    bitcask_destroy(tdb);
+    bitcask_options_destroy(o);
+  }
+
+  start_phase("stats: tombstones");
+  {
+    char p[1100];
+    bitcask_t *tdb = NULL;
+    path_of(p, sizeof p, "tombstones");
+    CHECK_OK(bitcask_open(p, NULL, &tdb));
+    CHECK(stat_of(tdb, BITCASK_STAT_TOMBSTONES) == 0);
+    CHECK_OK(bitcask_put(tdb, S("a"), S("1")));
+    CHECK_OK(bitcask_put(tdb, S("b"), S("2")));
+    CHECK(stat_of(tdb, BITCASK_STAT_TOMBSTONES) == 0);
+    CHECK_OK(bitcask_delete(tdb, S("a")));
+    CHECK(stat_of(tdb, BITCASK_STAT_TOMBSTONES) == 1);
+    bitcask_batch_t *b = NULL;
+    CHECK_OK(bitcask_batch_create(&b));
+    CHECK_OK(bitcask_batch_delete(b, S("b")));
+    CHECK_OK(bitcask_write(tdb, b));
+    bitcask_batch_destroy(b);
+    CHECK(stat_of(tdb, BITCASK_STAT_TOMBSTONES) == 2);
+    CHECK_OK(bitcask_close(tdb));
+    bitcask_destroy(tdb);
+    /* Counted again from the files at open. */
+    CHECK_OK(bitcask_open(p, NULL, &tdb));
+    CHECK(stat_of(tdb, BITCASK_STAT_TOMBSTONES) == 2);
+    CHECK_OK(bitcask_close(tdb));
+    bitcask_destroy(tdb);
   }
 
   start_phase("use after close");
@@ -895,14 +1182,10 @@ int main(int argc, char **argv) {
     CHECK_OK(bitcask_close(cdb));
     bitcask_destroy(cdb);
     cdb = NULL;
-    /* Flip a byte of the first record's value: 16-byte file header, 25-byte
-     * record header, 1-byte key. A valid record follows, so it is no torn tail. */
+    /* Flip a byte of the first record's value (the record starts after the
+     * 16-byte file header). A valid record follows, so it is no torn tail. */
     snprintf(file, sizeof file, "%s/0000000001.data", p);
-    FILE *f = fopen(file, "r+b");
-    CHECK(f != NULL);
-    CHECK(fseek(f, 16 + 25 + 1, SEEK_SET) == 0);
-    CHECK(fputc('X', f) != EOF);
-    CHECK(fclose(f) == 0);
+    flip_byte_of(file, "aaaa");
     CHECK_STATUS(bitcask_open(p, NULL, &cdb), BITCASK_CORRUPTION);
     CHECK(cdb == NULL);
     const char *msg = bitcask_last_error_message();

@@ -70,6 +70,17 @@ int main(int argc, char **argv) {
     bitcask_status_t missing = bitcask_contains(db.get(), bytes("durian"), 6);
     if (missing != BITCASK_NOT_FOUND) throw std::runtime_error("durian found");
 
+    const std::string fig = "fig";
+    check(bitcask_put_ttl(db.get(), bytes(fig), fig.size(), bytes("purple"), 6, 60000), "put_ttl");
+    uint64_t ms_left = 0;
+    check(bitcask_ttl(db.get(), bytes(fig), fig.size(), &ms_left), "ttl");
+    if (ms_left == 0 || ms_left > 61000) throw std::runtime_error("fig: wrong ttl");
+    if (bitcask_ttl(db.get(), bytes("apple"), 5, &ms_left) != BITCASK_NO_EXPIRY ||
+        ms_left != UINT64_MAX) {
+      throw std::runtime_error("apple expires");
+    }
+    check(bitcask_delete(db.get(), bytes(fig), fig.size()), "delete");
+
     bitcask_iterator_t *ri = nullptr;
     check(bitcask_iter_create(db.get(), true, &ri), "iter");
     Iter it(ri);
