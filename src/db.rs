@@ -751,7 +751,11 @@ impl Inner {
         }
         let base = w.len;
         let now = self.now_ms();
-        let default_ttl = self.opts.default_ttl.map_or(0, |d| d.as_millis() as u64);
+        // Rounded up, as `put_with_ttl` does: a positive TTL never becomes "none".
+        let default_ttl = self
+            .opts
+            .default_ttl
+            .map_or(0, |d| d.as_nanos().div_ceil(1_000_000) as u64);
         let file_id = w.active.id;
         let floor = self.tombstone_floor.load(Ordering::Acquire);
         let mut scratch = std::mem::take(&mut w.scratch);

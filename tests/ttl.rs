@@ -245,6 +245,12 @@ fn ttl_default_applies_to_puts_that_name_none() {
     assert_eq!(db.get(b"d").unwrap(), None);
     assert!(db.get(b"e").unwrap().is_some());
     drop(db);
+    // Under a millisecond rounds up, never down to "no expiry".
+    o.default_ttl = Some(Duration::from_micros(400));
+    let db = Bitcask::open(dir.path(), o.clone()).unwrap();
+    db.put(b"f", b"brief").unwrap();
+    assert!(db.ttl(b"f").unwrap().is_some());
+    drop(db);
     o.default_ttl = Some(Duration::ZERO);
     assert!(matches!(
         Bitcask::open(dir.path(), o),

@@ -6,7 +6,7 @@
 //! 2 on an error (one line on stderr).
 
 use bitcask::inspect::{self, Problem};
-use bitcask::{Bitcask, Options, Stats, WriteBatch};
+use bitcask::{Bitcask, KeyTtl, Options, Stats, WriteBatch};
 use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::{Deserialize, Serialize};
@@ -53,6 +53,18 @@ enum Cmd {
         key: String,
         value: Option<String>,
         /// KEY and VALUE are hex (stdin stays raw bytes).
+        #[arg(long)]
+        hex: bool,
+        /// The value expires after this many seconds (fractions allowed).
+        #[arg(long, value_name = "SECONDS")]
+        ttl: Option<f64>,
+    },
+    /// Prints the seconds before KEY expires, or `none` for a key without
+    /// expiry (opens read-only); exit 1 when absent or expired.
+    Ttl {
+        dir: PathBuf,
+        key: String,
+        /// KEY is hex.
         #[arg(long)]
         hex: bool,
     },
@@ -187,7 +199,16 @@ fn run(cmd: Cmd) -> Res<ExitCode> {
             key,
             value,
             hex,
+            ttl,
         } => {
+            let ttl = ttl
+                .map(|t| {
+                    Duration::try_from_secs_f64(t)
+                        .ok()
+                        .filter(|d| !d.is_zero())
+                        .ok_or_else(|| Fail(format!("--ttl {t}: not a positive number of seconds")))
+                })
+                .transpose()?;
             let key = arg_bytes(&key, hex, "KEY")?;
             let value = match value.as_deref() {
                 None | Some("-") => {
@@ -198,8 +219,23 @@ fn run(cmd: Cmd) -> Res<ExitCode> {
                 Some(v) => arg_bytes(v, hex, "VALUE")?,
             };
             let db = open_write(&dir)?;
-            db.put(&key, &value)?;
+            match ttl {
+                Some(t) => db.put_with_ttl(&key, &value, t)?,
+                None => db.put(&key, &value)?,
+            };
             db.close()?;
+            ExitCode::SUCCESS
+        }
+        Cmd::Ttl { dir, key, hex } => {
+            let db = open_read(&dir)?;
+            match db.key_ttl(&arg_bytes(&key, hex, "KEY")?)? {
+                KeyTtl::Remaining(d) => writeln!(out, "{:.3}", d.as_secs_f64())?,
+                KeyTtl::Persistent => writeln!(out, "none")?,
+                _ => {
+                    eprintln!("bitcask: key not found in {}", dir.display());
+                    return Ok(ExitCode::from(1));
+                }
+            }
             ExitCode::SUCCESS
         }
         Cmd::Delete { dir, key, hex } => {
@@ -295,6 +331,7 @@ fn run(cmd: Cmd) -> Res<ExitCode> {
                     "bytes_reclaimed": m.bytes_reclaimed,
                     "records_copied": m.records_copied,
                     "tombstones_kept": m.tombstones_kept,
+                    "expired_dropped": m.expired_dropped,
                     "duration_ms": m.duration.as_millis() as u64,
                 });
                 writeln!(out, "{o}")?;
@@ -386,6 +423,7 @@ fn stats(out: &mut impl Write, dir: &Path, json: bool) -> Res<ExitCode> {
             "bytes_in": m.bytes_in, "bytes_out": m.bytes_out,
             "bytes_reclaimed": m.bytes_reclaimed, "records_copied": m.records_copied,
             "tombstones_kept": m.tombstones_kept,
+            "expired_dropped": m.expired_dropped,
             "duration_ms": m.duration.as_millis() as u64,
         })
     });
@@ -407,6 +445,7 @@ fn stats(out: &mut impl Write, dir: &Path, json: bool) -> Res<ExitCode> {
             "hint_bytes": s.hint_bytes,
             "disk_bytes": s.disk_bytes,
             "keydir_bytes": s.keydir_bytes,
+            "tombstones": s.tombstones,
             "live_bytes": s.files.iter().map(|f| f.live_bytes).sum::<u64>(),
             "dead_bytes": s.files.iter().map(|f| f.dead_bytes).sum::<u64>(),
             "files": files,
@@ -432,6 +471,7 @@ fn stats(out: &mut impl Write, dir: &Path, json: bool) -> Res<ExitCode> {
     writeln!(out, "live bytes    {live}")?;
     writeln!(out, "dead bytes    {dead}")?;
     writeln!(out, "keydir bytes  {}", s.keydir_bytes)?;
+    writeln!(out, "tombstones    {}", s.tombstones)?;
     if s.dropped_bytes_at_open > 0 {
         writeln!(
             out,
@@ -564,7 +604,15 @@ struct DumpRecord {
     file: String,
     offset: u64,
     seq: u64,
+    /// Format 1 records only: the write time.
+    #[serde(default, skip_serializing_if = "is_zero")]
     tstamp: u32,
+    /// Seconds since the epoch at which the value expires; absent for never.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    expires: u32,
+    /// A format 2 tombstone's file: the one that held the value it deleted.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    target: u32,
     flags: u8,
     tombstone: bool,
     write_end: bool,
@@ -574,8 +622,13 @@ struct DumpRecord {
     value: String,
 }
 
+fn is_zero(v: &u32) -> bool {
+    *v == 0
+}
+
 const FLAG_TOMBSTONE: u8 = 0x01;
 const FLAG_WRITE_END: u8 = 0x02;
+const FLAG_EXPIRES: u8 = 0x04;
 
 fn dump(out: &mut impl Write, dir: &Path, json: bool) -> Res<ExitCode> {
     if !dir.is_dir() {
@@ -600,6 +653,8 @@ fn dump(out: &mut impl Write, dir: &Path, json: bool) -> Res<ExitCode> {
                     offset: r.offset,
                     seq: r.seq,
                     tstamp: r.tstamp,
+                    expires: r.expires,
+                    target: r.target,
                     flags: r.flags,
                     tombstone: r.flags & FLAG_TOMBSTONE != 0,
                     write_end: r.flags & FLAG_WRITE_END != 0,
@@ -617,12 +672,26 @@ fn dump(out: &mut impl Write, dir: &Path, json: bool) -> Res<ExitCode> {
                 if r.flags & FLAG_WRITE_END != 0 {
                     flags.push("WRITE_END");
                 }
+                if r.flags & FLAG_EXPIRES != 0 {
+                    flags.push("EXPIRES");
+                }
+                // Only what the record holds: a write time (format 1), an
+                // expiry, a tombstone's target.
+                let mut extra = String::new();
+                for (name, v) in [
+                    ("tstamp", r.tstamp),
+                    ("expires", r.expires),
+                    ("target", r.target),
+                ] {
+                    if v != 0 {
+                        extra.push_str(&format!(" {name}={v}"));
+                    }
+                }
                 writeln!(
                     out,
-                    "{name} {} seq={} tstamp={} flags={} key={} value_len={}",
+                    "{name} {} seq={}{extra} flags={} key={} value_len={}",
                     r.offset,
                     r.seq,
-                    r.tstamp,
                     if flags.is_empty() {
                         "-".to_string()
                     } else {
@@ -665,6 +734,9 @@ fn load(dir: &Path) -> Res<ExitCode> {
     o.write_buffer_size = 1 << 20;
     let db = open(dir, o)?;
     let bar = spinner("loading");
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
     let mut batch = WriteBatch::new();
     let mut pending = 0usize;
     let (mut records, mut writes) = (0u64, 0u64);
@@ -676,11 +748,19 @@ fn load(dir: &Path) -> Res<ExitCode> {
         let bad = |why: String| Fail(format!("stdin line {}: {why}", n + 1));
         let r: DumpRecord = serde_json::from_str(&line).map_err(|e| bad(e.to_string()))?;
         let key = from_hex(&r.key).ok_or_else(|| bad("key is not hex".into()))?;
-        if r.tombstone {
+        // An expiry carries over; a value that has expired by now is loaded
+        // as the delete it has become, so an older value of its key stays hidden.
+        let left_ms = (r.expires as u64 * 1000).checked_sub(now_ms);
+        if r.tombstone || left_ms == Some(0) || (r.expires != 0 && left_ms.is_none()) {
             batch.delete(&key);
         } else {
             let value = from_hex(&r.value).ok_or_else(|| bad("value is not hex".into()))?;
-            batch.put(&key, &value);
+            match left_ms {
+                Some(ms) if r.expires != 0 => {
+                    batch.put_with_ttl(&key, &value, Duration::from_millis(ms))
+                }
+                _ => batch.put(&key, &value),
+            };
         }
         pending += 1;
         records += 1;

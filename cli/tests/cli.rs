@@ -184,7 +184,7 @@ fn help_lists_every_subcommand() {
     let out = ok(&run(&["--help"]));
     for c in [
         "stats", "get", "put", "delete", "scan", "merge", "verify", "dump", "load", "backup",
-        "repair",
+        "repair", "ttl",
     ] {
         assert!(out.contains(c), "{c} missing from --help");
     }
@@ -580,4 +580,55 @@ fn repair_refuses_a_locked_database() {
         "locked by another writer",
     );
     assert!(keep_dirs(t.path()).is_empty());
+}
+
+#[test]
+fn put_with_ttl_then_ttl_dump_and_load_carry_the_expiry() {
+    let _serial = serial();
+    let t = tempfile::tempdir().unwrap();
+    let db = t.path().join("db");
+    let d = s(&db);
+    ok(&run(&["put", d, "--ttl", "3600", "session", "abc"]));
+    ok(&run(&["put", d, "plain", "xyz"]));
+    let left: f64 = ok(&run(&["ttl", d, "session"])).trim().parse().unwrap();
+    assert!(left > 3590.0 && left <= 3601.0, "{left}");
+    assert_eq!(ok(&run(&["ttl", d, "plain"])).trim(), "none");
+    assert_eq!(run(&["ttl", d, "absent"]).status.code(), Some(1));
+    for bad in ["0", "-1", "nan"] {
+        assert_eq!(
+            run(&["put", d, "--ttl", bad, "k", "v"]).status.code(),
+            Some(2)
+        );
+    }
+    // A short TTL runs out.
+    ok(&run(&["put", d, "--ttl", "0.2", "brief", "v"]));
+    std::thread::sleep(std::time::Duration::from_millis(1300));
+    assert_eq!(run(&["get", d, "brief"]).status.code(), Some(1));
+    // dump shows the expiry; load keeps it, and loads an expired value as
+    // the delete it has become.
+    let dump = ok(&run(&["dump", d]));
+    assert!(
+        dump.contains("expires=") && dump.contains("EXPIRES"),
+        "{dump}"
+    );
+    let json = ok(&run(&["dump", "--json", d]));
+    assert!(json.contains("\"expires\""), "{json}");
+    ok(&run(&["delete", d, "plain"]));
+    let json = ok(&run(&["dump", "--json", d]));
+    assert!(
+        json.contains("\"target\""),
+        "a tombstone names its file: {json}"
+    );
+    let copy = t.path().join("copy");
+    ok(&run_in(&["load", s(&copy)], json.as_bytes()));
+    let left: f64 = ok(&run(&["ttl", s(&copy), "session"]))
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(left > 3590.0 && left <= 3601.0, "{left}");
+    assert_eq!(run(&["get", s(&copy), "brief"]).status.code(), Some(1));
+    assert_eq!(run(&["get", s(&copy), "plain"]).status.code(), Some(1));
+    let j = json_lines(&ok(&run(&["stats", "--json", d])));
+    assert_eq!(j[0]["keys"], 1);
+    assert_eq!(j[0]["tombstones"], 1);
 }
