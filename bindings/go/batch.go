@@ -3,8 +3,11 @@ package bitcask
 // #include <bitcask.h>
 import "C"
 
-// Batch collects puts and deletes that DB.Write applies atomically; a later
-// operation on the same key wins. The zero value is an empty batch ready to use.
+import "time"
+
+// Batch collects puts (with or without a TTL) and deletes that DB.Write applies
+// atomically; a later operation on the same key wins. The zero value is an empty
+// batch ready to use.
 //
 // The operations are buffered in Go memory and handed to the library only
 // inside Write, so a Batch needs no Close and holds no C memory between
@@ -15,12 +18,18 @@ type Batch struct {
 	// batch of many small operations is two allocations, not two per operation.
 	data []byte
 	ops  []batchOp
+	// err is the first operation refused on the Go side (a negative TTL),
+	// reported by Write, since adding an operation cannot fail.
+	err error
 }
 
 // batchOp is one operation: data[start:keyEnd] is its key, data[keyEnd:end]
-// its value (empty for a delete).
+// its value (empty for a delete). A put with a TTL has hasTTL set and ttlMs its
+// TTL in milliseconds (0, refused by the library, for one that is not
+// positive).
 type batchOp struct {
-	del                bool
+	del, hasTTL        bool
+	ttlMs              uint64
 	start, keyEnd, end int
 }
 
@@ -33,6 +42,22 @@ func (b *Batch) Put(key, value []byte) {
 	start := len(b.data)
 	b.data = append(append(b.data, key...), value...)
 	b.ops = append(b.ops, batchOp{start: start, keyEnd: start + len(key), end: len(b.data)})
+}
+
+// PutWithTTL adds a put of value under key that expires ttl after the batch is
+// written, as DB.PutWithTTL describes. Both are copied. A ttl that is not
+// positive, or above 2^31-1 seconds, makes Write fail with ErrInvalidOption
+// and write nothing (until Reset).
+func (b *Batch) PutWithTTL(key, value []byte, ttl time.Duration) {
+	if err := negativeTTL("ttl", ttl); err != nil && b.err == nil {
+		b.err = err
+	}
+	start := len(b.data)
+	b.data = append(append(b.data, key...), value...)
+	b.ops = append(b.ops, batchOp{
+		hasTTL: true, ttlMs: ttlMillis(ttl),
+		start: start, keyEnd: start + len(key), end: len(b.data),
+	})
 }
 
 // Delete adds a delete of key (copied).
@@ -49,6 +74,7 @@ func (b *Batch) Len() int { return len(b.ops) }
 func (b *Batch) Reset() {
 	b.data = b.data[:0]
 	b.ops = b.ops[:0]
+	b.err = nil
 }
 
 // toC builds the C batch; the caller destroys it. Its only failure is a NULL
@@ -61,10 +87,14 @@ func (b *Batch) toC() (*C.bitcask_batch_t, C.bitcask_status_t) {
 	for _, op := range b.ops {
 		key := b.data[op.start:op.keyEnd]
 		var s C.bitcask_status_t
-		if op.del {
+		value := b.data[op.keyEnd:op.end]
+		switch {
+		case op.del:
 			s = C.bitcask_batch_delete(cb, bytesPtr(key), C.size_t(len(key)))
-		} else {
-			value := b.data[op.keyEnd:op.end]
+		case op.hasTTL:
+			s = C.bitcask_batch_put_ttl(cb, bytesPtr(key), C.size_t(len(key)),
+				bytesPtr(value), C.size_t(len(value)), C.uint64_t(op.ttlMs))
+		default:
 			s = C.bitcask_batch_put(cb, bytesPtr(key), C.size_t(len(key)), bytesPtr(value), C.size_t(len(value)))
 		}
 		if s != C.BITCASK_OK {

@@ -160,6 +160,51 @@ func (db *DB) Put(key, value []byte) error {
 	})
 }
 
+// NoExpiry is the TTL of a key that exists and never expires: TTL returns it
+// with a nil error. It is negative, so it is never a time left.
+const NoExpiry time.Duration = -1
+
+// PutWithTTL stores value under key until ttl from now; from then on the key
+// reads as absent everywhere (Get, Has, TTL, Len, iteration), and a merge drops
+// the value. Expiry has whole-second granularity, rounded up: the key lives at
+// least ttl and less than ttl plus one second. A later Put of the key makes it
+// persistent again (unless WithDefaultTTL gives it the default). A ttl that is
+// not positive, or above 2^31-1 seconds (about 68 years), fails with
+// ErrInvalidOption and writes nothing. Otherwise as Put.
+func (db *DB) PutWithTTL(key, value []byte, ttl time.Duration) error {
+	if err := negativeTTL("ttl", ttl); err != nil {
+		return err
+	}
+	ms := ttlMillis(ttl)
+	return db.call(func(h *C.bitcask_t) C.bitcask_status_t {
+		return C.bitcask_put_ttl(h, bytesPtr(key), C.size_t(len(key)),
+			bytesPtr(value), C.size_t(len(value)), C.uint64_t(ms))
+	})
+}
+
+// TTL returns the time left before key expires, to the millisecond: NoExpiry
+// (and a nil error) for a key that never expires, and ErrNotFound for one that
+// is absent, deleted or expired. No I/O.
+func (db *DB) TTL(key []byte) (time.Duration, error) {
+	var ms C.uint64_t
+	persistent := false
+	err := db.read(func(h *C.bitcask_t) C.bitcask_status_t {
+		s := C.bitcask_ttl(h, bytesPtr(key), C.size_t(len(key)), &ms)
+		if s == C.BITCASK_NO_EXPIRY {
+			persistent = true
+			return C.BITCASK_OK
+		}
+		return s
+	})
+	switch {
+	case err != nil:
+		return 0, err
+	case persistent:
+		return NoExpiry, nil
+	}
+	return time.Duration(ms) * time.Millisecond, nil
+}
+
 // Delete removes key; deleting a missing key is not an error.
 func (db *DB) Delete(key []byte) error {
 	return db.call(func(h *C.bitcask_t) C.bitcask_status_t {
@@ -223,6 +268,9 @@ func (db *DB) write(b *Batch, sync bool) error {
 	if b == nil {
 		return goError(CodeInvalidArgument, "nil batch")
 	}
+	if b.err != nil {
+		return b.err
+	}
 	return db.call(func(h *C.bitcask_t) C.bitcask_status_t {
 		cb, s := b.toC()
 		if s != C.BITCASK_OK {
@@ -235,13 +283,14 @@ func (db *DB) write(b *Batch, sync bool) error {
 
 // Stats is a snapshot of the database's counters.
 type Stats struct {
-	Keys                int   // live keys
+	Keys                int   // live keys (expired ones not included)
 	KeydirBytes         int64 // approximate heap bytes of the in-memory keydir
 	DataBytes           int64 // bytes in data files
 	HintBytes           int64 // bytes in hint files
 	DiskBytes           int64 // DataBytes + HintBytes
 	DataFiles           int   // data files, the active one included
 	DeadBytes           int64 // bytes of data files that no longer hold a current value
+	Tombstones          int64 // delete records in data files (merges drop those no longer needed)
 	DroppedBytesAtOpen  int64 // torn tail truncated from the last data file at open
 	SalvagedBytesAtOpen int64 // bytes skipped by a WithSalvage open
 	// LastSeq is the sequence number of the newest write; 0 when read-only.
@@ -272,6 +321,7 @@ type MergeStats struct {
 	BytesReclaimed int64 // BytesIn - BytesOut
 	RecordsCopied  int64 // live records copied
 	TombstonesKept int64 // tombstones kept for older files outside the merge
+	ExpiredDropped int64 // expired values dropped
 	Duration       time.Duration
 }
 
@@ -297,6 +347,7 @@ func (db *DB) Stats() (Stats, error) {
 		st.DiskBytes = get(C.BITCASK_STAT_DISK_BYTES)
 		st.DataFiles = int(get(C.BITCASK_STAT_DATA_FILES))
 		st.DeadBytes = get(C.BITCASK_STAT_DEAD_BYTES)
+		st.Tombstones = get(C.BITCASK_STAT_TOMBSTONES)
 		st.DroppedBytesAtOpen = get(C.BITCASK_STAT_DROPPED_BYTES_AT_OPEN)
 		st.SalvagedBytesAtOpen = get(C.BITCASK_STAT_SALVAGED_BYTES_AT_OPEN)
 		st.LastSeq = uint64(get(C.BITCASK_STAT_LAST_SEQ))
@@ -309,6 +360,7 @@ func (db *DB) Stats() (Stats, error) {
 				BytesReclaimed: get(C.BITCASK_STAT_LAST_MERGE_BYTES_RECLAIMED),
 				RecordsCopied:  get(C.BITCASK_STAT_LAST_MERGE_RECORDS_COPIED),
 				TombstonesKept: get(C.BITCASK_STAT_LAST_MERGE_TOMBSTONES_KEPT),
+				ExpiredDropped: get(C.BITCASK_STAT_LAST_MERGE_EXPIRED_DROPPED),
 				Duration:       time.Duration(get(C.BITCASK_STAT_LAST_MERGE_DURATION_US)) * time.Microsecond,
 			}
 		}

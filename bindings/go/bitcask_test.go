@@ -219,12 +219,14 @@ func TestOptions(t *testing.T) {
 
 func TestStats(t *testing.T) {
 	db := open(t, t.TempDir(), WithMaxFileSize(1024), WithAutoMerge(false))
+	// A live key in the first file, so that the merge has a record to copy.
+	must(t, db.Put([]byte("first"), []byte("stays")))
 	for i := range 100 {
 		must(t, db.Put([]byte(fmt.Sprintf("key%02d", i%10)), bytes.Repeat([]byte{'v'}, 50)))
 	}
 	st, err := db.Stats()
 	must(t, err)
-	if st.Keys != 10 || st.DataFiles < 2 || st.DataBytes == 0 || st.DeadBytes == 0 || st.LastSeq != 100 {
+	if st.Keys != 11 || st.DataFiles < 2 || st.DataBytes == 0 || st.DeadBytes == 0 || st.LastSeq != 101 {
 		t.Fatalf("Stats = %+v", st)
 	}
 	if st.LastMerge != nil {
@@ -237,8 +239,12 @@ func TestStats(t *testing.T) {
 	must(t, db.Merge())
 	st, err = db.Stats()
 	must(t, err)
-	if st.LastMerge == nil || st.LastMerge.FilesIn == 0 || st.LastMerge.RecordsCopied == 0 {
+	if st.LastMerge == nil || st.LastMerge.FilesIn == 0 || st.LastMerge.RecordsCopied == 0 ||
+		st.LastMerge.ExpiredDropped != 0 {
 		t.Fatalf("LastMerge after merge = %+v", st.LastMerge)
+	}
+	if v, err := db.Get([]byte("first")); err != nil || string(v) != "stays" {
+		t.Fatalf("Get(first) after merge = %q, %v", v, err)
 	}
 	if st.Merges < 1 || st.MergeFailures != 0 || st.LastMergeError != nil {
 		t.Fatalf("after a merge: Merges %d, MergeFailures %d, LastMergeError %v",
@@ -280,8 +286,11 @@ func TestReadOnly(t *testing.T) {
 func TestErrors(t *testing.T) {
 	dir := t.TempDir()
 	db := open(t, dir, WithMaxKeySize(8), WithMaxValueSize(16), WithMaxFileSize(1024))
-	var emptyKeyBatch Batch
+	var emptyKeyBatch, zeroTTLBatch, negativeTTLBatch Batch
 	emptyKeyBatch.Put(nil, []byte("v"))
+	zeroTTLBatch.Put([]byte("b1"), []byte("v"))
+	zeroTTLBatch.PutWithTTL([]byte("b2"), []byte("v"), 0)
+	negativeTTLBatch.PutWithTTL([]byte("b3"), []byte("v"), -time.Nanosecond)
 	notDir := filepath.Join(t.TempDir(), "file")
 	must(t, os.WriteFile(notDir, []byte("x"), 0o644))
 	badFormat := t.TempDir()
@@ -314,6 +323,13 @@ func TestErrors(t *testing.T) {
 		{"negative option", openWith(WithMaxValueSize(-1)), ErrInvalidOption, "max_value_size"},
 		{"invalid sync interval", openWith(WithSync(SyncEvery(0))), ErrInvalidOption, "sync"},
 		{"invalid percentage", openWith(WithMergeTriggerFragmentation(101)), ErrInvalidOption, "merge_trigger_fragmentation"},
+		{"zero TTL", func() error { return db.PutWithTTL([]byte("k"), []byte("v"), 0) }, ErrInvalidOption, "ttl"},
+		{"negative TTL", func() error { return db.PutWithTTL([]byte("k"), []byte("v"), -time.Second) }, ErrInvalidOption, "ttl"},
+		{"TTL too long", func() error { return db.PutWithTTL([]byte("k"), []byte("v"), 70*365*24*time.Hour) }, ErrInvalidOption, "ttl"},
+		{"zero TTL in a batch", func() error { return db.Write(&zeroTTLBatch) }, ErrInvalidOption, "ttl"},
+		{"negative TTL in a batch", func() error { return db.Write(&negativeTTLBatch) }, ErrInvalidOption, "ttl"},
+		{"negative default TTL", openWith(WithDefaultTTL(-time.Millisecond)), ErrInvalidOption, "default_ttl"},
+		{"default TTL too long", openWith(WithDefaultTTL(70 * 365 * 24 * time.Hour)), ErrInvalidOption, "default_ttl"},
 		{"NUL in path", func() error { _, err := Open("a\x00b"); return err }, ErrInvalidArgument, "NUL"},
 		{"bad format", func() error { _, err := Open(badFormat); return err }, ErrBadFormat, "0000000001.data"},
 		{"I/O: not a directory", func() error { _, err := Open(notDir); return err }, ErrIO, notDir},
@@ -367,9 +383,13 @@ func TestCorruptionAndSalvage(t *testing.T) {
 	first := filepath.Join(dir, "0000000001.data")
 	data, err := os.ReadFile(first)
 	must(t, err)
-	// 16-byte file header, 25-byte record header, 5-byte key: a byte of the first
-	// value, followed by valid records, so it cannot pass for a torn tail.
-	data[16+25+5+1] ^= 0xff
+	// A byte of the first value (right after its key), followed by valid
+	// records, so it cannot pass for a torn tail.
+	at := bytes.Index(data, []byte("key00"))
+	if at < 0 {
+		t.Fatalf("key00 not in %s", first)
+	}
+	data[at+len("key00")+1] ^= 0xff
 	must(t, os.WriteFile(first, data, 0o644))
 
 	_, err = Open(dir, opts...)
@@ -398,10 +418,10 @@ func TestMergeFailureInStats(t *testing.T) {
 	dir := t.TempDir()
 	opts := []Option{WithMaxFileSize(1024), WithAutoMerge(false)}
 	value := func(i int) string {
-		return fmt.Sprintf("value of mf:%02d, padded to make the record longer", i)
+		return fmt.Sprintf("value of mf:%02d, padded to make the record longer, about ninety bytes", i)
 	}
-	// About 80-byte records: a dozen per 1 KiB file, so keys 0 to 5 at least
-	// live in the first data file.
+	// About 90-byte records: eleven per 1 KiB file, so keys 0 to 5 at least live
+	// in the first data file.
 	db := open(t, dir, opts...)
 	for i := range 40 {
 		must(t, db.Put([]byte(fmt.Sprintf("mf:%02d", i)), []byte(value(i))))
@@ -483,6 +503,8 @@ func TestUseAfterClose(t *testing.T) {
 	_, errs["Has"] = db.Has([]byte("k"))
 	_, errs["Len"] = db.Len()
 	_, errs["Stats"] = db.Stats()
+	_, errs["TTL"] = db.TTL([]byte("k"))
+	errs["PutWithTTL"] = db.PutWithTTL([]byte("k"), []byte("v"), time.Minute)
 	_, errs["NewIterator"] = db.NewIterator(IterOptions{})
 	errs["Put"] = db.Put([]byte("k"), []byte("v"))
 	errs["Delete"] = db.Delete([]byte("k"))

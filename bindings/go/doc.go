@@ -12,6 +12,8 @@
 //	err = db.Put([]byte("user:1"), []byte("alice"))
 //	v, err := db.Get([]byte("user:1"))        // errors.Is(err, bitcask.ErrNotFound)
 //	for k, v := range db.Prefix([]byte("user:")) { ... }
+//	err = db.PutWithTTL([]byte("session:9"), token, time.Hour)
+//	left, err := db.TTL([]byte("session:9"))  // about an hour
 //
 // The package is a thin layer over the C API (include/bitcask.h): storage,
 // validation and concurrency control are the engine's.
@@ -21,6 +23,15 @@
 // Slices passed in are read only during the call; the library copies what it
 // keeps. Slices returned (by Get, and the keys and values of every iteration)
 // are fresh copies owned by the caller.
+//
+// # Expiry
+//
+// PutWithTTL and Batch.PutWithTTL write a key that expires after a time to
+// live, and WithDefaultTTL gives one to every plain Put. An expired key reads
+// as absent everywhere (Get, Has, Len, iteration) and merges drop its value.
+// Expiry has whole-second granularity, rounded up: a key lives at least its
+// TTL and less than one second more. TTL reports the time left, NoExpiry for
+// a key without a TTL, and ErrNotFound for a key that is absent or expired.
 //
 // # Errors
 //

@@ -13,7 +13,8 @@ import (
 type Code int32
 
 // The status codes of the C API. CodeNotFound is reported as ErrNotFound, never
-// inside an *Error; CodeBufferTooSmall cannot reach Go callers.
+// inside an *Error; CodeBufferTooSmall cannot reach Go callers, nor can
+// CodeNoExpiry, which TTL reports as NoExpiry with a nil error.
 const (
 	CodeOK              Code = C.BITCASK_OK
 	CodeNotFound        Code = C.BITCASK_NOT_FOUND
@@ -33,6 +34,7 @@ const (
 	CodeBatchTooLarge   Code = C.BITCASK_BATCH_TOO_LARGE
 	CodeInvalidOption   Code = C.BITCASK_INVALID_OPTION
 	CodeOther           Code = C.BITCASK_OTHER
+	CodeNoExpiry        Code = C.BITCASK_NO_EXPIRY
 )
 
 // String returns the library's static description of the code.
@@ -43,7 +45,8 @@ func (c Code) String() string {
 // Sentinel errors, one per kind of failure, for errors.Is. Every error the
 // package returns is one of them or an *Error that matches exactly one.
 var (
-	// ErrNotFound is returned by Get for a key with no value.
+	// ErrNotFound is returned by Get and TTL for a key with no value (absent,
+	// deleted or expired).
 	ErrNotFound = errors.New("bitcask: not found")
 	// ErrInvalidArgument: an argument the library refused (for example a path
 	// containing a NUL byte), or an IterOptions with both bounds and a prefix.
@@ -77,7 +80,8 @@ var (
 	ErrValueTooLarge = errors.New("bitcask: value too large")
 	// ErrBatchTooLarge: a batch larger than the largest single write.
 	ErrBatchTooLarge = errors.New("bitcask: batch too large")
-	// ErrInvalidOption: an option value out of range; the message names it.
+	// ErrInvalidOption: an option value out of range, or a TTL that is not
+	// positive or too long; the message names it.
 	ErrInvalidOption = errors.New("bitcask: invalid option")
 	// ErrOther: an engine error this version of the C API has no code for.
 	ErrOther = errors.New("bitcask: error")

@@ -6,6 +6,7 @@ import (
 	"log"
 	"os"
 	"path/filepath"
+	"time"
 
 	bitcask "github.com/libbitcask/libbitcask/bindings/go"
 )
@@ -49,4 +50,42 @@ func ExampleOpen() {
 	// user:1 = alice
 	// user:1 deleted
 	// user:2 = bob
+}
+
+func ExampleDB_PutWithTTL() {
+	dir, err := os.MkdirTemp("", "bitcask-example")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+
+	db, err := bitcask.Open(filepath.Join(dir, "db"))
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer db.Close()
+
+	// Gone a minute from now (to the second, rounded up).
+	if err := db.PutWithTTL([]byte("session:9"), []byte("token"), time.Minute); err != nil {
+		log.Fatal(err)
+	}
+	left, err := db.TTL([]byte("session:9"))
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println("session:9 expires in", left.Round(time.Minute))
+
+	if err := db.Put([]byte("user:1"), []byte("alice")); err != nil {
+		log.Fatal(err)
+	}
+	if left, err := db.TTL([]byte("user:1")); err == nil && left == bitcask.NoExpiry {
+		fmt.Println("user:1 never expires")
+	}
+	if _, err := db.TTL([]byte("session:8")); errors.Is(err, bitcask.ErrNotFound) {
+		fmt.Println("session:8 is absent or expired")
+	}
+	// Output:
+	// session:9 expires in 1m0s
+	// user:1 never expires
+	// session:8 is absent or expired
 }

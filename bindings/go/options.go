@@ -203,3 +203,40 @@ func WithMergeCheckInterval(d time.Duration) Option {
 		c.set(func(o *C.bitcask_options_t) { C.bitcask_options_set_merge_check_interval_ms(o, C.uint64_t(ms)) })
 	}
 }
+
+// WithDefaultTTL gives every put that names no TTL of its own (Put, Batch.Put)
+// an expiry d after its write, as PutWithTTL does; 0 (the default) means none:
+// such keys never expire. d is rounded up to whole milliseconds; a negative d,
+// or one above 2^31-1 seconds, fails Open with ErrInvalidOption.
+func WithDefaultTTL(d time.Duration) Option {
+	return func(c *config) {
+		if err := negativeTTL("default_ttl", d); err != nil && c.err == nil {
+			c.err = err
+		}
+		ms := ttlMillis(d)
+		c.set(func(o *C.bitcask_options_t) { C.bitcask_options_set_default_ttl(o, C.uint64_t(ms)) })
+	}
+}
+
+// ttlMillis converts a TTL to the C API's milliseconds, rounded up so that a
+// positive TTL stays positive; 0 for a TTL that is not positive, which the
+// library refuses where a TTL is required.
+func ttlMillis(d time.Duration) uint64 {
+	if d <= 0 {
+		return 0
+	}
+	ms := uint64(d / time.Millisecond)
+	if d%time.Millisecond != 0 {
+		ms++
+	}
+	return ms
+}
+
+// negativeTTL refuses a negative TTL on the Go side, which would otherwise
+// reach the library as 0 and be reported as such.
+func negativeTTL(name string, d time.Duration) error {
+	if d >= 0 {
+		return nil
+	}
+	return goError(CodeInvalidOption, fmt.Sprintf("invalid option %s: %v is negative", name, d))
+}
