@@ -167,13 +167,13 @@ impl Index {
         }
     }
 
-    /// The location of `key`, unless it expired by `now_ms`, and the file
-    /// holding it.
-    fn locate(&self, key: &[u8], now_ms: u64) -> Option<(Loc, Arc<DataFile>)> {
-        let loc = self
-            .keydir
-            .get(key)
-            .filter(|l| !expired(l.expires, now_ms))?;
+    /// The location of `key`, unless it has expired by `now()` (asked only of a
+    /// key that expires), and the file holding it.
+    fn locate(&self, key: &[u8], now: impl Fn() -> u64) -> Option<(Loc, Arc<DataFile>)> {
+        let loc = self.keydir.get(key)?;
+        if loc.expires != 0 && expired(loc.expires, now()) {
+            return None;
+        }
         let file = self.files.get(&loc.file_id)?.file.clone();
         Some((loc, file))
     }
@@ -429,7 +429,7 @@ impl Bitcask {
     /// The value of `key`, or `None`. One keydir lookup and one positioned read, with
     /// the record's checksum verified.
     pub fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
-        let now = self.inner.now_ms();
+        let now = || self.inner.now_ms();
         let Some((loc, file)) = self.inner.open_index()?.locate(key, now) else {
             return Ok(None);
         };
@@ -438,7 +438,7 @@ impl Bitcask {
 
     /// Whether `key` has a value (that has not expired). No I/O.
     pub fn contains(&self, key: &[u8]) -> Result<bool> {
-        let now = self.inner.now_ms();
+        let now = || self.inner.now_ms();
         Ok(self.inner.open_index()?.locate(key, now).is_some())
     }
 
@@ -483,7 +483,7 @@ impl Bitcask {
     /// Whether `key` exists and when it expires. No I/O.
     pub fn key_ttl(&self, key: &[u8]) -> Result<KeyTtl> {
         let now = self.inner.now_ms();
-        Ok(match self.inner.open_index()?.locate(key, now) {
+        Ok(match self.inner.open_index()?.locate(key, || now) {
             None => KeyTtl::Missing,
             Some((loc, _)) if loc.expires == 0 => KeyTtl::Persistent,
             Some((loc, _)) => {
@@ -655,6 +655,12 @@ impl Inner {
             Some(c) => (c.0)(),
             None => wall_ms(),
         };
+        // A plain load first: readers on many threads would otherwise all
+        // write the one shared cache line.
+        let seen = self.clock_ms.load(Ordering::Acquire);
+        if t <= seen {
+            return seen;
+        }
         self.clock_ms.fetch_max(t, Ordering::AcqRel).max(t)
     }
 
@@ -750,8 +756,8 @@ impl Inner {
             self.rotate(w, next, true).inspect_err(|e| self.refuse(e))?;
         }
         let base = w.len;
-        let now = self.now_ms();
-        // Rounded up, as `put_with_ttl` does: a positive TTL never becomes "none".
+        // Asked at most once, and only of a write that expires.
+        let mut now = None;
         let default_ttl = self
             .opts
             .default_ttl
@@ -761,58 +767,60 @@ impl Inner {
         let mut scratch = std::mem::take(&mut w.scratch);
         scratch.clear();
         let mut seqs = Vec::with_capacity(group.len());
-        // Each record as the keydir will see it: (key, location, tombstone).
-        let mut applied: Vec<(usize, Loc, bool)> = Vec::with_capacity(group.len());
-        {
-            // A tombstone names the file of the value it deletes: a merge may drop
-            // it once no file that old remains (see merge.rs).
-            let ix = self.index.read();
-            for req in group {
-                if req.batch.is_empty() {
-                    seqs.push(w.next_seq - 1);
-                    continue;
+        // Each record as the keydir will see it: where its key is in `scratch`
+        // and how long, its location, and for a tombstone the file it names.
+        let mut applied: Vec<(usize, usize, Loc, Option<u32>)> = Vec::with_capacity(group.len());
+        // A tombstone names the file of the value it deletes: a merge may drop it
+        // once no file that old remains (see merge.rs).
+        let deletes = group
+            .iter()
+            .any(|r| r.batch.ops().any(|op| op.flags & FLAG_TOMBSTONE != 0));
+        let ix = deletes.then(|| self.index.read());
+        for req in group {
+            if req.batch.is_empty() {
+                seqs.push(w.next_seq - 1);
+                continue;
+            }
+            let seq = w.next_seq;
+            w.next_seq += 1;
+            seqs.push(seq);
+            let n = req.batch.len();
+            for (i, op) in req.batch.ops().enumerate() {
+                let tomb = op.flags & FLAG_TOMBSTONE != 0;
+                let ttl = if op.ttl_ms != 0 {
+                    op.ttl_ms
+                } else {
+                    default_ttl
+                };
+                let mut f = record::Fields {
+                    seq,
+                    flags: op.flags,
+                    expires: 0,
+                    target: 0,
+                };
+                if i + 1 == n {
+                    f.flags |= FLAG_WRITE_END;
                 }
-                let seq = w.next_seq;
-                w.next_seq += 1;
-                seqs.push(seq);
-                let n = req.batch.len();
-                for (i, op) in req.batch.ops().enumerate() {
-                    let tomb = op.flags & FLAG_TOMBSTONE != 0;
-                    let ttl = if op.ttl_ms != 0 {
-                        op.ttl_ms
-                    } else {
-                        default_ttl
-                    };
-                    let mut f = record::Fields {
-                        seq,
-                        flags: op.flags,
-                        expires: 0,
-                        target: 0,
-                    };
-                    if i + 1 == n {
-                        f.flags |= FLAG_WRITE_END;
-                    }
-                    if tomb {
-                        f.target = ix
-                            .keydir
-                            .get(op.key)
-                            .map_or(file_id, |l| l.file_id)
-                            .max(floor);
-                    } else if ttl != 0 {
-                        f.expires = (now + ttl).div_ceil(1000).min(u32::MAX as u64) as u32;
-                    }
-                    let at = scratch.len();
-                    record::encode(&mut scratch, &f, op.key, op.value);
-                    let loc = Loc {
-                        file_id,
-                        offset: (base + at as u64) as u32,
-                        rec_len: (scratch.len() - at) as u32,
-                        expires: f.expires,
-                    };
-                    applied.push((at, loc, tomb));
+                if tomb {
+                    let held = ix.as_ref().and_then(|ix| ix.keydir.get(op.key));
+                    f.target = held.map_or(file_id, |l| l.file_id).max(floor);
+                } else if ttl != 0 {
+                    let now = *now.get_or_insert_with(|| self.now_ms());
+                    f.expires = (now + ttl).div_ceil(1000).min(u32::MAX as u64) as u32;
                 }
+                let at = scratch.len();
+                record::encode(&mut scratch, &f, op.key, op.value);
+                let loc = Loc {
+                    file_id,
+                    offset: (base + at as u64) as u32,
+                    rec_len: (scratch.len() - at) as u32,
+                    expires: f.expires,
+                };
+                let key_at = scratch.len() - op.value.len() - op.key.len();
+                applied.push((key_at, op.key.len(), loc, tomb.then_some(f.target)));
             }
         }
+        drop(ix);
         let total = scratch.len() as u64;
         let sync = self.opts.sync == SyncPolicy::Always || group.iter().any(|r| r.sync);
         let res = self.append(w, &scratch, sync);
@@ -825,22 +833,25 @@ impl Inner {
             let mut ix = self.index.write();
             let (mut tomb, mut tombs, mut max_target) = (0, 0, 0);
             let mut newest = None;
-            for &(at, loc, is_tomb) in &applied {
-                let rec = &scratch[at..at + loc.rec_len as usize];
-                let h = record::parse_header(FORMAT_VERSION, rec).expect("encoded above");
-                let (key, _) = record::key_value(&h, rec);
+            for &(key_at, key_len, loc, target) in &applied {
+                let key = &scratch[key_at..key_at + key_len];
                 newest = Some(Newest {
                     file_id,
                     seq: w.next_seq - 1,
-                    tomb_len: if is_tomb { loc.rec_len as u64 } else { 0 },
+                    tomb_len: if target.is_some() {
+                        loc.rec_len as u64
+                    } else {
+                        0
+                    },
                 });
-                if is_tomb {
-                    tomb += loc.rec_len as u64;
-                    tombs += 1;
-                    max_target = max_target.max(h.target);
-                    ix.apply_delete(key);
-                } else {
-                    ix.apply_put(key, loc);
+                match target {
+                    Some(t) => {
+                        tomb += loc.rec_len as u64;
+                        tombs += 1;
+                        max_target = max_target.max(t);
+                        ix.apply_delete(key);
+                    }
+                    None => ix.apply_put(key, loc),
                 }
             }
             if let Some(f) = ix.files.get_mut(&file_id) {
