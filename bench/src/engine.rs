@@ -126,6 +126,7 @@ pub fn registry() -> Vec<EngineSpec> {
         v.push(crate::engines::libbitcask::spec());
         v.push(crate::engines::libbitcask::spec_buffered());
         v.push(crate::engines::libbitcask::spec_nomerge());
+        v.push(crate::engines::libbitcask::spec_ttl());
     }
     #[cfg(feature = "lmdb")]
     v.push(crate::engines::lmdb::spec());

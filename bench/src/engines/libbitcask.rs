@@ -3,9 +3,10 @@
 //! Durable: `SyncPolicy::Always` (every put fdatasynced before it returns;
 //! concurrent writers share syncs through group commit). Non-durable:
 //! `SyncPolicy::Never` (every put still reaches the OS with a `write(2)` before
-//! it returns). Two variants measure one option each:
+//! it returns). Three variants measure one option each:
 //! `libbitcask-buffered` (fill only) with a 4 MiB write buffer, and
-//! `libbitcask-nomerge` (durable writers only) with group commit turned off.
+//! `libbitcask-nomerge` (durable writers only) with group commit turned off, and
+//! `libbitcask-ttl` (fill, memory, open) with every key carrying an expiry.
 use crate::engine::{Engine, EngineSpec, MergeOutcome, SyncCounts};
 use crate::Result;
 use bitcask::{Bitcask, Options, SyncPolicy, WriteBatch};
@@ -32,6 +33,19 @@ pub fn spec_buffered() -> EngineSpec {
         durability_trusted: true,
         modes: "fill only: SyncPolicy::Never with write_buffer_size = 4 MiB (puts gather in memory; a process crash may lose up to 4 MiB)",
         only: &["fill"],
+        extra: &[],
+        hint_ext: Some("hint"),
+    }
+}
+
+pub fn spec_ttl() -> EngineSpec {
+    EngineSpec {
+        name: "libbitcask-ttl",
+        open: open_ttl,
+        batched_fill: false,
+        durability_trusted: true,
+        modes: "fill, memory and open only: as libbitcask, with default_ttl = 30 days, so every key carries an expiry (what a TTL costs in time, keydir memory and disk)",
+        only: &["fill", "memory", "open"],
         extra: &[],
         hint_ext: Some("hint"),
     }
@@ -86,6 +100,12 @@ fn open_buffered(dir: &Path, durable: bool) -> Result<Box<dyn Engine>> {
     let mut o = base(durable);
     o.write_buffer_size = 4 << 20;
     open_with(dir, o, "libbitcask-buffered")
+}
+
+fn open_ttl(dir: &Path, durable: bool) -> Result<Box<dyn Engine>> {
+    let mut o = base(durable);
+    o.default_ttl = Some(std::time::Duration::from_secs(30 * 86_400));
+    open_with(dir, o, "libbitcask-ttl")
 }
 
 fn open_nomerge(dir: &Path, durable: bool) -> Result<Box<dyn Engine>> {
