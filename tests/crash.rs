@@ -48,6 +48,15 @@ fn log_line(log: &mut std::fs::File, line: &str) {
     log.write_all(format!("{line}\n").as_bytes()).unwrap();
 }
 
+/// The acknowledgement log a child appends to in `dir`.
+fn ack_log(dir: &str) -> std::fs::File {
+    std::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .open(Path::new(dir).join("acklog.txt"))
+        .unwrap()
+}
+
 /// The lines of a log that were written whole (a kill may cut the last one).
 fn complete_lines(log: &str) -> impl Iterator<Item = &str> {
     let end = log.rfind('\n').map_or(0, |i| i + 1);
@@ -112,11 +121,7 @@ fn child_merge_under_load() {
     std::thread::spawn(move || loop {
         merger.merge().unwrap();
     });
-    let mut log = std::fs::OpenOptions::new()
-        .append(true)
-        .create(true)
-        .open(Path::new(&dir).join("acklog.txt"))
-        .unwrap();
+    let mut log = ack_log(&dir);
     let mut rng = Rng(seed);
     loop {
         let ops: Vec<(String, String)> = (0..if rng.below(5) == 0 {
@@ -629,11 +634,7 @@ fn child_ttl_writes() {
     let mut o = auto_merge_opts();
     o.clock = Some(test_clock(base));
     let db = Bitcask::open(Path::new(&dir), o).unwrap();
-    let mut log = std::fs::OpenOptions::new()
-        .append(true)
-        .create(true)
-        .open(Path::new(&dir).join("acklog.txt"))
-        .unwrap();
+    let mut log = ack_log(&dir);
     let mut rng = Rng(seed);
     let value = vec![b'v'; 300];
     loop {

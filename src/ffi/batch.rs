@@ -53,6 +53,22 @@ pub unsafe extern "C" fn bitcask_batch_put(
     value: *const u8,
     value_len: usize,
 ) -> bitcask_status_t {
+    // SAFETY: the caller's promises are `put`'s.
+    unsafe { put(batch, key, key_len, value, value_len, None) }
+}
+
+/// `bitcask_batch_put` and `bitcask_batch_put_ttl`.
+///
+/// Safety: `batch` live and unshared, or NULL; `key` and `value` readable for
+/// their lengths or NULL.
+unsafe fn put(
+    batch: *mut bitcask_batch_t,
+    key: *const u8,
+    key_len: usize,
+    value: *const u8,
+    value_len: usize,
+    ttl: Option<Duration>,
+) -> bitcask_status_t {
     guard(|| {
         // SAFETY: the caller promises a live, unshared batch and readable slices.
         let (b, k, v) = unsafe {
@@ -62,7 +78,10 @@ pub unsafe extern "C" fn bitcask_batch_put(
                 value_slice(value, value_len)?,
             )
         };
-        b.batch.put(k, v);
+        match ttl {
+            Some(t) => b.batch.put_with_ttl(k, v, t),
+            None => b.batch.put(k, v),
+        };
         Ok(())
     })
 }
@@ -81,18 +100,9 @@ pub unsafe extern "C" fn bitcask_batch_put_ttl(
     value_len: usize,
     ttl_ms: u64,
 ) -> bitcask_status_t {
-    guard(|| {
-        // SAFETY: the caller promises a live, unshared batch and readable slices.
-        let (b, k, v) = unsafe {
-            (
-                handle_mut(batch, "batch")?,
-                key_slice(key, key_len)?,
-                value_slice(value, value_len)?,
-            )
-        };
-        b.batch.put_with_ttl(k, v, Duration::from_millis(ttl_ms));
-        Ok(())
-    })
+    let ttl = Some(Duration::from_millis(ttl_ms));
+    // SAFETY: the caller's promises are `put`'s.
+    unsafe { put(batch, key, key_len, value, value_len, ttl) }
 }
 
 /// Adds a delete of `key` (copied). Returns `BITCASK_OK`, or

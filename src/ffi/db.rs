@@ -281,6 +281,21 @@ pub unsafe extern "C" fn bitcask_put(
     value: *const u8,
     value_len: usize,
 ) -> bitcask_status_t {
+    // SAFETY: the caller's promises are `put`'s.
+    unsafe { put(db, key, key_len, value, value_len, None) }
+}
+
+/// `bitcask_put` and `bitcask_put_ttl`.
+///
+/// Safety: `db` live or NULL; `key` and `value` readable for their lengths or NULL.
+unsafe fn put(
+    db: *const bitcask_t,
+    key: *const u8,
+    key_len: usize,
+    value: *const u8,
+    value_len: usize,
+    ttl: Option<Duration>,
+) -> bitcask_status_t {
     guard(|| {
         // SAFETY: the caller promises a live handle and readable slices.
         let (h, k, v) = unsafe {
@@ -290,7 +305,10 @@ pub unsafe extern "C" fn bitcask_put(
                 value_slice(value, value_len)?,
             )
         };
-        h.db.put(k, v)?;
+        match ttl {
+            Some(t) => h.db.put_with_ttl(k, v, t)?,
+            None => h.db.put(k, v)?,
+        };
         Ok(())
     })
 }
@@ -313,18 +331,9 @@ pub unsafe extern "C" fn bitcask_put_ttl(
     value_len: usize,
     ttl_ms: u64,
 ) -> bitcask_status_t {
-    guard(|| {
-        // SAFETY: the caller promises a live handle and readable slices.
-        let (h, k, v) = unsafe {
-            (
-                handle(db, "db")?,
-                key_slice(key, key_len)?,
-                value_slice(value, value_len)?,
-            )
-        };
-        h.db.put_with_ttl(k, v, Duration::from_millis(ttl_ms))?;
-        Ok(())
-    })
+    let ttl = Some(Duration::from_millis(ttl_ms));
+    // SAFETY: the caller's promises are `put`'s.
+    unsafe { put(db, key, key_len, value, value_len, ttl) }
 }
 
 /// Stores in `*ms_left` the milliseconds before `key` expires. No I/O.
