@@ -47,14 +47,22 @@ fn fixture_copy(tag: &str) -> TempDir {
     dir
 }
 
-/// Format version of each data file in `dir`, by file name.
+/// Format version of each data file in `dir`, by file name. A file a running
+/// merge deletes between the listing and the read is left out, as is one it
+/// has created but not yet given its header.
 fn versions(dir: &Path) -> BTreeMap<String, u32> {
     data_files(dir)
         .iter()
-        .map(|p| {
-            let b = std::fs::read(p).unwrap();
+        .filter_map(|p| {
+            let b = match std::fs::read(p) {
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
+                r => r.unwrap(),
+            };
+            if b.len() < 12 {
+                return None;
+            }
             let name = p.file_name().unwrap().to_string_lossy().into_owned();
-            (name, u32::from_le_bytes(b[8..12].try_into().unwrap()))
+            Some((name, u32::from_le_bytes(b[8..12].try_into().unwrap())))
         })
         .collect()
 }
@@ -120,17 +128,18 @@ fn upgrade_format1_fixture_is_rewritten_by_the_automatic_merge() {
     o.auto_merge = true;
     o.merge_check_interval = std::time::Duration::from_millis(5);
     let db = Bitcask::open(dir.path(), o).unwrap();
+    // The merge counter moves after the files are swapped: wait for both, or an
+    // idle check below would see the tail of this very merge.
+    let rewritten = |db: &Bitcask| {
+        versions(dir.path()).values().all(|&x| x == 2) && db.stats().unwrap().merges >= 1
+    };
     for _ in 0..400 {
-        if versions(dir.path()).values().all(|&x| x == 2) {
+        if rewritten(&db) {
             break;
         }
         std::thread::sleep(std::time::Duration::from_millis(10));
     }
-    assert!(
-        versions(dir.path()).values().all(|&x| x == 2),
-        "{:?}",
-        versions(dir.path())
-    );
+    assert!(rewritten(&db), "{:?}", versions(dir.path()));
     assert_matches(&db, &model);
     // ...and, once rewritten, an idle database stops merging.
     let merges = db.stats().unwrap().merges;
