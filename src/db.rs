@@ -933,13 +933,27 @@ impl Inner {
 
     /// Seals the active file and starts the next one far enough on to leave the
     /// ids between for the outputs of a merge that writes at most `keep_bytes`,
-    /// plus the sealed file's bytes when it is an input. Returns (sealed, new
-    /// active).
-    pub(crate) fn seal_for_merge(&self, keep_bytes: u64, with_active: bool) -> Result<(u32, u32)> {
+    /// plus, when the merge planned to take the active file `planned_active`, the
+    /// bytes of that file and of any a rotation has started since (the planned one
+    /// is an input all the same). Returns (sealed, new active).
+    pub(crate) fn seal_for_merge(
+        &self,
+        keep_bytes: u64,
+        planned_active: Option<u32>,
+    ) -> Result<(u32, u32)> {
         let mut guard = self.writer.lock();
         let w = guard.as_mut().ok_or(Error::Closed)?;
         self.check_writable()?;
-        let bytes = keep_bytes + if with_active { w.len } else { 0 };
+        let mut bytes = keep_bytes;
+        if let Some(p) = planned_active {
+            bytes += w.len;
+            let ix = self.index.read();
+            bytes += ix
+                .files
+                .range(p..w.active.id)
+                .map(|(_, f)| f.total)
+                .sum::<u64>();
+        }
         let reserve = crate::merge::outputs_bound(bytes, self.opts.max_file_size);
         let next = w
             .active

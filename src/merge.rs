@@ -322,7 +322,14 @@ impl Inner {
                 return Ok((below + 1, active));
             }
         }
-        let (sealed, next_active) = self.seal_for_merge(plan.keep_bytes, plan.with_active)?;
+        let planned = plan.inputs.last().copied().filter(|_| plan.with_active);
+        let (sealed, next_active) = self.seal_for_merge(plan.keep_bytes, planned)?;
+        // A write may have rotated the planned active file out since the plan: it
+        // was sealed (its hint written) like any other, and the file sealed here
+        // is a newer one, which this merge does not read.
+        if planned.is_some_and(|p| p != sealed) {
+            plan.with_active = false;
+        }
         let empty = self
             .index
             .read()

@@ -70,6 +70,53 @@ fn merge_concurrent_writes_match_the_model() {
     assert_matches(&db, &model);
 }
 
+/// Merges, automatic and called, that take the active file, beside writers that
+/// fill files of 1 KiB: a write often rotates the file a merge planned on before
+/// the merge seals it, and the merge must take the file it planned, not the newer
+/// one.
+#[test]
+fn merge_races_writers_that_rotate_the_planned_active_file() {
+    let dir = TempDir::new("merge-auto-rotate");
+    let mut o = auto_merge_opts();
+    o.max_file_size = 1024;
+    let db = Arc::new(Bitcask::open(dir.path(), o.clone()).unwrap());
+    let writers: Vec<_> = (0..3u64)
+        .map(|t| {
+            let db = db.clone();
+            std::thread::spawn(move || {
+                let mut model = Model::new();
+                let mut rng = Rng(31 + t);
+                for i in 0..3000 {
+                    let k = format!("w{t}-{:02}", rng.below(40)).into_bytes();
+                    if rng.below(5) == 0 {
+                        db.delete(&k).unwrap();
+                        model.remove(&k);
+                    } else {
+                        let v = format!("{t}-{i}").into_bytes();
+                        db.put(&k, &v).unwrap();
+                        model.insert(k, v);
+                    }
+                    if i % 100 == 0 {
+                        db.merge().unwrap();
+                    }
+                }
+                model
+            })
+        })
+        .collect();
+    let mut model = Model::new();
+    for w in writers {
+        model.extend(w.join().unwrap());
+    }
+    assert!(db.stats().unwrap().merges > 0);
+    let err = db.stats().unwrap().last_merge_error;
+    assert!(err.is_none(), "{err:?}");
+    assert_matches(&db, &model);
+    drop(db);
+    let db = Bitcask::open(dir.path(), o).unwrap();
+    assert_matches(&db, &model);
+}
+
 /// Bytes of the files in `dir`. A background hint write may rename its `.tmp`
 /// between listing and measuring: a file gone by then counts nothing.
 fn disk_usage(dir: &Path) -> u64 {
