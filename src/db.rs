@@ -1135,6 +1135,13 @@ impl Inner {
                 if res.is_ok() {
                     res = w.active.sync();
                 }
+                if res.is_ok() {
+                    // The active file gets its hint too, so that the next open
+                    // reads no data file. Best effort: without it, open scans.
+                    // Appends after a reopen make it stale (its length no
+                    // longer matches), and then it is ignored.
+                    let _ = self.write_hint(w.active.id);
+                }
             }
         }
         *self.index.write() = Index::default();

@@ -44,7 +44,7 @@ pub use batch::{BatchOp, WriteBatch};
 pub use db::{Bitcask, Iter, KeyTtl, WriteOptions};
 pub use error::{Error, Result};
 pub use merge::MergeStats;
-pub use options::{Clock, Options, SyncPolicy};
+pub use options::{Clock, OpenProgress, Options, Progress, SyncPolicy};
 pub use stats::{FileStats, Stats};
 
 /// The on-disk format version this build reads and writes.

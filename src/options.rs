@@ -63,10 +63,34 @@ pub struct Options {
     /// TTL given to every put that does not name its own (`put_with_ttl`).
     /// Default `None`: values do not expire.
     pub default_ttl: Option<Duration>,
+    /// Called as open loads each data file, to report progress (a service can log
+    /// "loading 40%"). Calls may come from several threads but never overlap;
+    /// the last one has `files_done == files_total`, and building the keydir
+    /// follows it. Default `None`.
+    pub open_progress: Option<OpenProgress>,
     /// The wall clock expiry is judged by. Tests substitute a model clock; not a
     /// stable API.
     #[doc(hidden)]
     pub clock: Option<Clock>,
+}
+
+/// How far an open has got: data files and their bytes loaded, of all.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Progress {
+    pub files_done: u64,
+    pub files_total: u64,
+    pub bytes_done: u64,
+    pub bytes_total: u64,
+}
+
+/// A progress callback for [`Options::open_progress`].
+#[derive(Clone)]
+pub struct OpenProgress(pub std::sync::Arc<dyn Fn(Progress) + Send + Sync>);
+
+impl std::fmt::Debug for OpenProgress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("OpenProgress")
+    }
 }
 
 /// A source of wall-clock time in milliseconds since the Unix epoch.
@@ -101,6 +125,7 @@ impl Default for Options {
             merge_threshold_dead_bytes: 128 << 20,
             merge_bytes_per_sec: 0,
             default_ttl: None,
+            open_progress: None,
             clock: None,
         }
     }

@@ -336,6 +336,199 @@ fn remove(fs: &dyn Fs, p: &Path) -> Result<()> {
     }
 }
 
+/// One data file read at open.
+struct Loaded {
+    file: Arc<DataFile>,
+    /// Where its valid records end (its length, less a torn tail).
+    end: u64,
+    log: FileLog,
+    max_seq: u64,
+    dropped: u64,
+    salvaged: u64,
+}
+
+/// Reads one data file's committed writes: from its hint file when a whole one
+/// exists for exactly its length, else by a scan (which truncates a torn tail
+/// of the `last` file, skips damage under salvage, and leaves a hint behind for
+/// an immutable file).
+fn load_file(fs: &Arc<dyn Fs>, dir: &Path, opts: &Options, id: u32, last: bool) -> Result<Loaded> {
+    let writable = !opts.read_only;
+    let mut df = DataFile::open(&**fs, dir, id, writable && last)?;
+    let mut len = df.len()?;
+    let (mut dropped, mut salvaged) = (0u64, 0u64);
+    if !df.read_header()? {
+        // Shorter than a header: a crash right after the file was created.
+        if !last && !opts.salvage {
+            return Err(Error::corruption(
+                &df.path,
+                0,
+                "file shorter than its header",
+            ));
+        }
+        dropped += len;
+        if writable && last {
+            let f = &df.file;
+            f.set_len(0)
+                .and_then(|_| f.append(&file_header(&DATA_MAGIC)))
+                .and_then(|_| f.sync_data())
+                .map_err(|e| Error::io("rewriting header of", &df.path, e))?;
+        }
+        len = FILE_HEADER_LEN as u64;
+    }
+    let df = Arc::new(df);
+    if let Some(hint) = hint::load(&**fs, dir, id, df.version, len)? {
+        let mut max_seq = 0;
+        if let Some(log) = hint_log(id, hint, &mut max_seq) {
+            return Ok(Loaded {
+                file: df,
+                end: len,
+                log,
+                max_seq,
+                dropped,
+                salvaged,
+            });
+        }
+    }
+    // No usable hint: scan. A clean scan of an immutable file leaves a hint behind.
+    let mut rp = Collect::new(id);
+    let mut hint_out = if writable && !last && df.version == FORMAT_VERSION {
+        HintWriter::create(fs, dir, id).ok()
+    } else {
+        None
+    };
+    let mut from = FILE_HEADER_LEN as u64;
+    let end = loop {
+        let ended = datafile::scan(
+            &*df.file,
+            df.version,
+            from,
+            len,
+            |r| {
+                if let Some(h) = hint_out.as_mut() {
+                    h.add_header(&r.header, r.key)?;
+                }
+                rp.record(&r);
+                Ok(())
+            },
+            &df.path,
+        )?;
+        // `bad_at` is the first byte that is not part of a valid record; an
+        // unfinished write before it is dropped with it, from `cut` on.
+        let (bad_at, bad) = match ended {
+            ScanEnd::Clean if rp.pending.is_none() => break len,
+            ScanEnd::Clean => (len, crate::record::Bad::Invalid("write without its end")),
+            ScanEnd::Bad { offset, bad } => (offset, bad),
+        };
+        hint_out = None;
+        let torn_seq = rp.pending_seq;
+        let cut = rp.drop_pending().unwrap_or(bad_at);
+        let next = datafile::find_next_valid(&*df.file, df.version, bad_at, len, &df.path)?;
+        match next {
+            None if last => {
+                dropped += len - cut;
+                if writable {
+                    df.file
+                        .set_len(cut)
+                        .and_then(|_| df.file.sync_data())
+                        .map_err(|e| Error::io("truncating torn tail of", &df.path, e))?;
+                }
+                break cut;
+            }
+            _ if opts.salvage => {
+                let resume = match next {
+                    Some(at) => skip_damaged_write(&df, at, len, torn_seq, rp.done_seq)?,
+                    None => len,
+                };
+                salvaged += resume - cut;
+                from = resume;
+            }
+            _ => {
+                return Err(Error::corruption(
+                    &df.path,
+                    bad_at,
+                    datafile::bad_reason(bad),
+                ))
+            }
+        }
+    };
+    if let Some(h) = hint_out {
+        // Best effort: a failed hint write only costs the next open a scan.
+        let _ = h.finish(end);
+    }
+    Ok(Loaded {
+        file: df,
+        end,
+        max_seq: rp.max_seq,
+        log: rp.log,
+        dropped,
+        salvaged,
+    })
+}
+
+/// Loads the immutable files on every core (each is independent), then the
+/// last one, whose torn tail open may truncate: only once every other file has
+/// loaded, so that an open failing on damage elsewhere changes nothing.
+fn load_all(fs: &Arc<dyn Fs>, dir: &Path, opts: &Options, ids: &[u32]) -> Result<Vec<Loaded>> {
+    let Some((&last, older)) = ids.split_last() else {
+        return Ok(Vec::new());
+    };
+    // Progress: files and bytes loaded, reported under a lock so that calls
+    // never overlap.
+    let sizes: Vec<u64> = ids
+        .iter()
+        .map(|&id| fs.size(&dir.join(data_file_name(id))).unwrap_or(0))
+        .collect();
+    let progress = parking_lot::Mutex::new(crate::options::Progress {
+        files_total: ids.len() as u64,
+        bytes_total: sizes.iter().sum(),
+        ..Default::default()
+    });
+    let done = |i: usize| {
+        if let Some(cb) = &opts.open_progress {
+            let mut p = progress.lock();
+            p.files_done += 1;
+            p.bytes_done += sizes[i];
+            (cb.0)(*p);
+        }
+    };
+    let slots: Vec<parking_lot::Mutex<Option<Result<Loaded>>>> = older
+        .iter()
+        .map(|_| parking_lot::Mutex::new(None))
+        .collect();
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(older.len())
+        .max(1);
+    std::thread::scope(|s| {
+        for _ in 0..threads {
+            s.spawn(|| loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let Some(&id) = older.get(i) else { return };
+                let r = load_file(fs, dir, opts, id, false);
+                // After a failure the rest is not needed.
+                if r.is_err() {
+                    next.store(older.len(), std::sync::atomic::Ordering::Relaxed);
+                } else {
+                    done(i);
+                }
+                *slots[i].lock() = Some(r);
+            });
+        }
+    });
+    let mut out = Vec::with_capacity(ids.len());
+    for slot in slots {
+        // Files in id order: the first failure is the one reported.
+        match slot.into_inner() {
+            Some(r) => out.push(r?),
+            None => unreachable!("every file before a failure was loaded"),
+        }
+    }
+    out.push(load_file(fs, dir, opts, last, true)?);
+    done(ids.len() - 1);
+    Ok(out)
+}
+
 pub(crate) fn recover(fs: &Arc<dyn Fs>, dir: &Path, opts: &Options) -> Result<Recovered> {
     let writable = !opts.read_only;
     let ids = list_data_files(&**fs, dir, writable)?;
@@ -343,106 +536,12 @@ pub(crate) fn recover(fs: &Arc<dyn Fs>, dir: &Path, opts: &Options) -> Result<Re
     let mut logs: Vec<(u32, FileLog)> = Vec::with_capacity(ids.len());
     let mut max_seq = 0u64;
     let (mut dropped, mut salvaged) = (0u64, 0u64);
-    for (i, &id) in ids.iter().enumerate() {
-        let last = i + 1 == ids.len();
-        let mut df = DataFile::open(&**fs, dir, id, writable && last)?;
-        let mut len = df.len()?;
-        if !df.read_header()? {
-            // Shorter than a header: a crash right after the file was created.
-            if !last && !opts.salvage {
-                return Err(Error::corruption(
-                    &df.path,
-                    0,
-                    "file shorter than its header",
-                ));
-            }
-            dropped += len;
-            if writable && last {
-                let f = &df.file;
-                f.set_len(0)
-                    .and_then(|_| f.append(&file_header(&DATA_MAGIC)))
-                    .and_then(|_| f.sync_data())
-                    .map_err(|e| Error::io("rewriting header of", &df.path, e))?;
-            }
-            len = FILE_HEADER_LEN as u64;
-        }
-        let df = Arc::new(df);
-        index.files.insert(id, FileInfo::new(df.clone(), len));
-        if let Some(hint) = hint::load(&**fs, dir, id, df.version, len)? {
-            if let Some(log) = hint_log(id, hint, &mut max_seq) {
-                logs.push((id, log));
-                continue;
-            }
-        }
-        // No usable hint: scan. A clean scan of an immutable file leaves a hint behind.
-        let mut rp = Collect::new(id);
-        let mut hint_out = if writable && !last && df.version == FORMAT_VERSION {
-            HintWriter::create(fs, dir, id).ok()
-        } else {
-            None
-        };
-        let mut from = FILE_HEADER_LEN as u64;
-        let end = loop {
-            let ended = datafile::scan(
-                &*df.file,
-                df.version,
-                from,
-                len,
-                |r| {
-                    if let Some(h) = hint_out.as_mut() {
-                        h.add_header(&r.header, r.key)?;
-                    }
-                    rp.record(&r);
-                    Ok(())
-                },
-                &df.path,
-            )?;
-            // `bad_at` is the first byte that is not part of a valid record; an
-            // unfinished write before it is dropped with it, from `cut` on.
-            let (bad_at, bad) = match ended {
-                ScanEnd::Clean if rp.pending.is_none() => break len,
-                ScanEnd::Clean => (len, crate::record::Bad::Invalid("write without its end")),
-                ScanEnd::Bad { offset, bad } => (offset, bad),
-            };
-            hint_out = None;
-            let torn_seq = rp.pending_seq;
-            let cut = rp.drop_pending().unwrap_or(bad_at);
-            let next = datafile::find_next_valid(&*df.file, df.version, bad_at, len, &df.path)?;
-            match next {
-                None if last => {
-                    dropped += len - cut;
-                    if writable {
-                        df.file
-                            .set_len(cut)
-                            .and_then(|_| df.file.sync_data())
-                            .map_err(|e| Error::io("truncating torn tail of", &df.path, e))?;
-                    }
-                    break cut;
-                }
-                _ if opts.salvage => {
-                    let resume = match next {
-                        Some(at) => skip_damaged_write(&df, at, len, torn_seq, rp.done_seq)?,
-                        None => len,
-                    };
-                    salvaged += resume - cut;
-                    from = resume;
-                }
-                _ => {
-                    return Err(Error::corruption(
-                        &df.path,
-                        bad_at,
-                        datafile::bad_reason(bad),
-                    ))
-                }
-            }
-        };
-        index.files.get_mut(&id).expect("inserted above").total = end;
-        max_seq = max_seq.max(rp.max_seq);
-        logs.push((id, rp.log));
-        if let Some(h) = hint_out {
-            // Best effort: a failed hint write only costs the next open a scan.
-            let _ = h.finish(end);
-        }
+    for (&id, l) in ids.iter().zip(load_all(fs, dir, opts, &ids)?) {
+        index.files.insert(id, FileInfo::new(l.file, l.end));
+        max_seq = max_seq.max(l.max_seq);
+        dropped += l.dropped;
+        salvaged += l.salvaged;
+        logs.push((id, l.log));
     }
     // Per file: its tombstone bytes; over all files: where the newest record is.
     for (id, log) in &logs {

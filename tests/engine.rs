@@ -130,8 +130,8 @@ fn rotation_across_many_small_files() {
     assert!(files.len() > 20);
     assert_eq!(
         hint_files(dir.path()).len(),
-        files.len() - 1,
-        "every immutable file has a hint"
+        files.len(),
+        "every file has a hint, the active one since close"
     );
     let db = Bitcask::open(dir.path(), small_files()).unwrap();
     assert_matches(&db, &model);
@@ -245,6 +245,8 @@ fn corruption_in_the_middle_of_the_last_file_is_not_a_torn_tail() {
     let dir = TempDir::new("midlast");
     let (_, _, _) = fill_then_last_record(dir.path());
     let file = data_files(dir.path()).pop().unwrap();
+    // As after a crash: no hint written at close, so open scans the file.
+    std::fs::remove_file(file.with_extension("hint")).unwrap();
     let mut bytes = std::fs::read(&file).unwrap();
     bytes[16 + 30] ^= 1;
     std::fs::write(&file, &bytes).unwrap();

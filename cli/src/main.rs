@@ -6,7 +6,7 @@
 //! 2 on an error (one line on stderr).
 
 use bitcask::inspect::{self, Problem};
-use bitcask::{Bitcask, KeyTtl, Options, Stats, WriteBatch};
+use bitcask::{Bitcask, KeyTtl, OpenProgress, Options, Stats, WriteBatch};
 use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::{Deserialize, Serialize};
@@ -400,9 +400,29 @@ fn open_write(dir: &Path) -> Res<Bitcask> {
     open(dir, o)
 }
 
-fn open(dir: &Path, o: Options) -> Res<Bitcask> {
+fn open(dir: &Path, mut o: Options) -> Res<Bitcask> {
     let read_only = o.read_only;
-    Bitcask::open(dir, o).map_err(|e| match e {
+    // A bar of bytes loaded, on a terminal only; a small database opens before
+    // it would show.
+    let bar = if io::stderr().is_terminal() {
+        ProgressBar::new(0)
+    } else {
+        ProgressBar::hidden()
+    };
+    bar.set_style(
+        ProgressStyle::with_template("opening {msg} [{bar:30}] {percent}% ({bytes}/{total_bytes})")
+            .map_err(|e| Fail(e.to_string()))?
+            .progress_chars("=> "),
+    );
+    bar.set_message(dir.display().to_string());
+    let b = bar.clone();
+    o.open_progress = Some(OpenProgress(std::sync::Arc::new(move |p| {
+        b.set_length(p.bytes_total);
+        b.set_position(p.bytes_done);
+    })));
+    let res = Bitcask::open(dir, o);
+    bar.finish_and_clear();
+    res.map_err(|e| match e {
         bitcask::Error::Locked { .. } => Fail(format!(
             "{e}: close the other handle first (read-only commands work beside it)"
         )),

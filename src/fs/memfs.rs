@@ -150,6 +150,8 @@ struct State {
     faults: Vec<Armed>,
     fired: u64,
     counts: HashMap<Op, u64>,
+    /// Bytes read, by inode.
+    bytes_read: HashMap<u64, u64>,
     read_only: bool,
     rng: u64,
 }
@@ -277,7 +279,19 @@ impl MemFs {
     }
 
     pub fn reset_counts(&self) {
-        self.st().counts.clear();
+        let mut s = self.st();
+        s.counts.clear();
+        s.bytes_read.clear();
+    }
+
+    /// Bytes read from the file now named `path` since the last `reset_counts`.
+    pub fn bytes_read(&self, path: &Path) -> u64 {
+        let s = self.st();
+        s.names
+            .get(path)
+            .and_then(|ino| s.bytes_read.get(ino))
+            .copied()
+            .unwrap_or(0)
     }
 
     /// A read-only mount: every change fails with `EROFS`.
@@ -431,6 +445,7 @@ impl FileHandle for MemFile {
         let start = (offset as usize).min(data.len());
         let n = buf.len().min(data.len() - start);
         buf[..n].copy_from_slice(&data[start..start + n]);
+        *s.bytes_read.entry(self.ino).or_default() += n as u64;
         Ok(n)
     }
 

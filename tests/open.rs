@@ -1,0 +1,199 @@
+//! Open: what it reads, that loading files on every core equals the model, that
+//! a stale hint is never trusted, and progress reports.
+
+mod common;
+
+use bitcask::fs::memfs::{Crash, MemFs};
+use bitcask::{Bitcask, OpenProgress, Options, Progress};
+use common::{assert_matches, Rng};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+const DIR: &str = "/db";
+
+fn opts() -> Options {
+    let mut o = Options::default();
+    o.max_file_size = 4096;
+    o.auto_merge = false;
+    o
+}
+
+fn open(fs: &MemFs, o: &Options) -> Bitcask {
+    Bitcask::open_with_fs(DIR, o.clone(), Arc::new(fs.process())).unwrap()
+}
+
+fn data_files(fs: &MemFs) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = fs
+        .names(Path::new(DIR))
+        .into_iter()
+        .filter(|n| n.ends_with(".data"))
+        .map(|n| Path::new(DIR).join(n))
+        .collect();
+    v.sort();
+    v
+}
+
+/// Random puts (some with a TTL far off), overwrites, deletes and batches over
+/// many small files; returns the model.
+fn fill(db: &Bitcask, rng: &mut Rng, n: usize) -> BTreeMap<Vec<u8>, Vec<u8>> {
+    let mut model = BTreeMap::new();
+    for _ in 0..n {
+        let k = format!("key{:04}", rng.below(400)).into_bytes();
+        match rng.below(10) {
+            0..=5 => {
+                let len = 1 + rng.below(100) as usize;
+                let v = rng.bytes(len);
+                db.put(&k, &v).unwrap();
+                model.insert(k, v);
+            }
+            6 => {
+                let v = rng.bytes(20);
+                db.put_with_ttl(&k, &v, std::time::Duration::from_secs(1 << 20))
+                    .unwrap();
+                model.insert(k, v);
+            }
+            7 | 8 => {
+                db.delete(&k).unwrap();
+                model.remove(&k);
+            }
+            _ => {
+                let mut b = bitcask::WriteBatch::new();
+                b.put(&k, b"batch").delete(b"key0000");
+                db.write(&b).unwrap();
+                model.insert(k, b"batch".to_vec());
+                model.remove(&b"key0000"[..]);
+            }
+        }
+    }
+    model
+}
+
+#[test]
+fn open_after_clean_close_reads_no_data_file_beyond_its_header() {
+    let fs = MemFs::new();
+    let db = open(&fs, &opts());
+    let model = fill(&db, &mut Rng(1), 3000);
+    db.close().unwrap();
+    drop(db);
+    let files = data_files(&fs);
+    assert!(files.len() > 10, "{}", files.len());
+    fs.reset_counts();
+    let db = open(&fs, &opts());
+    for f in &files {
+        assert_eq!(
+            fs.bytes_read(f),
+            16,
+            "{} was read past its header",
+            f.display()
+        );
+    }
+    assert_matches(&db, &model);
+}
+
+#[test]
+fn open_loads_files_in_parallel_and_equals_the_model_with_damaged_hints() {
+    for seed in 1..=5 {
+        let fs = MemFs::new();
+        let db = open(&fs, &opts());
+        let mut rng = Rng(seed);
+        let model = fill(&db, &mut rng, 2500);
+        db.close().unwrap();
+        drop(db);
+        // Damage some hint files: each is ignored and its data file scanned.
+        let hints: Vec<PathBuf> = fs
+            .names(Path::new(DIR))
+            .into_iter()
+            .filter(|n| n.ends_with(".hint"))
+            .map(|n| Path::new(DIR).join(n))
+            .collect();
+        let damaged: Vec<&PathBuf> = hints.iter().filter(|_| rng.below(3) == 0).collect();
+        for h in damaged {
+            let mut b = fs.read_file(h).unwrap();
+            let at = 16 + rng.below((b.len() - 16) as u64) as usize;
+            b[at] ^= 1 << rng.below(8);
+            fs.write_file(h, &b);
+        }
+        let db = open(&fs, &opts());
+        assert_matches(&db, &model);
+        // And again, read-only, with the hints the open above rewrote.
+        drop(db);
+        let mut ro = opts();
+        ro.read_only = true;
+        assert_matches(&open(&fs, &ro), &model);
+    }
+}
+
+#[test]
+fn a_hint_of_the_active_file_that_no_longer_matches_it_is_ignored() {
+    let fs = MemFs::new();
+    let db = open(&fs, &opts());
+    let mut rng = Rng(9);
+    let mut model = fill(&db, &mut rng, 50);
+    db.close().unwrap();
+    drop(db);
+    // Reopen (the active file's hint matches), write on, and crash: the hint
+    // now describes a shorter file.
+    let db = open(&fs, &opts());
+    for i in 0..20u32 {
+        let k = format!("after{i}").into_bytes();
+        db.put(&k, b"v").unwrap();
+        model.insert(k, b"v".to_vec());
+    }
+    db.delete(b"after3").unwrap();
+    model.remove(&b"after3"[..]);
+    fs.crash(Crash::ProcessOnly);
+    drop(db);
+    let active = data_files(&fs).pop().unwrap();
+    let hint = active.with_extension("hint");
+    assert!(
+        fs.read_file(&hint).is_some(),
+        "close wrote no hint for the active file"
+    );
+    let data_len = fs.read_file(&active).unwrap().len() as u64;
+    fs.reset_counts();
+    let db = open(&fs, &opts());
+    assert_matches(&db, &model);
+    // The stale hint was passed over and the file scanned to its end.
+    assert!(
+        fs.bytes_read(&active) >= data_len - 16,
+        "{}",
+        fs.bytes_read(&active)
+    );
+    drop(db);
+    // Closing that open wrote a hint for the longer file, and the next open
+    // trusts it.
+    fs.reset_counts();
+    let db = open(&fs, &opts());
+    assert_eq!(fs.bytes_read(&active), 16);
+    assert_matches(&db, &model);
+}
+
+#[test]
+fn open_reports_progress_per_file() {
+    let fs = MemFs::new();
+    let db = open(&fs, &opts());
+    let model = fill(&db, &mut Rng(4), 1500);
+    db.close().unwrap();
+    drop(db);
+    let files = data_files(&fs);
+    let total: u64 = files
+        .iter()
+        .map(|f| fs.read_file(f).unwrap().len() as u64)
+        .sum();
+    let seen: Arc<Mutex<Vec<Progress>>> = Arc::default();
+    let mut o = opts();
+    let s = seen.clone();
+    o.open_progress = Some(OpenProgress(Arc::new(move |p| s.lock().unwrap().push(p))));
+    let db = open(&fs, &o);
+    assert_matches(&db, &model);
+    let seen = seen.lock().unwrap();
+    assert_eq!(seen.len(), files.len());
+    for (i, p) in seen.iter().enumerate() {
+        assert_eq!(p.files_done, i as u64 + 1);
+        assert_eq!(p.files_total, files.len() as u64);
+        assert_eq!(p.bytes_total, total);
+    }
+    assert_eq!(seen.last().unwrap().bytes_done, total);
+    assert!(seen.windows(2).all(|w| w[0].bytes_done < w[1].bytes_done));
+}
