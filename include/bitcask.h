@@ -334,6 +334,23 @@ typedef struct bitcask_options_t bitcask_options_t;
  */
 typedef struct bitcask_t bitcask_t;
 
+/**
+ * How far `bitcask_open` has got, as passed to a `bitcask_progress_fn`: data
+ * files loaded and their bytes, of all the database holds.
+ */
+typedef struct {
+  uint64_t files_done;
+  uint64_t files_total;
+  uint64_t bytes_done;
+  uint64_t bytes_total;
+} bitcask_progress_t;
+
+/**
+ * A progress callback: `progress` is valid for the call only; `user_data` is
+ * what `bitcask_options_set_open_progress` was given.
+ */
+typedef void (*bitcask_progress_fn)(const bitcask_progress_t *progress, void *user_data);
+
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
@@ -918,6 +935,21 @@ bitcask_status_t bitcask_options_set_merge_threshold_fragmentation(bitcask_optio
  * `BITCASK_INVALID_OPTION`.
  */
 bitcask_status_t bitcask_options_set_default_ttl(bitcask_options_t *opts, uint64_t ttl_ms);
+
+/**
+ * Makes `bitcask_open` call `progress(&p, user_data)` once per data file it has
+ * loaded, so that a service can log how far a long open has got. Calls come
+ * from threads of the open (not necessarily the caller's), never two at once,
+ * and only while `bitcask_open` runs; the last has `files_done == files_total`
+ * (the keydir is then built). `user_data` must stay valid, and usable from
+ * those threads, until `bitcask_open` returns. The callback must not call into
+ * this database. A NULL `progress` removes the callback (the default).
+ *
+ * Returns `BITCASK_OK`, or `BITCASK_INVALID_ARGUMENT` when `opts` is NULL.
+ */
+bitcask_status_t bitcask_options_set_open_progress(bitcask_options_t *opts,
+                                                   bitcask_progress_fn progress,
+                                                   void *user_data);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -8,7 +8,9 @@
 
 use super::{bitcask_status_t, guard, guard_value, handle_mut, out_ptr, Failure};
 use crate::error::Error;
-use crate::options::{Options, SyncPolicy};
+use crate::options::{OpenProgress, Options, Progress, SyncPolicy};
+use std::ffi::c_void;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// How `bitcask_options_set_sync` makes writes durable. The numbers are stable.
@@ -369,4 +371,55 @@ pub unsafe extern "C" fn bitcask_options_set_default_ttl(
             h.opts.default_ttl = (ttl_ms != 0).then(|| Duration::from_millis(ttl_ms))
         })
     }
+}
+
+/// How far `bitcask_open` has got, as passed to a `bitcask_progress_fn`: data
+/// files loaded and their bytes, of all the database holds.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct bitcask_progress_t {
+    pub files_done: u64,
+    pub files_total: u64,
+    pub bytes_done: u64,
+    pub bytes_total: u64,
+}
+
+/// A progress callback: `progress` is valid for the call only; `user_data` is
+/// what `bitcask_options_set_open_progress` was given.
+pub type bitcask_progress_fn =
+    Option<unsafe extern "C" fn(progress: *const bitcask_progress_t, user_data: *mut c_void)>;
+
+/// Makes `bitcask_open` call `progress(&p, user_data)` once per data file it has
+/// loaded, so that a service can log how far a long open has got. Calls come
+/// from threads of the open (not necessarily the caller's), never two at once,
+/// and only while `bitcask_open` runs; the last has `files_done == files_total`
+/// (the keydir is then built). `user_data` must stay valid, and usable from
+/// those threads, until `bitcask_open` returns. The callback must not call into
+/// this database. A NULL `progress` removes the callback (the default).
+///
+/// Returns `BITCASK_OK`, or `BITCASK_INVALID_ARGUMENT` when `opts` is NULL.
+#[no_mangle]
+pub unsafe extern "C" fn bitcask_options_set_open_progress(
+    opts: *mut bitcask_options_t,
+    progress: bitcask_progress_fn,
+    user_data: *mut c_void,
+) -> bitcask_status_t {
+    // The pointer crosses threads as an integer: the caller vouches for it.
+    let user_data = user_data as usize;
+    let callback = progress.map(|f| {
+        OpenProgress(Arc::new(move |p: Progress| {
+            let c = bitcask_progress_t {
+                files_done: p.files_done,
+                files_total: p.files_total,
+                bytes_done: p.bytes_done,
+                bytes_total: p.bytes_total,
+            };
+            // SAFETY: the caller of `bitcask_options_set_open_progress` promised
+            // a callable `progress` and a `user_data` valid on any thread until
+            // `bitcask_open` returns, which is the only time the engine calls it.
+            unsafe { f(&c, user_data as *mut c_void) }
+        }))
+    });
+    // SAFETY: forwarded caller promise.
+    unsafe { set(opts, |h| h.opts.open_progress = callback) }
 }
