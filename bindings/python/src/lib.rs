@@ -7,7 +7,8 @@
 //! that Python threads sharing one handle run in parallel.
 
 use bitcask::{
-    Bitcask, Error, Iter, KeyTtl, MergeStats, Options, Stats, SyncPolicy, WriteBatch, WriteOptions,
+    Bitcask, Error, Iter, KeyTtl, MergeStats, OpenProgress, Options, Progress, Stats, SyncPolicy,
+    WriteBatch, WriteOptions,
 };
 use pyo3::exceptions::{PyKeyError, PyRuntimeError, PyTypeError};
 use pyo3::prelude::*;
@@ -17,7 +18,7 @@ use pyo3::types::{
 use std::borrow::Cow;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 // ---------------------------------------------------------------------------
@@ -266,6 +267,100 @@ fn ttl_arg(py: Python<'_>, ttl: Option<&Bound<'_, PyAny>>) -> PyResult<Option<Du
 }
 
 // ---------------------------------------------------------------------------
+// Open progress
+
+/// How far an open has got: data files, and their bytes, loaded so far and in
+/// all. What the `progress` callable given to `bitcask.open` receives.
+#[pyclass(frozen, eq, hash, name = "OpenProgress", module = "bitcask")]
+#[derive(PartialEq, Eq, Hash)]
+struct PyOpenProgress {
+    /// Data files loaded so far, from 1 to `files_total`.
+    #[pyo3(get)]
+    files_done: u64,
+    /// Data files the open loads.
+    #[pyo3(get)]
+    files_total: u64,
+    /// Bytes of the data files loaded so far.
+    #[pyo3(get)]
+    bytes_done: u64,
+    /// Bytes of all the data files, as their sizes were when the open began.
+    #[pyo3(get)]
+    bytes_total: u64,
+}
+
+#[pymethods]
+impl PyOpenProgress {
+    fn __repr__(&self) -> String {
+        format!(
+            "OpenProgress(files_done={}, files_total={}, bytes_done={}, bytes_total={})",
+            self.files_done, self.files_total, self.bytes_done, self.bytes_total
+        )
+    }
+}
+
+/// The `progress` callable of one open and the first exception it raised.
+struct ProgressHook {
+    /// Taken out once the open returns: the engine keeps its options (and so
+    /// this hook) for the handle's life, and a callable that refers to the
+    /// handle would otherwise make a cycle the garbage collector cannot see.
+    callable: Mutex<Option<Py<PyAny>>>,
+    error: Mutex<Option<PyErr>>,
+}
+
+impl ProgressHook {
+    fn new(callable: Py<PyAny>) -> Arc<Self> {
+        Arc::new(ProgressHook {
+            callable: Mutex::new(Some(callable)),
+            error: Mutex::new(None),
+        })
+    }
+
+    /// What the engine calls, from its loader threads with the GIL free.
+    fn engine_callback(self: &Arc<Self>) -> OpenProgress {
+        let hook = Arc::clone(self);
+        OpenProgress(Arc::new(move |p: Progress| hook.report(p)))
+    }
+
+    fn report(&self, p: Progress) {
+        // Once the callable has raised, the open is being aborted: later calls
+        // would only report on work the caller no longer wants.
+        if lock(&self.error).is_some() {
+            return;
+        }
+        Python::attach(|py| {
+            let Some(f) = lock(&self.callable).as_ref().map(|f| f.clone_ref(py)) else {
+                return;
+            };
+            let arg = PyOpenProgress {
+                files_done: p.files_done,
+                files_total: p.files_total,
+                bytes_done: p.bytes_done,
+                bytes_total: p.bytes_total,
+            };
+            // No lock is held during the call: the callable may take its time,
+            // release the GIL or be interrupted.
+            if let Err(e) = f.call1(py, (arg,)) {
+                *lock(&self.error) = Some(e);
+            }
+        });
+    }
+
+    /// Ends the hook's part in an open: drops the callable and returns the
+    /// exception it raised, if any.
+    fn finish(&self, _gil: Python<'_>) -> Option<PyErr> {
+        // Dropped here, with the GIL, rather than whenever the handle goes.
+        drop(lock(&self.callable).take());
+        lock(&self.error).take()
+    }
+}
+
+/// A lock that a panic elsewhere does not make unusable: the guarded values
+/// stay consistent whatever the panicking code was doing.
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+// ---------------------------------------------------------------------------
 // The handle
 
 /// The engine handle. Shared freely between threads: it is `Sync`, and every call
@@ -306,7 +401,7 @@ impl PyBitcask {
         auto_merge=None, merge_check_interval=None, merge_trigger_fragmentation=None,
         merge_trigger_dead_bytes=None, merge_trigger_total_dead_bytes=None,
         merge_threshold_fragmentation=None, merge_threshold_dead_bytes=None,
-        merge_bytes_per_sec=None, default_ttl=None,
+        merge_bytes_per_sec=None, default_ttl=None, progress=None,
     ))]
     #[allow(clippy::too_many_arguments)]
     fn new(
@@ -329,6 +424,7 @@ impl PyBitcask {
         merge_threshold_dead_bytes: Option<Bound<'_, PyAny>>,
         merge_bytes_per_sec: Option<Bound<'_, PyAny>>,
         default_ttl: Option<Bound<'_, PyAny>>,
+        progress: Option<Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
         let mut o = Options::default();
         if let Some(v) = &sync {
@@ -363,8 +459,29 @@ impl PyBitcask {
         if let Some(v) = &default_ttl {
             o.default_ttl = Some(seconds_opt(py, "default_ttl", v)?);
         }
+        let hook = match &progress {
+            Some(f) if !f.is_callable() => {
+                return Err(PyTypeError::new_err(format!(
+                    "option progress must be callable, not {}",
+                    type_name(f)
+                )))
+            }
+            Some(f) => Some(ProgressHook::new(f.clone().unbind())),
+            None => None,
+        };
+        o.open_progress = hook.as_ref().map(ProgressHook::engine_callback);
         // Opening replays the log: it can take a while on a big database.
-        let db = py.detach(|| Bitcask::open(&path, o)).py(py)?;
+        let opened = py.detach(|| Bitcask::open(&path, o));
+        if let Some(err) = hook.and_then(|h| h.finish(py)) {
+            // The callable raised to abort: no handle is returned, so the
+            // directory lock must not outlive this call. A failure to close
+            // matters less than the exception the caller chose to raise.
+            if let Ok(db) = opened {
+                let _ = py.detach(|| db.close());
+            }
+            return Err(err);
+        }
+        let db = opened.py(py)?;
         Ok(PyBitcask {
             db,
             closed: AtomicBool::new(false),
@@ -692,5 +809,6 @@ fn _bitcask(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyBitcask>()?;
     m.add_class::<PyIter>()?;
     m.add_class::<PyWriteBatch>()?;
+    m.add_class::<PyOpenProgress>()?;
     Ok(())
 }

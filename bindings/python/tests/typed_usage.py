@@ -66,6 +66,16 @@ def main(path: str) -> None:
     with bitcask.open(path, default_ttl=3600) as db3:
         db3[b"session"] = b"s"
 
+    def report(p: bitcask.OpenProgress) -> None:
+        files: int = p.files_done + p.files_total
+        done: int = p.bytes_done * 100 // max(p.bytes_total, 1)
+        print(files, done, p)
+
+    with bitcask.open(path, read_only=True, progress=report) as db4:
+        print(len(db4))
+    bitcask.open(path, progress=lambda p: p.files_done).close()
+    bitcask.open(path, progress=None).close()
+
 
 if __name__ == "__main__":
     main(sys.argv[1])

@@ -33,13 +33,13 @@ Errors
 from __future__ import annotations
 
 import os
-from collections.abc import ItemsView, Iterator, MutableMapping, ValuesView
+from collections.abc import Callable, ItemsView, Iterator, MutableMapping, ValuesView
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Literal, Optional, TypeVar, Union, overload
 
-from ._bitcask import FORMAT_VERSION, __version__, _Bitcask, _WriteBatch
+from ._bitcask import FORMAT_VERSION, OpenProgress, __version__, _Bitcask, _WriteBatch
 from ._errors import (
     BadFormatError,
     BatchTooLargeError,
@@ -65,6 +65,7 @@ __all__ = [
     "Stats",
     "FileStats",
     "MergeStats",
+    "OpenProgress",
     "BytesLike",
     "SyncPolicy",
     "Error",
@@ -189,6 +190,15 @@ class Bitcask(MutableMapping[bytes, bytes]):
       cap): when the engine compacts files, and how fast.
     - ``default_ttl``: seconds (int or float) after which a value written without
       its own ``ttl`` expires; None (the default): such values never expire.
+    - ``progress``: a callable that the open calls with an :class:`OpenProgress`
+      each time it has loaded a data file, for a long open to report how far it
+      has got; the last call has ``files_done == files_total``. It runs on the
+      open's loader threads, not necessarily the calling one, never two calls at
+      once, and only while the open runs (with the GIL, which the open otherwise
+      releases). Its return value is ignored. An exception it raises aborts the
+      open: later calls are skipped, the open finishes loading, closes the
+      database again (releasing its lock) and raises that exception. A
+      non-callable raises ``TypeError`` before anything is opened.
 
     A value out of range raises :class:`InvalidOptionError` (a ``ValueError``) whose
     ``option`` names the keyword; a value of the wrong type raises ``TypeError``; an
@@ -217,6 +227,7 @@ class Bitcask(MutableMapping[bytes, bytes]):
         merge_threshold_dead_bytes: Optional[int] = None,
         merge_bytes_per_sec: Optional[int] = None,
         default_ttl: Optional[float] = None,
+        progress: Optional[Callable[[OpenProgress], object]] = None,
     ) -> None:
         self._db = _Bitcask(
             path,
@@ -237,6 +248,7 @@ class Bitcask(MutableMapping[bytes, bytes]):
             merge_threshold_dead_bytes=merge_threshold_dead_bytes,
             merge_bytes_per_sec=merge_bytes_per_sec,
             default_ttl=default_ttl,
+            progress=progress,
         )
 
     # -- the mapping protocol -------------------------------------------------

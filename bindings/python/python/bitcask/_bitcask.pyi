@@ -2,7 +2,7 @@
 
 import os
 from pathlib import Path
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any, Literal, Optional, TypeVar, Union, overload
 
 _BytesLike = Union[bytes, bytearray, memoryview]
@@ -11,6 +11,25 @@ _T = TypeVar("_T")
 
 __version__: str
 FORMAT_VERSION: int
+
+class OpenProgress:
+    """How far an open has got: data files, and their bytes, loaded so far and
+    in all. What the ``progress`` callable given to ``bitcask.open`` receives."""
+
+    @property
+    def files_done(self) -> int:
+        """Data files loaded so far, from 1 to ``files_total``."""
+    @property
+    def files_total(self) -> int:
+        """Data files the open loads."""
+    @property
+    def bytes_done(self) -> int:
+        """Bytes of the data files loaded so far."""
+    @property
+    def bytes_total(self) -> int:
+        """Bytes of all the data files, as their sizes were when the open began."""
+    def __eq__(self, other: object) -> bool: ...
+    def __hash__(self) -> int: ...
 
 class _Bitcask:
     def __init__(
@@ -34,6 +53,7 @@ class _Bitcask:
         merge_threshold_dead_bytes: Optional[int] = None,
         merge_bytes_per_sec: Optional[int] = None,
         default_ttl: Optional[float] = None,
+        progress: Optional[Callable[[OpenProgress], object]] = None,
     ) -> None: ...
     def get(self, key: _BytesLike) -> Optional[bytes]: ...
     def contains(self, key: _BytesLike) -> bool: ...
