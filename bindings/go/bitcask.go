@@ -21,7 +21,9 @@ static bk_get_result bk_get(const bitcask_t *db, const uint8_t *key, size_t key_
 import "C"
 
 import (
+	"errors"
 	"runtime"
+	"runtime/cgo"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -86,9 +88,30 @@ func Open(dir string, opts ...Option) (*DB, error) {
 	for _, set := range cfg.setters {
 		set(co)
 	}
+	var progress *openProgress
+	if cfg.progress != nil {
+		progress = &openProgress{fn: cfg.progress}
+		ph := cgo.NewHandle(progress)
+		// The library calls back only while bitcask_open runs.
+		defer ph.Delete()
+		if s := setOpenProgress(co, ph); s != C.BITCASK_OK {
+			return nil, statusError(s)
+		}
+	}
 	var h *C.bitcask_t
-	if s := C.bitcask_open(cdir, co, &h); s != C.BITCASK_OK {
+	s := C.bitcask_open(cdir, co, &h)
+	panicErr := progress.err()
+	switch {
+	case s != C.BITCASK_OK && panicErr != nil:
+		return nil, errors.Join(panicErr, statusError(s))
+	case s != C.BITCASK_OK:
 		return nil, statusError(s)
+	case panicErr != nil:
+		// The caller gets no handle to close, and the directory's lock must
+		// be released for the open to be retried.
+		C.bitcask_close(h)
+		C.bitcask_destroy(h)
+		return nil, panicErr
 	}
 	db := &DB{h: h, closing: new(atomic.Bool)}
 	// Only a safety net: a DB dropped without Close still releases its lock and

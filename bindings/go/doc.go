@@ -37,7 +37,8 @@
 //
 // Failures are *Error values carrying the library's message; each matches one
 // sentinel (ErrCorruption, ErrLocked, ...) with errors.Is. Get of a missing key
-// returns ErrNotFound itself.
+// returns ErrNotFound itself. The one exception is a panic in the function of
+// WithOpenProgress, which Open reports as an error of its own.
 //
 // # Building
 //

@@ -43,7 +43,8 @@ func (c Code) String() string {
 }
 
 // Sentinel errors, one per kind of failure, for errors.Is. Every error the
-// package returns is one of them or an *Error that matches exactly one.
+// package returns is one of them or an *Error that matches exactly one, but
+// for Open's report of a panic in a WithOpenProgress function.
 var (
 	// ErrNotFound is returned by Get and TTL for a key with no value (absent,
 	// deleted or expired).

@@ -1,10 +1,27 @@
 package bitcask
 
-// #include <bitcask.h>
+/*
+#include <stdint.h>
+#include <bitcask.h>
+
+// Exported by progress.go; cgo's prototype of it has no const.
+extern void goOpenProgress(bitcask_progress_t *p, uintptr_t h);
+
+static void bk_open_progress(const bitcask_progress_t *p, void *user_data) {
+	goOpenProgress((bitcask_progress_t *)p, (uintptr_t)user_data);
+}
+
+// The handle crosses as an integer and becomes user_data here: converting it
+// to a pointer on the Go side is what go vet (rightly) flags.
+static bitcask_status_t bk_set_open_progress(bitcask_options_t *o, uintptr_t h) {
+	return bitcask_options_set_open_progress(o, bk_open_progress, (void *)h);
+}
+*/
 import "C"
 
 import (
 	"fmt"
+	"runtime/cgo"
 	"time"
 )
 
@@ -17,6 +34,9 @@ type Option func(*config)
 type config struct {
 	setters []func(*C.bitcask_options_t)
 	err     error
+	// progress is kept apart from the setters: its handle must live exactly as
+	// long as one bitcask_open call, which only Open sees.
+	progress func(Progress)
 }
 
 func (c *config) set(f func(*C.bitcask_options_t)) { c.setters = append(c.setters, f) }
@@ -216,6 +236,30 @@ func WithDefaultTTL(d time.Duration) Option {
 		ms := ttlMillis(d)
 		c.set(func(o *C.bitcask_options_t) { C.bitcask_options_set_default_ttl(o, C.uint64_t(ms)) })
 	}
+}
+
+// WithOpenProgress makes Open call fn once per data file it has loaded, so that
+// a long open can report how far it has got: FilesDone counts from 1 to
+// FilesTotal and BytesDone grows to BytesTotal, which the last call reaches. A
+// nil fn removes an earlier one.
+//
+// fn may be called from threads the library starts rather than from the
+// goroutine calling Open, so what it shares needs the usual synchronization;
+// but it is never called twice at once, and only before Open returns. It must not use the DB being opened (Open has not returned it yet)
+// nor call runtime.Goexit (t.FailNow in a test): record what it needs and
+// check that after Open.
+//
+// If fn panics, the open still completes (later calls are skipped), then Open
+// closes the database again and returns an error that says so, wrapping the
+// panic value when it is an error; the directory can be opened again.
+func WithOpenProgress(fn func(Progress)) Option {
+	return func(c *config) { c.progress = fn }
+}
+
+// setOpenProgress points the options' progress callback at h. It is here
+// because only this file's preamble defines the C shim.
+func setOpenProgress(o *C.bitcask_options_t, h cgo.Handle) C.bitcask_status_t {
+	return C.bk_set_open_progress(o, C.uintptr_t(h))
 }
 
 // ttlMillis converts a TTL to the C API's milliseconds, rounded up so that a
