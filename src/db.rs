@@ -1077,7 +1077,7 @@ impl Inner {
             file.version,
             FILE_HEADER_LEN as u64,
             len,
-            |r| h.add_header(&r.header, r.key),
+            |r| h.add_header(&r.header, r.key, r.offset),
             &file.path,
         )?;
         if end != ScanEnd::Clean {

@@ -128,7 +128,19 @@ pub fn put_varint(out: &mut Vec<u8>, mut v: u64) {
 /// writer produces: longer than 10 bytes, overflowing 64 bits, or not minimal.
 /// Refusing non-minimal encodings keeps one value to one byte string, so a
 /// record's length follows from its fields alone.
+#[inline]
 pub fn get_varint(b: &[u8], at: &mut usize) -> Option<Result<u64, ()>> {
+    // Most varints in a record header are one byte: decoded without the loop.
+    match b.get(*at) {
+        Some(&byte) if byte < 0x80 => {
+            *at += 1;
+            Some(Ok(byte as u64))
+        }
+        _ => get_varint_long(b, at),
+    }
+}
+
+fn get_varint_long(b: &[u8], at: &mut usize) -> Option<Result<u64, ()>> {
     let mut v = 0u64;
     for i in 0..10 {
         let byte = *b.get(*at + i)?;

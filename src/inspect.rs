@@ -197,7 +197,11 @@ pub fn check_hint_file(hint_path: &Path, data_path: &Path) -> Result<Vec<Problem
         out.push(p);
         return Ok(out);
     }
-    let Some(hint) = crate::hint::parse(bytes.clone(), data_len) else {
+    let id = hint_path
+        .file_name()
+        .and_then(|n| parse_file_name(&n.to_string_lossy(), HINT_EXT))
+        .unwrap_or(0);
+    let Some(hint) = crate::hint::parse(bytes.clone(), id, data_len) else {
         let reason = if bytes.len() < FILE_HEADER_LEN + HINT_TRAILER_LEN {
             "no trailer".to_string()
         } else {
@@ -228,31 +232,27 @@ pub fn check_hint_file(hint_path: &Path, data_path: &Path) -> Result<Vec<Problem
     scan_data_file(data_path, |r| {
         records.push((r.offset, r.seq, r.flags, r.key.to_vec(), r.value.len()))
     })?;
-    let mut next = 0usize;
+    // Entries are in key order (version 2) or file order (version 1): each is
+    // matched with the record at its offset, and records no entry named are
+    // reported after.
+    let mut seen = vec![false; records.len()];
     // Where the entry begins: where the one before it ended.
     let mut entry_end = FILE_HEADER_LEN as u64;
     for (at, e) in hint.entries() {
         let entry_at = entry_end;
         entry_end = (at + e.key.len()) as u64;
         let rec_at = e.offset;
-        let found = records[next..].iter().position(|r| r.0 == rec_at);
-        let Some(i) = found else {
+        let found = records.binary_search_by_key(&rec_at, |r| r.0).ok();
+        let Some(i) = found.filter(|&i| !seen[i]) else {
             out.push(problem(
                 hint_path,
                 entry_at,
-                format!("entry points at offset {rec_at} of the data file, where no valid record starts in order"),
+                format!("entry points at offset {rec_at} of the data file, where no valid record starts (or another entry's does)"),
             ));
             continue;
         };
-        for r in &records[next..next + i] {
-            out.push(problem(
-                hint_path,
-                entry_at,
-                format!("no entry for the record at offset {} of the data file", r.0),
-            ));
-        }
-        let r = &records[next + i];
-        next += i + 1;
+        seen[i] = true;
+        let r = &records[i];
         if r.1 != e.seq || r.2 != e.flags || r.3 != e.key || r.4 != e.value_len as usize {
             out.push(problem(
                 hint_path,
@@ -263,7 +263,7 @@ pub fn check_hint_file(hint_path: &Path, data_path: &Path) -> Result<Vec<Problem
             ));
         }
     }
-    for r in &records[next..] {
+    for (r, _) in records.iter().zip(&seen).filter(|(_, &s)| !s) {
         out.push(problem(
             hint_path,
             (bytes.len() - HINT_TRAILER_LEN) as u64,

@@ -499,9 +499,10 @@ impl Inner {
         };
         let version = input.file.version;
         if let Some(hint) = hint::load(&*self.fs, &self.dir, input.id, version, input.total)? {
-            let mut span = Span::default();
-            for (_, h) in hint.entries() {
-                let rec = Rec {
+            // Hint entries are in key order; the records go out in file order.
+            let mut recs: Vec<Rec> = hint
+                .entries()
+                .map(|(_, h)| Rec {
                     seq: h.seq,
                     flags: h.flags,
                     key: h.key.to_vec(),
@@ -510,14 +511,18 @@ impl Inner {
                     value_len: h.value_len,
                     expires: h.expires,
                     target: h.target,
-                };
+                })
+                .collect();
+            recs.sort_unstable_by_key(|r| r.offset);
+            let mut span = Span::default();
+            for rec in recs {
                 if rec.tombstone() {
                     // In file order: what is pending goes first.
                     span.flush(input, f)?;
                     f(rec, None)?;
                     continue;
                 }
-                if !is_live(h.key, h.offset) {
+                if !is_live(&rec.key, rec.offset) {
                     // Dead: never read, nothing to decide.
                     continue;
                 }
@@ -789,7 +794,7 @@ impl Output {
         c.data
             .write_all(rec)
             .map_err(|e| Error::io("writing", &c.tmp, e))?;
-        c.hint.add(&fields, &r.key, value.len())?;
+        c.hint.add(&fields, &r.key, value.len(), c.len);
         if c.newest.is_none_or(|n| r.seq >= n.seq) {
             c.newest = Some(Newest {
                 file_id: c.id,

@@ -167,56 +167,55 @@ impl Collect {
     }
 }
 
-/// The log of a verified hint file, or None when its last write is unfinished (a
-/// hint is written for whole files only, so such a hint is not to be trusted).
-fn hint_log(id: u32, hint: hint::Hint, max_seq: &mut u64) -> Option<FileLog> {
-    let mut ents = Vec::new();
-    let mut seq = 0;
-    let mut ended = true;
-    let mut newest = None;
-    let mut max_target = 0;
-    for (at, h) in hint.entries() {
-        let tombstone = h.flags & FLAG_TOMBSTONE != 0;
-        if tombstone {
-            max_target = max_target.max(if h.target == 0 { id } else { h.target });
-        }
-        ents.push(Ent {
+/// The log of a verified version 1 hint file (in file order, as a scan gives).
+fn hint_log(id: u32, hint: hint::Hint) -> FileLog {
+    let ents = hint
+        .entries()
+        .map(|(at, h)| Ent {
             head: head(h.key),
             key_at: at as u32,
             key_len: h.key.len() as u16,
-            tombstone,
+            tombstone: h.flags & FLAG_TOMBSTONE != 0,
             loc: Loc {
                 file_id: id,
                 offset: h.offset as u32,
                 rec_len: h.rec_len,
                 expires: h.expires,
             },
-        });
-        seq = seq.max(h.seq);
-        ended = h.flags & FLAG_WRITE_END != 0;
-        if ended {
-            note_newest(&mut newest, h.seq, tombstone, h.rec_len);
-        }
-    }
-    if !ended {
-        return None;
-    }
-    *max_seq = (*max_seq).max(seq);
-    Some(FileLog {
+        })
+        .collect();
+    FileLog {
         bytes: hint.bytes,
         ents,
-        newest,
-        max_target,
-    })
+        newest: hint.summary.newest,
+        max_target: hint.summary.max_target,
+    }
 }
 
-/// Builds the keydir from the files' logs (in id order): newest file wins, deletes
-/// remove. Each log is sorted by key (on every core), then the logs are merged into
-/// one ascending stream that fills the keydir leaf by leaf, which is many times
-/// faster than replaying in file order, where every insert lands somewhere random.
-fn build(mut logs: Vec<(u32, FileLog)>, index: &mut Index) {
-    let queue = parking_lot::Mutex::new(logs.iter_mut().map(|(_, l)| l).collect::<Vec<_>>());
+/// Builds the keydir from every file's entries, newest file winning and
+/// deletes removing: the logs held in memory are sorted by key (on every core),
+/// version 2 hints already are, and all are merged into one ascending stream that
+/// fills the keydir leaf by leaf, which is many times faster than replaying in
+/// file order, where every insert lands somewhere random. A hint is read through
+/// a small window, so the memory open needs beyond the keydir is the logs of the
+/// files that had no usable hint. A large keydir is built in key ranges, one per
+/// core, split at sampled keys, and the parts joined.
+fn build(
+    fs: &Arc<dyn Fs>,
+    dir: &Path,
+    mut sources: Vec<(u32, Source)>,
+    index: &mut Index,
+) -> Result<()> {
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(4));
+    let queue = parking_lot::Mutex::new(
+        sources
+            .iter_mut()
+            .filter_map(|(_, s)| match s {
+                Source::Log(l) => Some(l),
+                Source::Hint(_) => None,
+            })
+            .collect::<Vec<_>>(),
+    );
     std::thread::scope(|s| {
         for _ in 0..threads {
             s.spawn(|| loop {
@@ -229,51 +228,344 @@ fn build(mut logs: Vec<(u32, FileLog)>, index: &mut Index) {
     });
     drop(queue);
 
-    // Min-heap by key; for equal keys the newest file (highest index) first.
-    use std::cmp::Reverse;
-    use std::collections::BinaryHeap;
+    let specs: Vec<Spec<'_>> = sources
+        .iter()
+        .map(|(id, source)| Spec {
+            id: *id,
+            len: index.files.get(id).expect("listed").total,
+            source,
+        })
+        .collect();
+    // Split points: quantiles of the keys sampled from every run.
+    let mut samples: Vec<&[u8]> = Vec::new();
+    for (_, source) in &sources {
+        match source {
+            Source::Log(log) => samples.extend(
+                log.ents
+                    .iter()
+                    .step_by(hint::SAMPLE_EVERY as usize)
+                    .map(|e| log.key(e)),
+            ),
+            Source::Hint(s) => samples.extend(s.iter().map(|(k, _)| &k[..])),
+        }
+    }
+    samples.sort_unstable();
+    let parts = if samples.len() as u64 * hint::SAMPLE_EVERY >= PART_MIN_ENTRIES {
+        threads
+    } else {
+        1
+    };
+    let mut splits: Vec<&[u8]> = (1..parts)
+        .map(|p| samples[samples.len() * p / parts])
+        .collect();
+    splits.dedup();
+    let bounds: Vec<Bounds<'_>> = (0..=splits.len())
+        .map(|p| {
+            let lo = p.checked_sub(1).map(|q| splits[q]);
+            (lo, splits.get(p).copied())
+        })
+        .collect();
+    let built: Vec<Result<(SortedBuilder, Tally)>> = std::thread::scope(|s| {
+        let handles: Vec<_> = bounds
+            .iter()
+            .map(|&(lo, hi)| {
+                let specs = &specs;
+                s.spawn(move || build_part(fs, dir, specs, lo, hi))
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("a keydir part panicked"))
+            .collect()
+    });
     let mut keys = SortedBuilder::default();
-    let mut heap = BinaryHeap::with_capacity(logs.len());
-    let mut next = vec![0usize; logs.len()];
-    for (i, (_, log)) in logs.iter().enumerate() {
-        if let Some(e) = log.ents.first() {
-            heap.push(Reverse((e.head, log.key(e), Reverse(i))));
-        }
-    }
-    fn advance<'a>(
-        logs: &'a [(u32, FileLog)],
-        next: &mut [usize],
-        heap: &mut BinaryHeap<Head<'a>>,
-        i: usize,
-    ) {
-        next[i] += 1;
-        let log = &logs[i].1;
-        if let Some(e) = log.ents.get(next[i]) {
-            heap.push(Reverse((e.head, log.key(e), Reverse(i))));
-        }
-    }
-    while let Some(Reverse((h, key, Reverse(i)))) = heap.pop() {
-        let e = logs[i].1.ents[next[i]];
-        advance(&logs, &mut next, &mut heap, i);
-        // Heads first: comparing key bytes would touch another log's memory.
-        while let Some(&Reverse((hk, k, Reverse(j)))) = heap.peek() {
-            if hk != h || k != key {
-                break;
+    for part in built {
+        let (b, tally) = part?;
+        keys.append(b);
+        for (spec, live) in specs.iter().zip(tally.live) {
+            if let Some(f) = index.files.get_mut(&spec.id) {
+                f.live += live;
             }
-            heap.pop();
-            advance(&logs, &mut next, &mut heap, j);
         }
-        if !e.tombstone {
-            index.note_live(&e.loc);
-            keys.push(key, e.loc);
+        for (k, (n, bytes)) in tally.expiring {
+            let e = index.expiring.entry(k).or_default();
+            e.0 += n;
+            e.1 += bytes;
         }
     }
     index.keydir = keys.finish();
+    Ok(())
 }
 
-/// A log's next entry in the merge: min-heap by key (head first), and for equal
-/// keys the newest file (highest index) first.
-type Head<'a> = std::cmp::Reverse<(u64, &'a [u8], std::cmp::Reverse<usize>)>;
+/// Below this many entries the keydir is built on one core: threads would
+/// cost more than they save (the test build splits small ones too).
+const PART_MIN_ENTRIES: u64 = if cfg!(feature = "fault-injection") {
+    64
+} else {
+    1 << 20
+};
+
+/// A part's key range, `[lo, hi)`, unbounded where `None`.
+type Bounds<'a> = (Option<&'a [u8]>, Option<&'a [u8]>);
+
+/// One file as the keydir build sees it.
+struct Spec<'a> {
+    id: u32,
+    len: u64,
+    source: &'a Source,
+}
+
+/// What a part of the build found live, added to the index once all are done.
+struct Tally {
+    /// Live bytes by run (the files in id order).
+    live: Vec<u64>,
+    expiring: std::collections::BTreeMap<(u32, u32), (u64, u64)>,
+}
+
+/// Builds the keydir for the keys in `[lo, hi)` (unbounded where `None`).
+fn build_part(
+    fs: &Arc<dyn Fs>,
+    dir: &Path,
+    specs: &[Spec<'_>],
+    lo: Option<&[u8]>,
+    hi: Option<&[u8]>,
+) -> Result<(SortedBuilder, Tally)> {
+    let mut runs = Vec::with_capacity(specs.len());
+    for spec in specs {
+        let src = match spec.source {
+            Source::Log(log) => {
+                let at = lo.map_or(0, |lo| log.ents.partition_point(|e| log.key(e) < lo));
+                RunSource::Log { log, at }
+            }
+            Source::Hint(samples) => {
+                // From the last sample before `lo`: the entries of `lo` follow it.
+                let from = lo
+                    .and_then(|lo| {
+                        let i = samples.partition_point(|(k, _)| &k[..] < lo);
+                        i.checked_sub(1).map(|i| samples[i].1)
+                    })
+                    .unwrap_or(FILE_HEADER_LEN as u64);
+                let stream = hint::HintStream::reopen(&**fs, dir, spec.id, spec.len, from)?;
+                RunSource::Hint {
+                    stream,
+                    id: spec.id,
+                }
+            }
+        };
+        let mut run = Run {
+            head: None,
+            hi,
+            src,
+        };
+        run.start()?;
+        while let Some(lo) = lo.filter(|_| run.head.is_some()) {
+            if run.key() >= lo {
+                break;
+            }
+            run.advance()?;
+        }
+        runs.push(run);
+    }
+    let mut heap = RunHeap::default();
+    for i in 0..runs.len() {
+        if runs[i].head.is_some() {
+            heap.push(&runs, i);
+        }
+    }
+    let mut keys = SortedBuilder::default();
+    let mut tally = Tally {
+        live: vec![0; runs.len()],
+        expiring: Default::default(),
+    };
+    let mut key = Vec::new();
+    // The top of the heap is the smallest key, from the newest file holding it;
+    // in that file the key's last entry is the newest write of it. The other
+    // files' entries of the key are passed over.
+    while let Some(i) = heap.peek() {
+        let h = runs[i].head;
+        key.clear();
+        key.extend_from_slice(runs[i].key());
+        let mut won = runs[i].entry();
+        runs[i].advance()?;
+        while runs[i].is_at(h, &key) {
+            won = runs[i].entry();
+            runs[i].advance()?;
+        }
+        heap.top_moved(&runs);
+        while let Some(j) = heap.peek().filter(|&j| runs[j].is_at(h, &key)) {
+            while runs[j].is_at(h, &key) {
+                runs[j].advance()?;
+            }
+            heap.top_moved(&runs);
+        }
+        let (tombstone, loc) = won;
+        if !tombstone {
+            tally.live[i] += loc.rec_len as u64;
+            if loc.expires != 0 {
+                let e = tally
+                    .expiring
+                    .entry((loc.expires, loc.file_id))
+                    .or_default();
+                e.0 += 1;
+                e.1 += loc.rec_len as u64;
+            }
+            keys.push(&key, loc);
+        }
+    }
+    Ok((keys, tally))
+}
+
+/// One file's entries in key order, as the keydir build reads them, with the
+/// current key's head cached: comparing heads orders most keys without
+/// touching their bytes.
+struct Run<'a> {
+    /// The current key's head; `None` once the run is spent (or past `hi`).
+    head: Option<u64>,
+    /// Where this part of the build ends.
+    hi: Option<&'a [u8]>,
+    src: RunSource<'a>,
+}
+
+enum RunSource<'a> {
+    /// A sorted log: one entry per key.
+    Log { log: &'a FileLog, at: usize },
+    /// A version 2 hint: a key written twice in the file has an entry per write.
+    Hint { stream: hint::HintStream, id: u32 },
+}
+
+impl Run<'_> {
+    fn start(&mut self) -> Result<()> {
+        if let RunSource::Hint { stream, .. } = &mut self.src {
+            stream.advance()?;
+        }
+        self.set_head();
+        Ok(())
+    }
+
+    fn set_head(&mut self) {
+        let hi = self.hi;
+        self.head = self
+            .current_key()
+            .filter(|k| hi.is_none_or(|hi| *k < hi))
+            .map(head);
+    }
+
+    fn current_key(&self) -> Option<&[u8]> {
+        match &self.src {
+            RunSource::Log { log, at } => log.ents.get(*at).map(|e| log.key(e)),
+            RunSource::Hint { stream, .. } => stream.current().map(|h| h.key),
+        }
+    }
+
+    /// The current entry's key; the run is not spent.
+    fn key(&self) -> &[u8] {
+        self.current_key().expect("not spent")
+    }
+
+    /// Whether the current key is `key`, whose head is `h`.
+    fn is_at(&self, h: Option<u64>, key: &[u8]) -> bool {
+        self.head == h && self.current_key() == Some(key)
+    }
+
+    /// The current entry: whether it is a tombstone, and where its record is.
+    fn entry(&self) -> (bool, Loc) {
+        match &self.src {
+            RunSource::Log { log, at } => {
+                let e = &log.ents[*at];
+                (e.tombstone, e.loc)
+            }
+            RunSource::Hint { stream, id } => {
+                let h = stream.current().expect("not spent");
+                let loc = Loc {
+                    file_id: *id,
+                    offset: h.offset as u32,
+                    rec_len: h.rec_len,
+                    expires: h.expires,
+                };
+                (h.flags & FLAG_TOMBSTONE != 0, loc)
+            }
+        }
+    }
+
+    fn advance(&mut self) -> Result<()> {
+        match &mut self.src {
+            RunSource::Log { at, .. } => *at += 1,
+            RunSource::Hint { stream, .. } => {
+                stream.advance()?;
+            }
+        }
+        self.set_head();
+        Ok(())
+    }
+}
+
+/// A binary min-heap of run numbers, ordered by each run's current key, and
+/// for equal keys the newest file (the higher run number) first. The runs are
+/// passed in, as the heap holds no borrow of them between calls. A spent run
+/// leaves the heap when it reaches the top.
+#[derive(Default)]
+struct RunHeap(Vec<usize>);
+
+impl RunHeap {
+    fn before(runs: &[Run], a: usize, b: usize) -> bool {
+        let (ra, rb) = (&runs[a], &runs[b]);
+        let o = ra
+            .head
+            .cmp(&rb.head)
+            .then_with(|| ra.current_key().cmp(&rb.current_key()));
+        match o {
+            std::cmp::Ordering::Equal => a > b,
+            o => o == std::cmp::Ordering::Less,
+        }
+    }
+
+    fn peek(&self) -> Option<usize> {
+        self.0.first().copied()
+    }
+
+    fn push(&mut self, runs: &[Run], i: usize) {
+        let h = &mut self.0;
+        h.push(i);
+        let mut c = h.len() - 1;
+        while c > 0 {
+            let p = (c - 1) / 2;
+            if !Self::before(runs, h[c], h[p]) {
+                break;
+            }
+            h.swap(c, p);
+            c = p;
+        }
+    }
+
+    /// Restores the order after the top run moved on: it sinks to its place,
+    /// or leaves when spent.
+    fn top_moved(&mut self, runs: &[Run]) {
+        let h = &mut self.0;
+        if runs[h[0]].head.is_none() {
+            let last = h.pop().expect("not empty");
+            if h.is_empty() {
+                return;
+            }
+            h[0] = last;
+        }
+        let mut p = 0;
+        loop {
+            let (l, r) = (2 * p + 1, 2 * p + 2);
+            let mut m = p;
+            if l < h.len() && Self::before(runs, h[l], h[m]) {
+                m = l;
+            }
+            if r < h.len() && Self::before(runs, h[r], h[m]) {
+                m = r;
+            }
+            if m == p {
+                return;
+            }
+            h.swap(p, m);
+            p = m;
+        }
+    }
+}
 
 /// Sorts a log by key, keeping for each key only its last write in the file.
 fn sort_keep_last(log: &mut FileLog) {
@@ -341,10 +633,42 @@ struct Loaded {
     file: Arc<DataFile>,
     /// Where its valid records end (its length, less a torn tail).
     end: u64,
-    log: FileLog,
-    max_seq: u64,
+    source: Source,
+    totals: Totals,
     dropped: u64,
     salvaged: u64,
+}
+
+/// Where a loaded file's entries come from when the keydir is built.
+enum Source {
+    /// Held in memory: a scan's records, or a version 1 hint's (file order).
+    Log(FileLog),
+    /// A version 2 hint that passed every check: read again, in key order,
+    /// while the keydir is built, and never held whole; with its samples.
+    Hint(Vec<(Vec<u8>, u64)>),
+}
+
+/// What the index needs of a file as a whole.
+struct Totals {
+    tomb: u64,
+    tombs: u64,
+    max_target: u32,
+    /// See `FileLog::newest`.
+    newest: Option<(u64, u64)>,
+    max_seq: u64,
+}
+
+impl Totals {
+    fn of_log(log: &FileLog, max_seq: u64) -> Totals {
+        let (tomb, tombs) = log.tombs();
+        Totals {
+            tomb,
+            tombs,
+            max_target: log.max_target,
+            newest: log.newest,
+            max_seq,
+        }
+    }
 }
 
 /// Reads one data file's committed writes: from its hint file when a whole one
@@ -376,18 +700,34 @@ fn load_file(fs: &Arc<dyn Fs>, dir: &Path, opts: &Options, id: u32, last: bool) 
         len = FILE_HEADER_LEN as u64;
     }
     let df = Arc::new(df);
-    if let Some(hint) = hint::load(&**fs, dir, id, df.version, len)? {
-        let mut max_seq = 0;
-        if let Some(log) = hint_log(id, hint, &mut max_seq) {
+    if df.version == FORMAT_VERSION {
+        if let Some(mut h) = hint::HintStream::check(&**fs, dir, id, len) {
             return Ok(Loaded {
                 file: df,
                 end: len,
-                log,
-                max_seq,
+                source: Source::Hint(std::mem::take(&mut h.samples)),
+                totals: Totals {
+                    tomb: h.tomb_bytes,
+                    tombs: h.tombs,
+                    max_target: h.max_target,
+                    newest: h.newest,
+                    max_seq: h.max_seq,
+                },
                 dropped,
                 salvaged,
             });
         }
+    } else if let Some(hint) = hint::load(&**fs, dir, id, df.version, len)? {
+        let max_seq = hint.summary.max_seq;
+        let log = hint_log(id, hint);
+        return Ok(Loaded {
+            file: df,
+            end: len,
+            totals: Totals::of_log(&log, max_seq),
+            source: Source::Log(log),
+            dropped,
+            salvaged,
+        });
     }
     // No usable hint: scan. A clean scan of an immutable file leaves a hint behind.
     let mut rp = Collect::new(id);
@@ -405,7 +745,7 @@ fn load_file(fs: &Arc<dyn Fs>, dir: &Path, opts: &Options, id: u32, last: bool) 
             len,
             |r| {
                 if let Some(h) = hint_out.as_mut() {
-                    h.add_header(&r.header, r.key)?;
+                    h.add_header(&r.header, r.key, r.offset)?;
                 }
                 rp.record(&r);
                 Ok(())
@@ -458,8 +798,8 @@ fn load_file(fs: &Arc<dyn Fs>, dir: &Path, opts: &Options, id: u32, last: bool) 
     Ok(Loaded {
         file: df,
         end,
-        max_seq: rp.max_seq,
-        log: rp.log,
+        totals: Totals::of_log(&rp.log, rp.max_seq),
+        source: Source::Log(rp.log),
         dropped,
         salvaged,
     })
@@ -533,32 +873,30 @@ pub(crate) fn recover(fs: &Arc<dyn Fs>, dir: &Path, opts: &Options) -> Result<Re
     let writable = !opts.read_only;
     let ids = list_data_files(&**fs, dir, writable)?;
     let mut index = Index::default();
-    let mut logs: Vec<(u32, FileLog)> = Vec::with_capacity(ids.len());
+    let mut sources: Vec<(u32, Source)> = Vec::with_capacity(ids.len());
     let mut max_seq = 0u64;
     let (mut dropped, mut salvaged) = (0u64, 0u64);
     for (&id, l) in ids.iter().zip(load_all(fs, dir, opts, &ids)?) {
-        index.files.insert(id, FileInfo::new(l.file, l.end));
-        max_seq = max_seq.max(l.max_seq);
-        dropped += l.dropped;
-        salvaged += l.salvaged;
-        logs.push((id, l.log));
-    }
-    // Per file: its tombstone bytes; over all files: where the newest record is.
-    for (id, log) in &logs {
-        let f = index.files.get_mut(id).expect("listed");
-        (f.tomb, f.tombs) = log.tombs();
-        f.max_target = log.max_target;
-        if let Some((seq, tomb_len)) = log.newest {
+        let mut f = FileInfo::new(l.file, l.end);
+        let t = l.totals;
+        (f.tomb, f.tombs, f.max_target) = (t.tomb, t.tombs, t.max_target);
+        index.files.insert(id, f);
+        // Over all files: where the newest record is.
+        if let Some((seq, tomb_len)) = t.newest {
             if index.newest.is_none_or(|n| seq >= n.seq) {
                 index.newest = Some(Newest {
-                    file_id: *id,
+                    file_id: id,
                     seq,
                     tomb_len,
                 });
             }
         }
+        max_seq = max_seq.max(t.max_seq);
+        dropped += l.dropped;
+        salvaged += l.salvaged;
+        sources.push((id, l.source));
     }
-    build(logs, &mut index);
+    build(fs, dir, sources, &mut index)?;
     Ok(Recovered {
         next_seq: max_seq + 1,
         index,

@@ -937,6 +937,9 @@ pub struct SortedBuilder {
     seps: Vec<Box<[u8]>>,
     /// The last key of the last finished leaf.
     prev_last: Vec<u8>,
+    /// The first key added: what separates this part from the one before
+    /// when parts are appended.
+    first: Vec<u8>,
     len: usize,
 }
 
@@ -951,6 +954,9 @@ impl SortedBuilder {
         debug_assert!(n == 0 || self.cur.key(n - 1) < key, "keys out of order");
         if n > 0 && (n + 1 > LEAF_MAX || self.cur.bytes.len() + key.len() > LEAF_BYTES) {
             self.flush_leaf();
+        }
+        if self.len == 0 {
+            self.first = key.to_vec();
         }
         self.cur.push(key, loc);
         self.len += 1;
@@ -970,6 +976,26 @@ impl SortedBuilder {
         self.leaves.push(cur.build(0, n));
         self.prev_last.clear();
         self.prev_last.extend_from_slice(cur.key(n - 1));
+    }
+
+    /// Appends what `next` built, whose keys all sort after this one's, so
+    /// that parts of one key range can be built on separate cores.
+    pub fn append(&mut self, mut next: SortedBuilder) {
+        self.flush_leaf();
+        next.flush_leaf();
+        if next.leaves.is_empty() {
+            return;
+        }
+        if !self.leaves.is_empty() {
+            let first = &next.first[..];
+            debug_assert!(&self.prev_last[..] < first, "parts out of order");
+            self.seps
+                .push(first[..lcp(&self.prev_last, first) + 1].into());
+        }
+        self.leaves.append(&mut next.leaves);
+        self.seps.append(&mut next.seps);
+        self.prev_last = next.prev_last;
+        self.len += next.len;
     }
 
     /// The finished keydir.

@@ -371,7 +371,7 @@ fn sampled_count_matches_naive() {
 }
 
 #[test]
-fn sorted_builder_matches_the_model_and_stays_editable() {
+fn sorted_builder_in_parts_matches_the_model_and_stays_editable() {
     for (seed, n) in [
         (1u64, 0usize),
         (2, 1),
@@ -386,9 +386,17 @@ fn sorted_builder_matches_the_model_and_stays_editable() {
         while model.len() < n {
             model.insert(gen_key(&mut r), loc(r.below(1000) as u64));
         }
+        // Built in up to three parts, as open does on several cores; empty
+        // parts included.
+        let cuts = [r.below(n + 1), r.below(n + 1)];
+        let (c1, c2) = (cuts[0].min(cuts[1]), cuts[0].max(cuts[1]));
+        let mut parts: Vec<SortedBuilder> = (0..3).map(|_| SortedBuilder::default()).collect();
+        for (i, (k, l)) in model.iter().enumerate() {
+            parts[usize::from(i >= c1) + usize::from(i >= c2)].push(k, *l);
+        }
         let mut b = SortedBuilder::default();
-        for (k, l) in &model {
-            b.push(k, *l);
+        for p in parts {
+            b.append(p);
         }
         let mut kd = b.finish();
         check_all(&kd, &model);
