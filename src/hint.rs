@@ -311,6 +311,41 @@ fn entry_at(bytes: &[u8], at: usize, version: u32) -> Option<Parsed> {
     (p.end() <= bytes.len()).then_some(p)
 }
 
+/// Decodes a version 2 entry of a hint that passed `HintStream::check`: the
+/// framing only, which is what the keydir build pays per entry.
+fn entry_checked(b: &[u8], start: usize) -> Option<Parsed> {
+    let mut at = start;
+    let flags = *b.get(at)?;
+    at += 1;
+    let mut next = || get_varint(b, &mut at)?.ok();
+    let seq = next()?;
+    let key_len = next()? as usize;
+    let value_len = next()? as u32;
+    let mut expires = 0;
+    if flags & FLAG_EXPIRES != 0 {
+        expires = le_u32(b.get(at..at + 4)?, 0);
+        at += 4;
+    }
+    let mut target = 0;
+    if flags & FLAG_TOMBSTONE != 0 {
+        target = get_varint(b, &mut at)?.ok()? as u32;
+    }
+    let header_len = REC_CRC_LEN + at - start;
+    let offset = get_varint(b, &mut at)?.ok()?;
+    let p = Parsed {
+        key_at: at,
+        key_len,
+        seq,
+        flags,
+        offset,
+        rec_len: (header_len + key_len) as u32 + value_len,
+        value_len,
+        expires,
+        target,
+    };
+    (p.end() <= b.len()).then_some(p)
+}
+
 /// The checks on a hint's entries, one at a time, and what they add up to.
 /// Version 2 entries must be in key order and describe records that, summed,
 /// fill the data file; in either version the record written last in the file
@@ -474,6 +509,8 @@ pub struct HintStream {
     pos: usize,
     /// Hashes what is read, on the checking pass.
     crc: Option<crc32fast::Hasher>,
+    /// The file passed `check`: entries are decoded without checking them again.
+    checked: bool,
 }
 
 impl HintStream {
@@ -519,6 +556,7 @@ impl HintStream {
             cur_at: 0,
             pos: FILE_HEADER_LEN,
             crc: None,
+            checked: false,
         };
         Some((s, count, t))
     }
@@ -556,6 +594,7 @@ impl HintStream {
         let opened = HintStream::open(fs, dir, id, FORMAT_VERSION, data_len);
         opened
             .map(|(mut s, _, _)| {
+                s.checked = true;
                 if at > FILE_HEADER_LEN as u64 {
                     s.buf.clear();
                     (s.buf_at, s.pos) = (at, 0);
@@ -593,8 +632,12 @@ impl HintStream {
             return Ok(false);
         }
         let at = self.buf_at + self.pos as u64;
-        let p = entry_at(&self.buf, self.pos, FORMAT_VERSION)
-            .ok_or_else(|| Error::corruption(&self.path, at, "malformed hint entry"))?;
+        let p = if self.checked {
+            entry_checked(&self.buf, self.pos)
+        } else {
+            entry_at(&self.buf, self.pos, FORMAT_VERSION)
+        };
+        let p = p.ok_or_else(|| Error::corruption(&self.path, at, "malformed hint entry"))?;
         self.cur_at = at;
         self.pos = p.end();
         self.cur = Some(p);

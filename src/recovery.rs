@@ -500,32 +500,32 @@ impl Run<'_> {
 }
 
 /// A binary min-heap of run numbers, ordered by each run's current key, and
-/// for equal keys the newest file (the higher run number) first. The runs are
-/// passed in, as the heap holds no borrow of them between calls. A spent run
-/// leaves the heap when it reaches the top.
+/// for equal keys the newest file (the higher run number) first. Each slot
+/// carries its run's head, so that most comparisons touch only the heap; the
+/// runs are passed in, as the heap holds no borrow of them between calls. A
+/// spent run leaves the heap when it reaches the top.
 #[derive(Default)]
-struct RunHeap(Vec<usize>);
+struct RunHeap(Vec<(u64, usize)>);
 
 impl RunHeap {
-    fn before(runs: &[Run], a: usize, b: usize) -> bool {
-        let (ra, rb) = (&runs[a], &runs[b]);
-        let o = ra
-            .head
-            .cmp(&rb.head)
-            .then_with(|| ra.current_key().cmp(&rb.current_key()));
-        match o {
-            std::cmp::Ordering::Equal => a > b,
-            o => o == std::cmp::Ordering::Less,
+    fn before(runs: &[Run], a: (u64, usize), b: (u64, usize)) -> bool {
+        match a.0.cmp(&b.0) {
+            std::cmp::Ordering::Less => true,
+            std::cmp::Ordering::Greater => false,
+            std::cmp::Ordering::Equal => match runs[a.1].key().cmp(runs[b.1].key()) {
+                std::cmp::Ordering::Equal => a.1 > b.1,
+                o => o == std::cmp::Ordering::Less,
+            },
         }
     }
 
     fn peek(&self) -> Option<usize> {
-        self.0.first().copied()
+        self.0.first().map(|&(_, i)| i)
     }
 
     fn push(&mut self, runs: &[Run], i: usize) {
         let h = &mut self.0;
-        h.push(i);
+        h.push((runs[i].head.expect("not spent"), i));
         let mut c = h.len() - 1;
         while c > 0 {
             let p = (c - 1) / 2;
@@ -541,12 +541,15 @@ impl RunHeap {
     /// or leaves when spent.
     fn top_moved(&mut self, runs: &[Run]) {
         let h = &mut self.0;
-        if runs[h[0]].head.is_none() {
-            let last = h.pop().expect("not empty");
-            if h.is_empty() {
-                return;
+        match runs[h[0].1].head {
+            Some(head) => h[0].0 = head,
+            None => {
+                let last = h.pop().expect("not empty");
+                if h.is_empty() {
+                    return;
+                }
+                h[0] = last;
             }
-            h[0] = last;
         }
         let mut p = 0;
         loop {
