@@ -351,6 +351,7 @@ impl Bitcask {
             Some(DirLock::acquire(&*fs, &dir)?)
         };
         let rec = recovery::recover(&fs, &dir, &opts)?;
+        let unhinted = rec.unhinted;
         let mut index = rec.index;
         let mut writer = None;
         let mut active_id = rec.last_id.unwrap_or(0);
@@ -422,6 +423,11 @@ impl Bitcask {
         });
         if !inner.opts.read_only {
             Inner::start_background(&inner)?;
+            if let Some((tx, _)) = inner.background.lock().as_ref() {
+                for id in unhinted {
+                    let _ = tx.send(Job::Hint(id));
+                }
+            }
         }
         Ok(Bitcask { inner })
     }

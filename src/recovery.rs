@@ -12,7 +12,7 @@ use crate::db::{FileInfo, Index, Newest};
 use crate::error::{Error, Result};
 use crate::format::*;
 use crate::fs::Fs;
-use crate::hint::{self, HintWriter};
+use crate::hint;
 use crate::keydir::{Loc, SortedBuilder};
 use crate::options::Options;
 use std::path::Path;
@@ -29,6 +29,8 @@ pub(crate) struct Recovered {
     pub dropped_bytes: u64,
     /// Bytes skipped by a salvage open.
     pub salvaged_bytes: u64,
+    /// Immutable files that need a hint written.
+    pub unhinted: Vec<u32>,
 }
 
 /// One entry of a file's log: a key (in `FileLog::bytes`) and where its value is.
@@ -638,8 +640,39 @@ struct Loaded {
     end: u64,
     source: Source,
     totals: Totals,
+    /// What the last file needs once every file has loaded.
+    repair: Option<Repair>,
+    /// An immutable file of the current format that had no usable hint and
+    /// scanned clean.
+    wants_hint: bool,
     dropped: u64,
     salvaged: u64,
+}
+
+/// A change to the last file that open makes only once every file has loaded,
+/// so that an open failing on damage elsewhere changes nothing.
+enum Repair {
+    /// Shorter than its header (a crash right after it was created): a header.
+    Header,
+    /// A torn tail: cut at this length.
+    Truncate(u64),
+}
+
+impl Repair {
+    fn apply(&self, df: &DataFile) -> Result<()> {
+        let f = &df.file;
+        match self {
+            Repair::Header => f
+                .set_len(0)
+                .and_then(|_| f.append(&file_header(&DATA_MAGIC)))
+                .and_then(|_| f.sync_data())
+                .map_err(|e| Error::io("rewriting header of", &df.path, e)),
+            Repair::Truncate(cut) => f
+                .set_len(*cut)
+                .and_then(|_| f.sync_data())
+                .map_err(|e| Error::io("truncating torn tail of", &df.path, e)),
+        }
+    }
 }
 
 /// Where a loaded file's entries come from when the keydir is built.
@@ -683,6 +716,7 @@ fn load_file(fs: &Arc<dyn Fs>, dir: &Path, opts: &Options, id: u32, last: bool) 
     let mut df = DataFile::open(&**fs, dir, id, writable && last)?;
     let mut len = df.len()?;
     let (mut dropped, mut salvaged) = (0u64, 0u64);
+    let mut repair = None;
     if !df.read_header()? {
         // Shorter than a header: a crash right after the file was created.
         if !last && !opts.salvage {
@@ -694,11 +728,7 @@ fn load_file(fs: &Arc<dyn Fs>, dir: &Path, opts: &Options, id: u32, last: bool) 
         }
         dropped += len;
         if writable && last {
-            let f = &df.file;
-            f.set_len(0)
-                .and_then(|_| f.append(&file_header(&DATA_MAGIC)))
-                .and_then(|_| f.sync_data())
-                .map_err(|e| Error::io("rewriting header of", &df.path, e))?;
+            repair = Some(Repair::Header);
         }
         len = FILE_HEADER_LEN as u64;
     }
@@ -709,6 +739,8 @@ fn load_file(fs: &Arc<dyn Fs>, dir: &Path, opts: &Options, id: u32, last: bool) 
                 file: df,
                 end: len,
                 source: Source::Hint(std::mem::take(&mut h.samples)),
+                repair,
+                wants_hint: false,
                 totals: Totals {
                     tomb: h.tomb_bytes,
                     tombs: h.tombs,
@@ -728,17 +760,16 @@ fn load_file(fs: &Arc<dyn Fs>, dir: &Path, opts: &Options, id: u32, last: bool) 
             end: len,
             totals: Totals::of_log(&log, max_seq),
             source: Source::Log(log),
+            repair,
+            wants_hint: false,
             dropped,
             salvaged,
         });
     }
-    // No usable hint: scan. A clean scan of an immutable file leaves a hint behind.
+    // No usable hint: scan. An immutable file scanned clean gets its hint once
+    // the database is open, from the background thread, off the open's path.
     let mut rp = Collect::new(id);
-    let mut hint_out = if writable && !last && df.version == FORMAT_VERSION {
-        HintWriter::create(fs, dir, id).ok()
-    } else {
-        None
-    };
+    let mut wants_hint = writable && !last && df.version == FORMAT_VERSION;
     let mut from = FILE_HEADER_LEN as u64;
     let end = loop {
         let ended = datafile::scan(
@@ -747,9 +778,6 @@ fn load_file(fs: &Arc<dyn Fs>, dir: &Path, opts: &Options, id: u32, last: bool) 
             from,
             len,
             |r| {
-                if let Some(h) = hint_out.as_mut() {
-                    h.add_header(&r.header, r.key, r.offset)?;
-                }
                 rp.record(&r);
                 Ok(())
             },
@@ -762,7 +790,7 @@ fn load_file(fs: &Arc<dyn Fs>, dir: &Path, opts: &Options, id: u32, last: bool) 
             ScanEnd::Clean => (len, crate::record::Bad::Invalid("write without its end")),
             ScanEnd::Bad { offset, bad } => (offset, bad),
         };
-        hint_out = None;
+        wants_hint = false;
         let torn_seq = rp.pending_seq;
         let cut = rp.drop_pending().unwrap_or(bad_at);
         let next = datafile::find_next_valid(&*df.file, df.version, bad_at, len, &df.path)?;
@@ -770,10 +798,7 @@ fn load_file(fs: &Arc<dyn Fs>, dir: &Path, opts: &Options, id: u32, last: bool) 
             None if last => {
                 dropped += len - cut;
                 if writable {
-                    df.file
-                        .set_len(cut)
-                        .and_then(|_| df.file.sync_data())
-                        .map_err(|e| Error::io("truncating torn tail of", &df.path, e))?;
+                    repair = Some(Repair::Truncate(cut));
                 }
                 break cut;
             }
@@ -794,27 +819,26 @@ fn load_file(fs: &Arc<dyn Fs>, dir: &Path, opts: &Options, id: u32, last: bool) 
             }
         }
     };
-    if let Some(h) = hint_out {
-        // Best effort: a failed hint write only costs the next open a scan.
-        let _ = h.finish(end);
-    }
     Ok(Loaded {
         file: df,
         end,
         totals: Totals::of_log(&rp.log, rp.max_seq),
         source: Source::Log(rp.log),
+        repair,
+        wants_hint,
         dropped,
         salvaged,
     })
 }
 
-/// Loads the immutable files on every core (each is independent), then the
-/// last one, whose torn tail open may truncate: only once every other file has
-/// loaded, so that an open failing on damage elsewhere changes nothing.
+/// Loads every file on every core, the last one first (it is the one most
+/// likely to need a scan). Changes to the last file (`Repair`) wait until every
+/// file has loaded, so that an open failing on damage elsewhere changes nothing.
 fn load_all(fs: &Arc<dyn Fs>, dir: &Path, opts: &Options, ids: &[u32]) -> Result<Vec<Loaded>> {
-    let Some((&last, older)) = ids.split_last() else {
+    if ids.is_empty() {
         return Ok(Vec::new());
-    };
+    }
+    let last = ids.len() - 1;
     // Progress: files and bytes loaded, reported under a lock so that calls
     // never overlap.
     let sizes: Vec<u64> = ids
@@ -834,24 +858,22 @@ fn load_all(fs: &Arc<dyn Fs>, dir: &Path, opts: &Options, ids: &[u32]) -> Result
             (cb.0)(*p);
         }
     };
-    let slots: Vec<parking_lot::Mutex<Option<Result<Loaded>>>> = older
-        .iter()
-        .map(|_| parking_lot::Mutex::new(None))
-        .collect();
+    let order: Vec<usize> = std::iter::once(last).chain(0..last).collect();
+    let slots: Vec<parking_lot::Mutex<Option<Result<Loaded>>>> =
+        ids.iter().map(|_| parking_lot::Mutex::new(None)).collect();
     let next = std::sync::atomic::AtomicUsize::new(0);
     let threads = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
-        .min(older.len())
-        .max(1);
+        .min(ids.len());
     std::thread::scope(|s| {
         for _ in 0..threads {
             s.spawn(|| loop {
-                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                let Some(&id) = older.get(i) else { return };
-                let r = load_file(fs, dir, opts, id, false);
+                let n = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let Some(&i) = order.get(n) else { return };
+                let r = load_file(fs, dir, opts, ids[i], i == last);
                 // After a failure the rest is not needed.
                 if r.is_err() {
-                    next.store(older.len(), std::sync::atomic::Ordering::Relaxed);
+                    next.store(order.len(), std::sync::atomic::Ordering::Relaxed);
                 } else {
                     done(i);
                 }
@@ -859,16 +881,20 @@ fn load_all(fs: &Arc<dyn Fs>, dir: &Path, opts: &Options, ids: &[u32]) -> Result
             });
         }
     });
-    let mut out = Vec::with_capacity(ids.len());
-    for slot in slots {
-        // Files in id order: the first failure is the one reported.
-        match slot.into_inner() {
-            Some(r) => out.push(r?),
-            None => unreachable!("every file before a failure was loaded"),
-        }
+    let loaded: Vec<Option<Result<Loaded>>> = slots.into_iter().map(|s| s.into_inner()).collect();
+    // Files in id order: the first failure found is the one reported (files
+    // not loaded after it are passed over).
+    if loaded.iter().any(|r| !matches!(r, Some(Ok(_)))) {
+        let first = loaded.into_iter().flatten().find_map(|r| r.err());
+        return Err(first.expect("a failure stopped the loading"));
     }
-    out.push(load_file(fs, dir, opts, last, true)?);
-    done(ids.len() - 1);
+    let out: Vec<Loaded> = loaded
+        .into_iter()
+        .map(|r| r.expect("checked").expect("checked"))
+        .collect();
+    if let Some(r) = &out[last].repair {
+        r.apply(&out[last].file)?;
+    }
     Ok(out)
 }
 
@@ -879,7 +905,11 @@ pub(crate) fn recover(fs: &Arc<dyn Fs>, dir: &Path, opts: &Options) -> Result<Re
     let mut sources: Vec<(u32, Source)> = Vec::with_capacity(ids.len());
     let mut max_seq = 0u64;
     let (mut dropped, mut salvaged) = (0u64, 0u64);
+    let mut unhinted = Vec::new();
     for (&id, l) in ids.iter().zip(load_all(fs, dir, opts, &ids)?) {
+        if l.wants_hint {
+            unhinted.push(id);
+        }
         let mut f = FileInfo::new(l.file, l.end);
         let t = l.totals;
         (f.tomb, f.tombs, f.max_target) = (t.tomb, t.tombs, t.max_target);
@@ -906,6 +936,7 @@ pub(crate) fn recover(fs: &Arc<dyn Fs>, dir: &Path, opts: &Options) -> Result<Re
         last_id: ids.last().copied(),
         dropped_bytes: dropped,
         salvaged_bytes: salvaged,
+        unhinted,
     })
 }
 

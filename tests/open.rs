@@ -197,3 +197,83 @@ fn open_reports_progress_per_file() {
     assert_eq!(seen.last().unwrap().bytes_done, total);
     assert!(seen.windows(2).all(|w| w[0].bytes_done < w[1].bytes_done));
 }
+
+/// Splits a version 2 hint file into its entries (as docs/format.md draws
+/// them), so that a test can reorder them.
+fn hint_entries(b: &[u8]) -> Vec<Vec<u8>> {
+    fn varint(b: &[u8], at: &mut usize) -> u64 {
+        let mut v = 0;
+        for i in 0.. {
+            let byte = b[*at];
+            *at += 1;
+            v |= ((byte & 0x7f) as u64) << (7 * i);
+            if byte & 0x80 == 0 {
+                break;
+            }
+        }
+        v
+    }
+    let end = b.len() - 24;
+    let mut at = 16;
+    let mut out = Vec::new();
+    while at < end {
+        let start = at;
+        let flags = b[at];
+        at += 1;
+        varint(b, &mut at); // seq
+        let key_len = varint(b, &mut at) as usize;
+        varint(b, &mut at); // value_len
+        if flags & 0x04 != 0 {
+            at += 4; // expires
+        }
+        if flags & 0x01 != 0 {
+            varint(b, &mut at); // target
+        }
+        varint(b, &mut at); // offset
+        at += key_len;
+        out.push(b[start..at].to_vec());
+    }
+    out
+}
+
+#[test]
+fn a_hint_out_of_key_order_with_a_valid_checksum_is_ignored() {
+    let fs = MemFs::new();
+    let db = open(&fs, &opts());
+    let model = fill(&db, &mut Rng(12), 600);
+    db.close().unwrap();
+    drop(db);
+    let data = data_files(&fs)[0].clone();
+    let hint = data.with_extension("hint");
+    let b = fs.read_file(&hint).unwrap();
+    let mut entries = hint_entries(&b);
+    assert!(entries.len() > 2);
+    assert!(entries.windows(2).any(|w| w[0] != w[1]));
+    // Last first: every entry is still there, the order is not.
+    entries.rotate_right(1);
+    let mut out = b[..16].to_vec();
+    for e in &entries {
+        out.extend_from_slice(e);
+    }
+    let t = &b[b.len() - 24..];
+    out.extend_from_slice(&t[..16]);
+    let crc = crc32fast::hash(&out);
+    out.extend_from_slice(&crc.to_le_bytes());
+    out.extend_from_slice(&t[20..]);
+    assert_eq!(out.len(), b.len());
+    fs.write_file(&hint, &out);
+    fs.reset_counts();
+    let db = open(&fs, &opts());
+    assert_matches(&db, &model);
+    let len = fs.read_file(&data).unwrap().len() as u64;
+    assert!(
+        fs.bytes_read(&data) >= len - 16,
+        "the data file was not scanned"
+    );
+    // The scan wrote the hint again, in order.
+    drop(db);
+    fs.reset_counts();
+    let db = open(&fs, &opts());
+    assert_eq!(fs.bytes_read(&data), 16);
+    assert_matches(&db, &model);
+}
