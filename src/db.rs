@@ -116,11 +116,7 @@ impl Index {
         if let Some(f) = self.files.get_mut(&loc.file_id) {
             f.live += loc.rec_len as u64;
         }
-        if loc.expires != 0 {
-            let e = self.expiring.entry((loc.expires, loc.file_id)).or_default();
-            e.0 += 1;
-            e.1 += loc.rec_len as u64;
-        }
+        note_expiring(&mut self.expiring, loc);
     }
 
     pub fn unlive(&mut self, old: &Loc) {
@@ -1083,7 +1079,10 @@ impl Inner {
             file.version,
             FILE_HEADER_LEN as u64,
             len,
-            |r| h.add_header(&r.header, r.key, r.offset),
+            |r| {
+                h.add_header(&r.header, r.key, r.offset);
+                Ok(())
+            },
             &file.path,
         )?;
         if end != ScanEnd::Clean {
@@ -1265,6 +1264,15 @@ fn background(inner: Weak<Inner>, rx: mpsc::Receiver<Job>) {
                 last_merge_check = Instant::now();
             }
         }
+    }
+}
+
+/// Counts a live value that expires in `expiring` (see `Index::expiring`).
+pub(crate) fn note_expiring(expiring: &mut BTreeMap<(u32, u32), (u64, u64)>, loc: &Loc) {
+    if loc.expires != 0 {
+        let e = expiring.entry((loc.expires, loc.file_id)).or_default();
+        e.0 += 1;
+        e.1 += loc.rec_len as u64;
     }
 }
 

@@ -146,9 +146,8 @@ impl HintWriter {
     }
 
     /// Adds the entry of the record at `offset` whose header is `h`.
-    pub fn add_header(&mut self, h: &Header, key: &[u8], offset: u64) -> Result<()> {
+    pub fn add_header(&mut self, h: &Header, key: &[u8], offset: u64) {
         self.add(&Fields::of(h), key, h.value_len as usize, offset);
-        Ok(())
     }
 
     fn put(&mut self, b: &[u8]) -> Result<()> {

@@ -403,14 +403,7 @@ fn build_part(
         let (tombstone, loc) = won;
         if !tombstone {
             tally.live[i] += loc.rec_len as u64;
-            if loc.expires != 0 {
-                let e = tally
-                    .expiring
-                    .entry((loc.expires, loc.file_id))
-                    .or_default();
-                e.0 += 1;
-                e.1 += loc.rec_len as u64;
-            }
+            crate::db::note_expiring(&mut tally.expiring, &loc);
             keys.push(&key, loc);
         }
     }

@@ -4,7 +4,7 @@
 mod common;
 
 use bitcask::fs::memfs::{Crash, MemFs};
-use bitcask::{Bitcask, OpenProgress, Options, Progress};
+use bitcask::{Bitcask, OpenProgress, Options, Progress, SyncPolicy};
 use common::{assert_matches, Rng};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -69,13 +69,19 @@ fn fill(db: &Bitcask, rng: &mut Rng, n: usize) -> BTreeMap<Vec<u8>, Vec<u8>> {
     model
 }
 
-#[test]
-fn open_after_clean_close_reads_no_data_file_beyond_its_header() {
+/// A database filled by `fill` with options `o`, closed cleanly.
+fn filled(o: &Options, seed: u64, n: usize) -> (MemFs, BTreeMap<Vec<u8>, Vec<u8>>) {
     let fs = MemFs::new();
-    let db = open(&fs, &opts());
-    let model = fill(&db, &mut Rng(1), 3000);
+    let db = open(&fs, o);
+    let model = fill(&db, &mut Rng(seed), n);
     db.close().unwrap();
     drop(db);
+    (fs, model)
+}
+
+#[test]
+fn open_after_clean_close_reads_no_data_file_beyond_its_header() {
+    let (fs, model) = filled(&opts(), 1, 3000);
     let files = data_files(&fs);
     assert!(files.len() > 10, "{}", files.len());
     fs.reset_counts();
@@ -94,44 +100,66 @@ fn open_after_clean_close_reads_no_data_file_beyond_its_header() {
 #[test]
 fn open_loads_files_in_parallel_and_equals_the_model_with_damaged_hints() {
     for seed in 1..=5 {
-        let fs = MemFs::new();
-        let db = open(&fs, &opts());
-        let mut rng = Rng(seed);
-        let model = fill(&db, &mut rng, 2500);
-        db.close().unwrap();
-        drop(db);
-        // Damage some hint files: each is ignored and its data file scanned.
-        let hints: Vec<PathBuf> = fs
-            .names(Path::new(DIR))
-            .into_iter()
-            .filter(|n| n.ends_with(".hint"))
-            .map(|n| Path::new(DIR).join(n))
-            .collect();
-        let damaged: Vec<&PathBuf> = hints.iter().filter(|_| rng.below(3) == 0).collect();
-        for h in damaged {
-            let mut b = fs.read_file(h).unwrap();
-            let at = 16 + rng.below((b.len() - 16) as u64) as usize;
-            b[at] ^= 1 << rng.below(8);
-            fs.write_file(h, &b);
-        }
-        let db = open(&fs, &opts());
-        assert_matches(&db, &model);
-        // And again, read-only, with the hints the open above rewrote.
-        drop(db);
-        let mut ro = opts();
-        ro.read_only = true;
-        assert_matches(&open(&fs, &ro), &model);
+        damaged_hints_reopen_equals_the_model(&opts(), seed);
     }
+}
+
+/// The same with the defaults users run, automatic merging on (at 1 ms, with
+/// low triggers), under every sync policy and the write buffer.
+#[test]
+fn open_with_damaged_hints_equals_the_model_with_auto_merge_under_every_sync_policy() {
+    for (i, (sync, buffer)) in [
+        (SyncPolicy::Always, 0),
+        (SyncPolicy::EveryMs(2), 0),
+        (SyncPolicy::Never, 0),
+        (SyncPolicy::Never, 2048),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let mut o = opts();
+        o.auto_merge = true;
+        o.merge_check_interval = std::time::Duration::from_millis(1);
+        o.merge_trigger_fragmentation = 30;
+        o.merge_threshold_fragmentation = 10;
+        o.sync = sync;
+        o.write_buffer_size = buffer;
+        damaged_hints_reopen_equals_the_model(&o, 20 + i as u64);
+    }
+}
+
+/// Fills a database with `o`, flips a bit in about a third of its hint files,
+/// and checks that a writable and then a read-only reopen equal the model.
+fn damaged_hints_reopen_equals_the_model(o: &Options, seed: u64) {
+    let (fs, model) = filled(o, seed, 2500);
+    let mut rng = Rng(seed + 100);
+    // Damage some hint files: each is ignored and its data file scanned.
+    let hints: Vec<PathBuf> = fs
+        .names(Path::new(DIR))
+        .into_iter()
+        .filter(|n| n.ends_with(".hint"))
+        .map(|n| Path::new(DIR).join(n))
+        .collect();
+    assert!(hints.len() > 2, "{} hints", hints.len());
+    let damaged: Vec<&PathBuf> = hints.iter().filter(|_| rng.below(3) == 0).collect();
+    for h in damaged {
+        let mut b = fs.read_file(h).unwrap();
+        let at = 16 + rng.below((b.len() - 16) as u64) as usize;
+        b[at] ^= 1 << rng.below(8);
+        fs.write_file(h, &b);
+    }
+    let db = open(&fs, o);
+    assert_matches(&db, &model);
+    // And again, read-only, with the hints the open above rewrote.
+    drop(db);
+    let mut ro = o.clone();
+    ro.read_only = true;
+    assert_matches(&open(&fs, &ro), &model);
 }
 
 #[test]
 fn a_hint_of_the_active_file_that_no_longer_matches_it_is_ignored() {
-    let fs = MemFs::new();
-    let db = open(&fs, &opts());
-    let mut rng = Rng(9);
-    let mut model = fill(&db, &mut rng, 50);
-    db.close().unwrap();
-    drop(db);
+    let (fs, mut model) = filled(&opts(), 9, 50);
     // Reopen (the active file's hint matches), write on, and crash: the hint
     // now describes a shorter file.
     let db = open(&fs, &opts());
@@ -171,11 +199,7 @@ fn a_hint_of_the_active_file_that_no_longer_matches_it_is_ignored() {
 
 #[test]
 fn open_reports_progress_per_file() {
-    let fs = MemFs::new();
-    let db = open(&fs, &opts());
-    let model = fill(&db, &mut Rng(4), 1500);
-    db.close().unwrap();
-    drop(db);
+    let (fs, model) = filled(&opts(), 4, 1500);
     let files = data_files(&fs);
     let total: u64 = files
         .iter()
@@ -238,11 +262,7 @@ fn hint_entries(b: &[u8]) -> Vec<Vec<u8>> {
 
 #[test]
 fn a_hint_out_of_key_order_with_a_valid_checksum_is_ignored() {
-    let fs = MemFs::new();
-    let db = open(&fs, &opts());
-    let model = fill(&db, &mut Rng(12), 600);
-    db.close().unwrap();
-    drop(db);
+    let (fs, model) = filled(&opts(), 12, 600);
     let data = data_files(&fs)[0].clone();
     let hint = data.with_extension("hint");
     let b = fs.read_file(&hint).unwrap();
