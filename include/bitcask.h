@@ -762,7 +762,12 @@ bitcask_status_t bitcask_iter_key(const bitcask_iterator_t *it,
 
 /**
  * Stores the current value in `*value` and `*value_len` (never NULL, even when
- * empty). Borrowed like `bitcask_iter_key`, and returns as it.
+ * empty), borrowed like `bitcask_iter_key`. Moves read no value: the first call
+ * at an entry reads it (one read of where the key pointed when the iterator
+ * reached it; the file stays readable even if a merge removes it meanwhile), so
+ * an iteration that only asks for keys reads no data file. Returns as
+ * `bitcask_iter_key`, and `BITCASK_CORRUPTION` or `BITCASK_IO` when the value
+ * cannot be read (the iterator stays on its entry).
  */
 bitcask_status_t bitcask_iter_value(const bitcask_iterator_t *it,
                                     const uint8_t **value,
@@ -824,6 +829,16 @@ bitcask_status_t bitcask_options_set_max_value_size(bitcask_options_t *opts, siz
  * An out-of-range value fails `bitcask_open` with `BITCASK_INVALID_OPTION`.
  */
 bitcask_status_t bitcask_options_set_write_buffer_size(bitcask_options_t *opts, size_t value);
+
+/**
+ * Sets whether values are read through read-only memory maps of the data files
+ * (default true: a read makes no system call). With maps, an I/O error while
+ * the kernel pages a file in, or a data file cut short by another program,
+ * raises SIGBUS instead of returning `BITCASK_IO`; false reads with pread(2).
+ *
+ * Returns `BITCASK_OK`, or `BITCASK_INVALID_ARGUMENT` when `opts` is NULL.
+ */
+bitcask_status_t bitcask_options_set_mmap(bitcask_options_t *opts, bool value);
 
 /**
  * Sets whether concurrent writers share one append and one fsync (group

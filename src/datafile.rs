@@ -1,12 +1,27 @@
 //! A data file: a header, then records, append-only while active and immutable after.
-//! Reads are positioned (`pread`), so any number of readers share one descriptor
-//! with the appending writer and never move a file cursor.
+//! Reads go through a read-only memory map (`src/map.rs`), or are positioned
+//! (`pread`) when mapping is off or a record lies past the map, so any number of
+//! readers share one descriptor with the appending writer and never move a file
+//! cursor.
 
 use crate::error::{Error, Result};
 use crate::format::*;
 use crate::fs::{FileHandle, Fs};
+use crate::map::Map;
 use crate::record::{self, Bad, Header};
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+/// How values are read from data files.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Reads {
+    /// `pread` only.
+    Pread,
+    /// Through a map made at a file's first read: of its whole length when it is
+    /// immutable, and `reserve` bytes (or its length, if more) when it may still
+    /// grow, so that appends made after it show through it.
+    Map { reserve: u64 },
+}
 
 /// An open data file. Shared behind `Arc` by readers, merge and the writer: the
 /// descriptor closes when the last user drops it, so a merge can unlink a file
@@ -19,6 +34,12 @@ pub struct DataFile {
     /// Format version of its records, from its header. Only the current version
     /// is ever appended to.
     pub version: u32,
+    /// Whether it was opened to be appended to: its map then reaches ahead.
+    grows: bool,
+    /// Made at the first read that wants it; `None` inside when mapping failed
+    /// (reads then use `pread`). Unmapped with the last `Arc` of the file, so a
+    /// merge that removes the file never unmaps it under a reader.
+    map: OnceLock<Option<Map>>,
 }
 
 impl DataFile {
@@ -29,12 +50,25 @@ impl DataFile {
         let file = fs
             .open(&path, writable)
             .map_err(|e| Error::io("opening", &path, e))?;
-        Ok(DataFile {
+        Ok(DataFile::new(id, path, file, FORMAT_VERSION, writable))
+    }
+
+    /// A data file over an open handle.
+    pub(crate) fn new(
+        id: u32,
+        path: PathBuf,
+        file: Box<dyn FileHandle>,
+        version: u32,
+        grows: bool,
+    ) -> DataFile {
+        DataFile {
             id,
             path,
             file,
-            version: FORMAT_VERSION,
-        })
+            version,
+            grows,
+            map: OnceLock::new(),
+        }
     }
 
     /// Reads and checks the header, setting `version`. `Ok(false)` when the file
@@ -62,12 +96,7 @@ impl DataFile {
             .and_then(|_| file.sync_data())
             .map_err(|e| Error::io("writing header of", &path, e))?;
         sync_dir(fs, dir)?;
-        Ok(DataFile {
-            id,
-            path,
-            file,
-            version: FORMAT_VERSION,
-        })
+        Ok(DataFile::new(id, path, file, FORMAT_VERSION, true))
     }
 
     pub fn len(&self) -> Result<u64> {
@@ -76,25 +105,95 @@ impl DataFile {
             .map_err(|e| Error::io("reading size of", &self.path, e))
     }
 
+    /// The file's map, made at the first call that asks for one.
+    fn mapped(&self, reads: Reads) -> Option<&Map> {
+        let Reads::Map { reserve } = reads else {
+            return None;
+        };
+        self.map
+            .get_or_init(|| {
+                let len = self.file.len().ok()?;
+                let len = if self.grows { len.max(reserve) } else { len };
+                if len == 0 {
+                    return None;
+                }
+                self.file.map(len).ok().flatten()
+            })
+            .as_ref()
+    }
+
+    /// Starts loading the record of `rec_len` bytes at `offset` into the CPU's
+    /// cache, when the file is mapped.
+    pub fn prefetch(&self, offset: u32, rec_len: u32, reads: Reads) {
+        if let Some(m) = self.mapped(reads) {
+            m.prefetch(offset as u64, rec_len as usize);
+        }
+    }
+
     /// Reads the record of `rec_len` bytes at `offset`, checks its checksum and
-    /// that it belongs to `key`, and returns the value. One positioned read.
-    pub fn read_value(&self, key: &[u8], offset: u32, rec_len: u32) -> Result<Vec<u8>> {
+    /// that it belongs to `key`, and returns the value: one allocation, the value's.
+    pub fn read_value(
+        &self,
+        key: &[u8],
+        offset: u32,
+        rec_len: u32,
+        reads: Reads,
+    ) -> Result<Vec<u8>> {
+        if let Some(rec) = self
+            .mapped(reads)
+            .and_then(|m| m.get(offset as u64, rec_len as usize))
+        {
+            return self.value_of(key, offset, rec).map(<[u8]>::to_vec);
+        }
+        let mut buf = self.pread(offset, rec_len)?;
+        let skip = self.value_of(key, offset, &buf)?.as_ptr() as usize - buf.as_ptr() as usize;
+        buf.drain(..skip);
+        Ok(buf)
+    }
+
+    /// Calls `f` with the value of the record of `rec_len` bytes at `offset`,
+    /// checked as [`DataFile::read_value`] does, borrowed from the map (no copy)
+    /// or from a buffer read with `pread`.
+    pub fn with_value<R>(
+        &self,
+        key: &[u8],
+        offset: u32,
+        rec_len: u32,
+        reads: Reads,
+        f: impl FnOnce(&[u8]) -> R,
+    ) -> Result<R> {
+        if let Some(rec) = self
+            .mapped(reads)
+            .and_then(|m| m.get(offset as u64, rec_len as usize))
+        {
+            return self.value_of(key, offset, rec).map(f);
+        }
+        let buf = self.pread(offset, rec_len)?;
+        self.value_of(key, offset, &buf).map(f)
+    }
+
+    fn pread(&self, offset: u32, rec_len: u32) -> Result<Vec<u8>> {
         let mut buf = vec![0u8; rec_len as usize];
         self.file
             .read_exact_at(&mut buf, offset as u64)
             .map_err(|e| Error::io("reading", &self.path, e))?;
+        Ok(buf)
+    }
+
+    /// The value in `rec`, the whole record at `offset`, once its checksum holds
+    /// and it is a value of `key`.
+    fn value_of<'a>(&self, key: &[u8], offset: u32, rec: &'a [u8]) -> Result<&'a [u8]> {
         let start = offset as u64;
-        let h = record::decode(self.version, &buf).map_err(|b| self.bad(start, b))?;
-        let (k, _) = record::key_value(&h, &buf);
-        if k != key || h.record_len() != rec_len as u64 || h.is_tombstone() {
+        let h = record::decode(self.version, rec).map_err(|b| self.bad(start, b))?;
+        let (k, v) = record::key_value(&h, rec);
+        if k != key || h.record_len() != rec.len() as u64 || h.is_tombstone() {
             return Err(Error::corruption(
                 &self.path,
                 start,
                 "record is not the key's",
             ));
         }
-        buf.drain(..h.header_len as usize + key.len());
-        Ok(buf)
+        Ok(v)
     }
 
     /// Flushes file data to the device.

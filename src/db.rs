@@ -2,12 +2,13 @@
 //! together behind [`Bitcask`].
 //!
 //! Locks, in the order they may be taken: the write queue's leadership, then
-//! `writer`, then `index` or `buffer` (never both at once by one thread). Reads take
-//! only `index` (shared) and, with a write buffer, `buffer` briefly; no lock a read
-//! takes is ever held across an fsync.
+//! `writer`, then the write buffer's `flushing`, then `index` or the buffer's
+//! `state` (never both at once by one thread). Reads take only `index` (shared)
+//! and, with a write buffer, its `state` briefly; no lock a read takes is ever
+//! held across I/O.
 
 use crate::batch::WriteBatch;
-use crate::datafile::{self, DataFile, ScanEnd};
+use crate::datafile::{self, DataFile, Reads, ScanEnd};
 use crate::error::{Error, Result};
 use crate::format::*;
 use crate::fs::{Fs, RealFs};
@@ -195,34 +196,88 @@ pub enum KeyTtl {
 /// A data file of a backup's cut: id, handle, and the length to copy.
 pub(crate) type CutFile = (u32, Arc<DataFile>, u64);
 
-/// Writes not yet handed to the OS (only with `write_buffer_size > 0`).
+/// Writes not yet handed to the OS (only with `write_buffer_size > 0`). Readers
+/// take `state` only to look for a value, never across I/O: a flush moves the
+/// bytes it writes to `in_flight`, writes them under `flushing` alone, and only
+/// then moves `start` past them.
 struct WriteBuf {
+    /// Serialises flushes (a write leader and `sync`); readers never take it.
+    flushing: Mutex<()>,
+    state: Mutex<Buffered>,
+}
+
+struct Buffered {
     file_id: u32,
-    /// File offset of `data[0]`: everything before it has been written.
+    /// File offset of the first byte not yet written: of `in_flight`, or of
+    /// `data` when nothing is in flight.
     start: u64,
+    /// Bytes a flush is writing at `start`.
+    in_flight: Option<Arc<Vec<u8>>>,
+    /// Bytes after those, not yet handed to a flush.
     data: Vec<u8>,
 }
 
-impl WriteBuf {
+impl Buffered {
     /// The value of a record still held here, if it is. The buffer holds records
     /// this process encoded, so its headers are trusted.
     fn value(&self, loc: &Loc) -> Option<Vec<u8>> {
         if loc.file_id != self.file_id || (loc.offset as u64) < self.start {
             return None;
         }
-        let at = (loc.offset as u64 - self.start) as usize;
-        let rec = self.data.get(at..at + loc.rec_len as usize)?;
+        let mut at = (loc.offset as u64 - self.start) as usize;
+        let mut held = &self.data[..];
+        if let Some(f) = &self.in_flight {
+            if at < f.len() {
+                held = &f[..];
+            } else {
+                at -= f.len();
+            }
+        }
+        let rec = held.get(at..at + loc.rec_len as usize)?;
         let h = record::parse_header(FORMAT_VERSION, rec).ok()?;
         Some(record::key_value(&h, rec).1.to_vec())
     }
+}
 
-    fn flush(&mut self, file: &DataFile) -> Result<()> {
-        if self.data.is_empty() {
-            return Ok(());
+impl WriteBuf {
+    /// Hands every buffered byte of `file` to the OS. On failure the bytes stay
+    /// buffered (reads still find them; writes are refused from then on).
+    fn flush(&self, file: &DataFile) -> Result<()> {
+        let _one = self.flushing.lock();
+        let (bytes, at) = {
+            let mut b = self.state.lock();
+            if b.file_id != file.id || b.data.is_empty() {
+                return Ok(());
+            }
+            let bytes = Arc::new(std::mem::take(&mut b.data));
+            b.in_flight = Some(bytes.clone());
+            (bytes, b.start)
+        };
+        let res = append_or_cut(file, at, &bytes);
+        let mut b = self.state.lock();
+        b.in_flight = None;
+        let mut bytes = Arc::try_unwrap(bytes).unwrap_or_else(|a| a.to_vec());
+        if res.is_ok() {
+            b.start += bytes.len() as u64;
+            if b.data.is_empty() {
+                // Keep the allocation for the next writes.
+                bytes.clear();
+                b.data = bytes;
+            }
+        } else {
+            bytes.extend_from_slice(&b.data);
+            b.data = bytes;
         }
-        append_or_cut(file, self.start, &self.data)?;
-        self.start += self.data.len() as u64;
-        self.data.clear();
+        res
+    }
+
+    /// Appends `bytes` to `file` directly, after every buffered byte.
+    fn write_through(&self, file: &DataFile, bytes: &[u8]) -> Result<()> {
+        self.flush(file)?;
+        let _one = self.flushing.lock();
+        let at = self.state.lock().start;
+        append_or_cut(file, at, bytes)?;
+        self.state.lock().start += bytes.len() as u64;
         Ok(())
     }
 }
@@ -259,7 +314,9 @@ pub(crate) struct Inner {
     pub(crate) index: RwLock<Index>,
     writer: Mutex<Option<Writer>>,
     queue: WriteQueue,
-    buffer: Option<Mutex<WriteBuf>>,
+    buffer: Option<WriteBuf>,
+    /// How values are read, from `Options::mmap`.
+    pub(crate) reads: Reads,
     pub(crate) active_id: AtomicU32,
     closed: AtomicBool,
     /// Held for the whole of a merge: one at a time.
@@ -384,11 +441,15 @@ impl Bitcask {
         }
         let buffer = (opts.write_buffer_size > 0 && !opts.read_only).then(|| {
             let w = writer.as_ref().expect("writable");
-            Mutex::new(WriteBuf {
-                file_id: w.active.id,
-                start: w.len,
-                data: Vec::with_capacity(opts.write_buffer_size),
-            })
+            WriteBuf {
+                flushing: Mutex::new(()),
+                state: Mutex::new(Buffered {
+                    file_id: w.active.id,
+                    start: w.len,
+                    in_flight: None,
+                    data: Vec::with_capacity(opts.write_buffer_size),
+                }),
+            }
         });
         let clock = opts.clock.clone();
         let inner = Arc::new(Inner {
@@ -401,6 +462,15 @@ impl Bitcask {
             index: RwLock::new(index),
             writer: Mutex::new(writer),
             buffer,
+            reads: if opts.mmap {
+                // A write group may run past `max_file_size`; what lies beyond
+                // the map is read with pread.
+                Reads::Map {
+                    reserve: opts.max_file_size + (1 << 20),
+                }
+            } else {
+                Reads::Pread
+            },
             active_id: AtomicU32::new(active_id),
             closed: AtomicBool::new(false),
             merge_lock: Mutex::new(()),
@@ -436,6 +506,27 @@ impl Bitcask {
             return Ok(None);
         };
         self.inner.read_value(key, &loc, &file).map(Some)
+    }
+
+    /// Calls `f` with the value of `key`, borrowed where it lies (the data file's
+    /// map, or a buffer of one `pread` when mapping is off): no copy is made for
+    /// `f`. `None`, without calling `f`, when the key has no value. The checksum is
+    /// verified first, as by [`Bitcask::get`]; the file stays open while `f` runs,
+    /// whatever a merge does meanwhile.
+    pub fn get_with<R>(&self, key: &[u8], f: impl FnOnce(&[u8]) -> R) -> Result<Option<R>> {
+        let now = || self.inner.now_ms();
+        let Some((loc, file)) = self.inner.open_index()?.locate(key, now) else {
+            return Ok(None);
+        };
+        if let Some(buf) = &self.inner.buffer {
+            // Copied out first: `f` runs with no lock held.
+            let held = buf.state.lock().value(&loc);
+            if let Some(v) = held {
+                return Ok(Some(f(&v)));
+            }
+        }
+        file.with_value(key, loc.offset, loc.rec_len, self.inner.reads, f)
+            .map(Some)
     }
 
     /// Whether `key` has a value (that has not expired). No I/O.
@@ -546,6 +637,8 @@ impl Bitcask {
             lower,
             upper,
             reverse,
+            values: true,
+            chunk: ITER_CHUNK_MIN,
             buf: VecDeque::new(),
             done: false,
         })
@@ -693,11 +786,11 @@ impl Inner {
 
     pub(crate) fn read_value(&self, key: &[u8], loc: &Loc, file: &DataFile) -> Result<Vec<u8>> {
         if let Some(buf) = &self.buffer {
-            if let Some(v) = buf.lock().value(loc) {
+            if let Some(v) = buf.state.lock().value(loc) {
                 return Ok(v);
             }
         }
-        file.read_value(key, loc.offset, loc.rec_len)
+        file.read_value(key, loc.offset, loc.rec_len, self.reads)
     }
 
     fn validate(&self, batch: &WriteBatch) -> Result<()> {
@@ -877,18 +970,19 @@ impl Inner {
     fn append(&self, w: &Writer, bytes: &[u8], sync: bool) -> Result<()> {
         match &self.buffer {
             Some(buf) => {
-                let mut b = buf.lock();
-                if b.data.len() + bytes.len() > self.opts.write_buffer_size {
-                    b.flush(&w.active)?;
-                }
-                if bytes.len() >= self.opts.write_buffer_size {
-                    append_or_cut(&w.active, b.start, bytes)?;
-                    b.start += bytes.len() as u64;
+                let size = self.opts.write_buffer_size;
+                if bytes.len() >= size {
+                    buf.write_through(&w.active, bytes)?;
                 } else {
-                    b.data.extend_from_slice(bytes);
+                    // Only the leader appends, so the room seen here stays.
+                    let full = buf.state.lock().data.len() + bytes.len() > size;
+                    if full {
+                        buf.flush(&w.active)?;
+                    }
+                    buf.state.lock().data.extend_from_slice(bytes);
                 }
                 if sync {
-                    b.flush(&w.active)?;
+                    buf.flush(&w.active)?;
                 }
             }
             None => append_or_cut(&w.active, w.len, bytes)?,
@@ -908,7 +1002,7 @@ impl Inner {
     /// it asks for no background hint.
     fn rotate(&self, w: &mut Writer, next_id: u32, background_hint: bool) -> Result<u32> {
         if let Some(buf) = &self.buffer {
-            buf.lock().flush(&w.active)?;
+            buf.flush(&w.active)?;
         }
         w.active.sync()?;
         let file = Arc::new(DataFile::create(&*self.fs, &self.dir, next_id)?);
@@ -920,7 +1014,7 @@ impl Inner {
         w.active = file;
         w.len = FILE_HEADER_LEN as u64;
         if let Some(buf) = &self.buffer {
-            let mut b = buf.lock();
+            let mut b = buf.state.lock();
             b.file_id = next_id;
             b.start = w.len;
         }
@@ -975,9 +1069,7 @@ impl Inner {
         if let Some(w) = guard.as_ref() {
             // Buffered writes are acknowledged: they belong in the copy.
             if let Some(buf) = &self.buffer {
-                buf.lock()
-                    .flush(&w.active)
-                    .inspect_err(|e| self.refuse(e))?;
+                buf.flush(&w.active).inspect_err(|e| self.refuse(e))?;
             }
         }
         let ix = self.open_index()?;
@@ -1051,10 +1143,7 @@ impl Inner {
         };
         let res = (|| {
             if let Some(buf) = &self.buffer {
-                let mut b = buf.lock();
-                if b.file_id == file.id {
-                    b.flush(&file)?;
-                }
+                buf.flush(&file)?;
             }
             self.syncs.fetch_add(1, Ordering::Relaxed);
             file.sync()
@@ -1135,7 +1224,7 @@ impl Inner {
                 res = Err(Error::WritesRefused { cause });
             } else {
                 if let Some(buf) = &self.buffer {
-                    res = buf.lock().flush(&w.active);
+                    res = buf.flush(&w.active);
                 }
                 if res.is_ok() {
                     res = w.active.sync();
@@ -1279,10 +1368,13 @@ pub(crate) fn note_expiring(expiring: &mut BTreeMap<(u32, u32), (u64, u64)>, loc
 /// Iterator over keys and values in key order (descending when reversed).
 ///
 /// It reads the keydir in chunks under its lock, so it never blocks writers for
-/// long. What it sees of concurrent writes: every key present for the iterator's
-/// whole life is yielded exactly once; a key written or deleted meanwhile may or may
-/// not be; a value is the one current when its chunk was read (never older than the
-/// iterator) and stays readable even if a merge removes its file meanwhile.
+/// long: 16 keys first, so that a short scan reads little, then twice as many
+/// each time up to 512. The values of a chunk are read together, in file order.
+/// What it sees of concurrent writes: every key present for the iterator's whole
+/// life is yielded exactly once; a key written or deleted meanwhile may or may not
+/// be; a value is the one current when its chunk was read (never older than the
+/// iterator; a batch is seen whole within one chunk) and stays readable even if a
+/// merge removes its file meanwhile. [`Iter::keys`] reads no data file.
 ///
 /// A clone continues independently from the same position.
 #[derive(Clone)]
@@ -1293,14 +1385,28 @@ pub struct Iter {
     lower: Bound<Vec<u8>>,
     upper: Bound<Vec<u8>>,
     reverse: bool,
+    /// Whether a refill reads the values of its keys. Keys-only iterators (and
+    /// the C iterator, which reads a value when asked for it) read no data file.
+    values: bool,
+    /// Keys the next refill takes: few at first, so that a short scan reads
+    /// little, doubling up to `ITER_CHUNK`.
+    chunk: usize,
     buf: VecDeque<IterEntry>,
     done: bool,
 }
 
-const ITER_CHUNK: usize = 256;
+const ITER_CHUNK_MIN: usize = 16;
+const ITER_CHUNK: usize = 512;
 
-/// A key, where its value was, and the file kept open for reading it.
-type IterEntry = (Vec<u8>, Loc, Arc<DataFile>);
+/// A key, where its value was, the file kept open for reading it, and the value
+/// once read.
+#[derive(Clone)]
+pub(crate) struct IterEntry {
+    pub key: Vec<u8>,
+    loc: Loc,
+    file: Arc<DataFile>,
+    value: Option<Result<Vec<u8>>>,
+}
 
 /// Whether `key` satisfies `lower` as a lower bound.
 fn above(lower: Bound<&[u8]>, key: &[u8]) -> bool {
@@ -1331,14 +1437,14 @@ fn bound_ref(b: &Bound<Vec<u8>>) -> Bound<&[u8]> {
 impl Iter {
     fn refill(&mut self) -> Result<()> {
         let now = self.inner.now_ms();
-        let mut out = Vec::with_capacity(ITER_CHUNK);
+        let mut out = Vec::with_capacity(self.chunk);
         {
             let ix = self.inner.open_index()?;
             ix.keydir.scan(
                 bound_ref(&self.lower),
                 bound_ref(&self.upper),
                 self.reverse,
-                ITER_CHUNK,
+                self.chunk,
                 &mut out,
             );
             // The bound moves past every key scanned, kept or expired.
@@ -1347,13 +1453,41 @@ impl Iter {
                 Some((k, _)) if self.reverse => self.upper = Bound::Excluded(k.clone()),
                 Some((k, _)) => self.lower = Bound::Excluded(k.clone()),
             }
-            for (k, loc) in out.drain(..) {
+            for (key, loc) in out.drain(..) {
                 if expired(loc.expires, now) {
                     continue;
                 }
                 if let Some(f) = ix.files.get(&loc.file_id) {
-                    self.buf.push_back((k, loc, f.file.clone()));
+                    self.buf.push_back(IterEntry {
+                        key,
+                        loc,
+                        file: f.file.clone(),
+                        value: None,
+                    });
                 }
+            }
+        }
+        self.chunk = (self.chunk * 2).min(ITER_CHUNK);
+        if self.values {
+            // In file order: neighbouring records are read together (one page
+            // fault, one readahead window) whatever order their keys are in.
+            let mut order: Vec<usize> = (0..self.buf.len()).collect();
+            order.sort_unstable_by_key(|&i| (self.buf[i].loc.file_id, self.buf[i].loc.offset));
+            // Cache misses overlap: each record is asked for a few ahead of its read.
+            const AHEAD: usize = 8;
+            let reads = self.inner.reads;
+            for &i in order.iter().take(AHEAD) {
+                let e = &self.buf[i];
+                e.file.prefetch(e.loc.offset, e.loc.rec_len, reads);
+            }
+            for (n, &i) in order.iter().enumerate() {
+                if let Some(&j) = order.get(n + AHEAD) {
+                    let e = &self.buf[j];
+                    e.file.prefetch(e.loc.offset, e.loc.rec_len, reads);
+                }
+                let e = &self.buf[i];
+                let v = self.inner.read_value(&e.key, &e.loc, &e.file);
+                self.buf[i].value = Some(v);
             }
         }
         Ok(())
@@ -1364,6 +1498,7 @@ impl Iter {
     pub fn seek(&mut self, key: &[u8]) {
         self.buf.clear();
         self.done = false;
+        self.chunk = ITER_CHUNK_MIN;
         self.lower = self.range.0.clone();
         self.upper = self.range.1.clone();
         // A key outside the range on the side the iterator starts from leaves it
@@ -1379,10 +1514,22 @@ impl Iter {
 
     /// The next key without reading its value.
     pub fn next_key(&mut self) -> Option<Result<Vec<u8>>> {
-        self.advance().map(|r| r.map(|(k, _, _)| k))
+        self.advance().map(|r| r.map(|e| e.key))
     }
 
-    fn advance(&mut self) -> Option<Result<IterEntry>> {
+    /// This iterator over keys only: it reads no data file.
+    pub fn keys(mut self) -> Keys {
+        self.values = false;
+        Keys(self)
+    }
+
+    /// Stops (or restarts) reading values ahead of the caller.
+    pub(crate) fn set_values(&mut self, values: bool) {
+        self.values = values;
+    }
+
+    /// The next entry, its value read only if a refill read it ahead.
+    pub(crate) fn advance(&mut self) -> Option<Result<IterEntry>> {
         let mut res = self.inner.check_open();
         while res.is_ok() && self.buf.is_empty() && !self.done {
             res = self.refill();
@@ -1396,16 +1543,42 @@ impl Iter {
         }
         self.buf.pop_front().map(Ok)
     }
+
+    /// The value of an entry this iterator yielded: the one read ahead, or one
+    /// positioned read of where its key pointed then (the file is held open).
+    pub(crate) fn value(&self, e: &mut IterEntry) -> Result<Vec<u8>> {
+        match e.value.take() {
+            Some(v) => v,
+            None => self.read(e),
+        }
+    }
+
+    /// Reads the value of an entry of an iterator over the same database.
+    pub(crate) fn read(&self, e: &IterEntry) -> Result<Vec<u8>> {
+        self.inner.read_value(&e.key, &e.loc, &e.file)
+    }
 }
 
 impl Iterator for Iter {
     type Item = Result<(Vec<u8>, Vec<u8>)>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        let (k, loc, file) = match self.advance()? {
+        let mut e = match self.advance()? {
             Ok(x) => x,
             Err(e) => return Some(Err(e)),
         };
-        Some(self.inner.read_value(&k, &loc, &file).map(|v| (k, v)))
+        Some(self.value(&mut e).map(|v| (e.key, v)))
+    }
+}
+
+/// Keys in order, from [`Iter::keys`]: no data file is read.
+#[derive(Clone)]
+pub struct Keys(Iter);
+
+impl Iterator for Keys {
+    type Item = Result<Vec<u8>>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        self.0.next_key()
     }
 }

@@ -28,6 +28,11 @@ pub trait FileHandle: Send + Sync + Debug {
     fn sync_data(&self) -> io::Result<()>;
     fn set_len(&self, len: u64) -> io::Result<()>;
     fn len(&self) -> io::Result<u64>;
+    /// A read-only map of the first `len` bytes (the file may still be shorter),
+    /// or `None` when this file layer does not map: reads then use `read_at`.
+    fn map(&self, _len: u64) -> io::Result<Option<crate::map::Map>> {
+        Ok(None)
+    }
 
     fn read_exact_at(&self, mut buf: &mut [u8], mut offset: u64) -> io::Result<()> {
         while !buf.is_empty() {
@@ -97,6 +102,11 @@ impl FileHandle for RealFile {
     }
     fn len(&self) -> io::Result<u64> {
         self.0.metadata().map(|m| m.len())
+    }
+    fn map(&self, len: u64) -> io::Result<Option<crate::map::Map>> {
+        use std::os::fd::AsRawFd;
+        let len = usize::try_from(len).map_err(|_| io::ErrorKind::InvalidInput)?;
+        crate::map::Map::new(self.0.as_raw_fd(), len).map(Some)
     }
 }
 

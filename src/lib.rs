@@ -33,6 +33,10 @@ mod hint;
 pub mod inspect;
 mod keydir;
 mod lock;
+// Memory maps of data files: the one other module allowed unsafe code.
+#[allow(unsafe_code)]
+#[doc(hidden)]
+pub mod map;
 mod merge;
 mod options;
 mod record;
@@ -41,7 +45,7 @@ mod stats;
 mod write;
 
 pub use batch::{BatchOp, WriteBatch};
-pub use db::{Bitcask, Iter, KeyTtl, WriteOptions};
+pub use db::{Bitcask, Iter, KeyTtl, Keys, WriteOptions};
 pub use error::{Error, Result};
 pub use merge::MergeStats;
 pub use options::{Clock, OpenProgress, Options, Progress, SyncPolicy};

@@ -887,12 +887,7 @@ impl Output {
         // merge would drop a tombstone that hides one of its values, not knowing an
         // older file outside that merge holds it (`merge_fails_after_commit_no_key_comes_back`).
         // Its own handle serves reads: opening it again could fail here.
-        let df = Arc::new(DataFile {
-            id,
-            path,
-            file,
-            version: FORMAT_VERSION,
-        });
+        let df = Arc::new(DataFile::new(id, path, file, FORMAT_VERSION, false));
         let mut info = FileInfo::new(df, len);
         info.tomb = tomb;
         info.tombs = tombs;

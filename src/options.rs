@@ -41,6 +41,12 @@ pub struct Options {
     /// every put through to the OS; a buffer speeds bulk loads and loses at most the
     /// buffered bytes if the process crashes.
     pub write_buffer_size: usize,
+    /// Read values through read-only memory maps of the data files (default on):
+    /// a read then makes no system call and copies the value once. Off, every read
+    /// is a `pread`. A map turns an I/O error while paging in, or a data file cut
+    /// short by another program, into SIGBUS instead of an error: see
+    /// ARCHITECTURE.md.
+    pub mmap: bool,
     /// Merge concurrent writers into one append and one fsync (group commit).
     /// Default on; off serialises writers, for comparison.
     pub write_merging: bool,
@@ -114,6 +120,7 @@ impl Default for Options {
             read_only: false,
             salvage: false,
             write_buffer_size: 0,
+            mmap: true,
             write_merging: true,
             auto_merge: true,
             merge_check_interval: Duration::from_secs(1),

@@ -169,7 +169,7 @@ pub unsafe extern "C" fn bitcask_destroy(db: *mut bitcask_t) {
     })
 }
 
-/// Looks up `key` on behalf of the two `get` functions.
+/// Looks up `key` on behalf of `bitcask_get_alloc`.
 unsafe fn lookup(db: *const bitcask_t, key: *const u8, key_len: usize) -> Result<Vec<u8>, Failure> {
     // SAFETY: the caller promises a live handle and a readable key.
     let (h, k) = unsafe { (handle(db, "db")?, key_slice(key, key_len)?) };
@@ -201,20 +201,25 @@ pub unsafe extern "C" fn bitcask_get(
                 "buf is NULL with length {buf_len}"
             )));
         }
-        // SAFETY: forwarded caller promise.
-        let v = unsafe { lookup(db, key, key_len) }?;
-        // SAFETY: non-NULL, and the caller promises it is writable.
-        unsafe { value_len.write(v.len()) };
-        if v.len() > buf_len {
-            return Err(Failure::new(
-                Status::BITCASK_BUFFER_TOO_SMALL,
-                format!("value of {} bytes does not fit in {buf_len}", v.len()),
-            ));
-        }
-        // SAFETY: `buf` holds `buf_len >= v.len()` writable bytes (non-NULL when
-        // v.len() > 0, checked above) and cannot overlap our fresh `v`.
-        unsafe { std::ptr::copy_nonoverlapping(v.as_ptr(), buf, v.len()) };
-        Ok(())
+        // SAFETY: the caller promises a live handle and a readable key.
+        let (h, k) = unsafe { (handle(db, "db")?, key_slice(key, key_len)?) };
+        // The value is copied straight from where it lies: no allocation.
+        let copied = h.db.get_with(k, |v| {
+            // SAFETY: non-NULL, and the caller promises it is writable.
+            unsafe { value_len.write(v.len()) };
+            if v.len() > buf_len {
+                return Err(Failure::new(
+                    Status::BITCASK_BUFFER_TOO_SMALL,
+                    format!("value of {} bytes does not fit in {buf_len}", v.len()),
+                ));
+            }
+            // SAFETY: `buf` holds `buf_len >= v.len()` writable bytes (non-NULL
+            // when v.len() > 0, checked above); `v` is the engine's memory, which
+            // the caller's buffer cannot be.
+            unsafe { std::ptr::copy_nonoverlapping(v.as_ptr(), buf, v.len()) };
+            Ok(())
+        })?;
+        copied.ok_or_else(Failure::not_found)?
     })
 }
 

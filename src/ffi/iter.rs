@@ -12,7 +12,8 @@ use super::{
     bitcask_status_t, borrowed_ptr, guard, guard_value, handle, handle_mut, key_slice, out_ptr,
     slice, Failure, Status,
 };
-use crate::db::{prefix_successor, Bitcask, Iter};
+use crate::db::{prefix_successor, Bitcask, Iter, IterEntry};
+use std::cell::OnceCell;
 use std::ops::Bound;
 
 /// A cursor over keys in order, with the current key and value. Not thread-safe:
@@ -32,7 +33,14 @@ pub struct bitcask_iterator_t {
     /// The stream the current entry came from, and whether it is descending.
     stream: Option<(Iter, bool)>,
     /// The current entry; the key and value handed out borrow from it.
-    current: Option<(Vec<u8>, Vec<u8>)>,
+    current: Option<Current>,
+}
+
+/// An entry, and its value once `bitcask_iter_value` asked for it: moving reads
+/// no data file, so iterating keys alone does no I/O.
+struct Current {
+    entry: IterEntry,
+    value: OnceCell<Vec<u8>>,
 }
 
 impl bitcask_iterator_t {
@@ -48,8 +56,10 @@ impl bitcask_iterator_t {
             Bound::Included(start.clone())
         };
         let upper = end.clone().map_or(Bound::Unbounded, Bound::Excluded);
-        let ascending = db.range::<Vec<u8>>((lower.clone(), upper.clone()), false)?;
-        let descending = db.range::<Vec<u8>>((lower, upper), true)?;
+        let mut ascending = db.range::<Vec<u8>>((lower.clone(), upper.clone()), false)?;
+        let mut descending = db.range::<Vec<u8>>((lower, upper), true)?;
+        ascending.set_values(false);
+        descending.set_values(false);
         let mut it = bitcask_iterator_t {
             ascending,
             descending,
@@ -65,10 +75,13 @@ impl bitcask_iterator_t {
 
     /// Takes the next entry of the current stream.
     fn step(&mut self) -> Result<(), Failure> {
-        let next = self.stream.as_mut().and_then(|(it, _)| it.next());
+        let next = self.stream.as_mut().and_then(|(it, _)| it.advance());
         match next {
-            Some(Ok(kv)) => {
-                self.current = Some(kv);
+            Some(Ok(entry)) => {
+                self.current = Some(Current {
+                    entry,
+                    value: OnceCell::new(),
+                });
                 Ok(())
             }
             None => {
@@ -112,7 +125,7 @@ impl bitcask_iterator_t {
         self.stream = Some((it, descending));
         self.step()?;
         if let (Some(key), true) = (from, exclusive) {
-            if self.current.as_ref().is_some_and(|(k, _)| k == key) {
+            if self.current.as_ref().is_some_and(|c| c.entry.key == key) {
                 self.step()?;
             }
         }
@@ -129,7 +142,11 @@ impl bitcask_iterator_t {
 
     /// Moves one entry, descending or ascending.
     fn advance(&mut self, descending: bool) -> Result<(), Failure> {
-        let Some((key, _)) = self.current.take() else {
+        let Some(Current {
+            entry: IterEntry { key, .. },
+            ..
+        }) = self.current.take()
+        else {
             return Err(Failure::invalid("iterator is not positioned on an entry"));
         };
         if self.stream.as_ref().is_some_and(|(_, d)| *d == descending) {
@@ -323,7 +340,7 @@ unsafe fn borrow_part(
     it: *const bitcask_iterator_t,
     ptr: *mut *const u8,
     len: *mut usize,
-    pick: impl FnOnce(&(Vec<u8>, Vec<u8>)) -> &[u8],
+    pick: impl for<'a> FnOnce(&'a bitcask_iterator_t, &'a Current) -> Result<&'a [u8], Failure>,
 ) -> bitcask_status_t {
     guard(|| {
         // SAFETY: the caller promises a live iterator.
@@ -334,7 +351,7 @@ unsafe fn borrow_part(
             .current
             .as_ref()
             .ok_or_else(|| Failure::new(Status::BITCASK_NOT_FOUND, "iterator is not valid"))?;
-        let bytes = pick(cur);
+        let bytes = pick(h, cur)?;
         // SAFETY: both non-NULL, and the caller promises they are writable.
         unsafe {
             ptr.write(borrowed_ptr(bytes));
@@ -355,11 +372,16 @@ pub unsafe extern "C" fn bitcask_iter_key(
     key_len: *mut usize,
 ) -> bitcask_status_t {
     // SAFETY: forwarded caller promise.
-    unsafe { borrow_part(it, key, key_len, |(k, _)| k) }
+    unsafe { borrow_part(it, key, key_len, |_, c| Ok(c.entry.key.as_slice())) }
 }
 
 /// Stores the current value in `*value` and `*value_len` (never NULL, even when
-/// empty). Borrowed like `bitcask_iter_key`, and returns as it.
+/// empty), borrowed like `bitcask_iter_key`. Moves read no value: the first call
+/// at an entry reads it (one read of where the key pointed when the iterator
+/// reached it; the file stays readable even if a merge removes it meanwhile), so
+/// an iteration that only asks for keys reads no data file. Returns as
+/// `bitcask_iter_key`, and `BITCASK_CORRUPTION` or `BITCASK_IO` when the value
+/// cannot be read (the iterator stays on its entry).
 #[no_mangle]
 pub unsafe extern "C" fn bitcask_iter_value(
     it: *const bitcask_iterator_t,
@@ -367,5 +389,13 @@ pub unsafe extern "C" fn bitcask_iter_value(
     value_len: *mut usize,
 ) -> bitcask_status_t {
     // SAFETY: forwarded caller promise.
-    unsafe { borrow_part(it, value, value_len, |(_, v)| v) }
+    unsafe {
+        borrow_part(it, value, value_len, |h, c| {
+            if let Some(v) = c.value.get() {
+                return Ok(v.as_slice());
+            }
+            let v = h.ascending.read(&c.entry)?;
+            Ok(c.value.get_or_init(|| v).as_slice())
+        })
+    }
 }

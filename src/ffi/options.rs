@@ -177,6 +177,21 @@ pub unsafe extern "C" fn bitcask_options_set_write_buffer_size(
     unsafe { set(opts, |h| h.opts.write_buffer_size = value) }
 }
 
+/// Sets whether values are read through read-only memory maps of the data files
+/// (default true: a read makes no system call). With maps, an I/O error while
+/// the kernel pages a file in, or a data file cut short by another program,
+/// raises SIGBUS instead of returning `BITCASK_IO`; false reads with pread(2).
+///
+/// Returns `BITCASK_OK`, or `BITCASK_INVALID_ARGUMENT` when `opts` is NULL.
+#[no_mangle]
+pub unsafe extern "C" fn bitcask_options_set_mmap(
+    opts: *mut bitcask_options_t,
+    value: bool,
+) -> bitcask_status_t {
+    // SAFETY: forwarded caller promise.
+    unsafe { set(opts, |h| h.opts.mmap = value) }
+}
+
 /// Sets whether concurrent writers share one append and one fsync (group
 /// commit; default true).
 ///
