@@ -122,3 +122,19 @@ func BenchmarkScan(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*benchKeys), "ns/entry")
 }
+
+// BenchmarkKeys: a full keys-only scan, per entry; it reads no data file.
+func BenchmarkKeys(b *testing.B) {
+	db := loadedDB(b)
+	b.ReportAllocs()
+	for b.Loop() {
+		n := 0
+		for range db.Keys() {
+			n++
+		}
+		if n != benchKeys {
+			b.Fatalf("scanned %d", n)
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*benchKeys), "ns/entry")
+}

@@ -4,17 +4,17 @@ package bitcask
 #include <stdlib.h>
 #include <bitcask.h>
 
-// bitcask_get_alloc with its out-parameters returned by value: out-parameters
-// on the Go side would escape to the heap, two allocations for every Get.
+// bitcask_get with its out-parameter returned by value: an out-parameter on
+// the Go side would escape to the heap, an allocation for every Get.
 typedef struct {
 	bitcask_status_t status;
-	uint8_t *value;
 	size_t len;
 } bk_get_result;
 
-static bk_get_result bk_get(const bitcask_t *db, const uint8_t *key, size_t key_len) {
-	bk_get_result r = {BITCASK_OK, NULL, 0};
-	r.status = bitcask_get_alloc(db, key, key_len, &r.value, &r.len);
+static bk_get_result bk_get(const bitcask_t *db, const uint8_t *key, size_t key_len,
+                            uint8_t *buf, size_t buf_len) {
+	bk_get_result r = {BITCASK_OK, 0};
+	r.status = bitcask_get(db, key, key_len, buf, buf_len, &r.len);
 	return r;
 }
 */
@@ -48,6 +48,9 @@ type DB struct {
 	// ErrClosed instead, which is true of them either way. Separate from DB so
 	// that iterators can share it without keeping the DB alive.
 	closing *atomic.Bool
+	// getSize is the size of the last value Get read if it was larger than
+	// getScratchSize, else 0: the size Get tries first.
+	getSize atomic.Int64
 }
 
 // bytesPtr returns what C expects for a byte slice: NULL for an empty one. The
@@ -153,14 +156,79 @@ func (db *DB) read(f func(h *C.bitcask_t) C.bitcask_status_t) error {
 func (db *DB) Get(key []byte) ([]byte, error) {
 	var out []byte
 	err := db.read(func(h *C.bitcask_t) C.bitcask_status_t {
-		r := C.bk_get(h, bytesPtr(key), C.size_t(len(key)))
-		if r.status == C.BITCASK_OK {
-			out = C.GoBytes(unsafe.Pointer(r.value), C.int(r.len))
-			C.bitcask_free(unsafe.Pointer(r.value))
-		}
-		return r.status
+		var s C.bitcask_status_t
+		out, s = db.get(h, key)
+		return s
 	})
 	return out, err
+}
+
+// getScratchSize is the size of the pooled buffers that values read by Get
+// land in before being copied out at their exact size.
+const getScratchSize = 4 << 10
+
+var getScratch = sync.Pool{New: func() any { return new([getScratchSize]byte) }}
+
+// get copies the value of key into Go memory with bitcask_get, which allocates
+// nothing: first into a pooled buffer (or, when the last value Get saw was
+// larger than that, a fresh buffer of that size), then, only if the value did
+// not fit, into a fresh buffer of the size the library reported. The slice
+// returned is the caller's alone, with its length as capacity; a fresh buffer
+// more than twice the value's size is copied from rather than kept.
+func (db *DB) get(h *C.bitcask_t, key []byte) ([]byte, C.bitcask_status_t) {
+	kp, kn := bytesPtr(key), C.size_t(len(key))
+	size := int(db.getSize.Load())
+	if size == 0 {
+		sp := getScratch.Get().(*[getScratchSize]byte)
+		r := C.bk_get(h, kp, kn, (*C.uint8_t)(unsafe.Pointer(&sp[0])), getScratchSize)
+		var out []byte
+		if r.status == C.BITCASK_OK {
+			out = make([]byte, int(r.len))
+			copy(out, sp[:r.len])
+		}
+		getScratch.Put(sp)
+		if r.status != C.BITCASK_BUFFER_TOO_SMALL {
+			return out, r.status
+		}
+		size = int(r.len)
+	} else if s := C.bitcask_contains(h, kp, kn); s != C.BITCASK_OK {
+		// No buffer of the guessed size for a key that has no value (the
+		// lookup reads no data file).
+		return nil, s
+	}
+	// A loop: the value may be overwritten by a larger one between two calls.
+	for {
+		buf := make([]byte, size)
+		r := C.bk_get(h, kp, kn, bytesPtr(buf), C.size_t(size))
+		switch r.status {
+		case C.BITCASK_OK:
+			n := int(r.len)
+			db.noteGetSize(n)
+			if n < size/2 {
+				out := make([]byte, n)
+				copy(out, buf)
+				return out, C.BITCASK_OK
+			}
+			return buf[:n:n], C.BITCASK_OK
+		case C.BITCASK_BUFFER_TOO_SMALL:
+			size = int(r.len)
+		default:
+			return nil, r.status
+		}
+	}
+}
+
+// noteGetSize remembers the size of a value Get read, when larger than the
+// pooled buffers, as the guess for the next Get: a database of large values
+// then reads each one once (with pread, a value that does not fit is read
+// twice). It writes the shared word only when the guess changes.
+func (db *DB) noteGetSize(n int) {
+	if n <= getScratchSize {
+		n = 0
+	}
+	if int64(n) != db.getSize.Load() {
+		db.getSize.Store(int64(n))
+	}
 }
 
 // Has reports whether key has a value, without reading the value.

@@ -194,6 +194,8 @@ func TestOptions(t *testing.T) {
 		{"sync never", []Option{WithSync(SyncNever)}},
 		{"sync every", []Option{WithSync(SyncEvery(10 * time.Millisecond))}},
 		{"sync every sub-millisecond", []Option{WithSync(SyncEvery(time.Microsecond))}},
+		{"mmap off", []Option{WithMmap(false)}},
+		{"mmap on", []Option{WithMmap(true)}},
 		{"all", []Option{
 			WithMaxFileSize(1 << 20), WithMaxKeySize(64), WithMaxValueSize(1 << 16),
 			WithWriteBufferSize(1 << 16), WithWriteMerging(false), WithSalvage(),

@@ -3,7 +3,7 @@
 //
 // A database is a directory. Every write appends a checksummed record to the
 // active data file and an in-memory keydir maps each key to its newest value,
-// so a Get is one lookup plus one positioned read. Keys (only they live in
+// so a Get is one lookup plus one read of the value. Keys (only they live in
 // memory) are kept in order, which gives range and prefix scans.
 //
 //	db, err := bitcask.Open("/var/lib/myapp/db", bitcask.WithSync(bitcask.SyncAlways))
@@ -12,6 +12,7 @@
 //	err = db.Put([]byte("user:1"), []byte("alice"))
 //	v, err := db.Get([]byte("user:1"))        // errors.Is(err, bitcask.ErrNotFound)
 //	for k, v := range db.Prefix([]byte("user:")) { ... }
+//	for k := range db.KeysPrefix([]byte("user:")) { ... } // no value read
 //	err = db.PutWithTTL([]byte("session:9"), token, time.Hour)
 //	left, err := db.TTL([]byte("session:9"))  // about an hour
 //
@@ -23,6 +24,15 @@
 // Slices passed in are read only during the call; the library copies what it
 // keeps. Slices returned (by Get, and the keys and values of every iteration)
 // are fresh copies owned by the caller.
+//
+// # Reads
+//
+// Values are read through read-only memory maps of the data files by default,
+// so a Get is a lookup and a copy with no system call; WithMmap(false) reads
+// with pread(2) instead, which turns a failing disk into ErrIO rather than a
+// SIGBUS that kills the process (see WithMmap). Iterators read a value only
+// when it is asked for: Keys, KeysRange and KeysPrefix, and an Iterator used
+// with Key alone, read no data file.
 //
 // # Expiry
 //

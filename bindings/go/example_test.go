@@ -89,3 +89,34 @@ func ExampleDB_PutWithTTL() {
 	// user:1 never expires
 	// session:8 is absent or expired
 }
+
+func ExampleDB_Keys() {
+	dir, err := os.MkdirTemp("", "bitcask-example")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+
+	db, err := bitcask.Open(filepath.Join(dir, "db"))
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer db.Close()
+
+	for _, k := range []string{"user:2", "user:1", "group:1"} {
+		if err := db.Put([]byte(k), []byte("a large value")); err != nil {
+			log.Fatal(err)
+		}
+	}
+	// Keys only: the loop reads no data file.
+	var iterErr error
+	for k := range db.KeysPrefix([]byte("user:"), bitcask.ErrorTo(&iterErr)) {
+		fmt.Printf("%s\n", k)
+	}
+	if iterErr != nil {
+		log.Fatal(iterErr)
+	}
+	// Output:
+	// user:1
+	// user:2
+}

@@ -4,7 +4,9 @@ package bitcask
 #include <bitcask.h>
 
 // One cgo call per entry instead of two: both slices are borrowed from the
-// iterator until its next move, and Go copies them before moving.
+// iterator until its next move, and Go copies them before moving. The value is
+// read from its data file here, not by the move; a failure to read it is
+// returned (and the iterator stays on its entry).
 static bitcask_status_t bk_iter_entry(const bitcask_iterator_t *it,
                                       const uint8_t **key, size_t *key_len,
                                       const uint8_t **value, size_t *value_len) {
@@ -42,6 +44,11 @@ type IterOptions struct {
 // Iterator is a cursor over keys in order, with their values. It sees a live
 // view: every key present for its whole life is visited once; a key written or
 // deleted meanwhile may or may not be.
+//
+// Moves read no value: the library reads an entry's value when Value (or
+// ValueAndErr) is first called on it, as it was when the iterator reached the
+// entry, even if a merge has since removed its data file. Iterating with Key
+// alone does no I/O.
 //
 // An Iterator is not safe for concurrent use. It must be closed; it stays usable
 // (reporting ErrClosed) after its DB is closed.
@@ -166,7 +173,7 @@ func (it *Iterator) Prev() bool {
 // Valid reports whether the iterator is on an entry: false past either end,
 // after an error (see Err) and after Close.
 func (it *Iterator) Valid() bool {
-	if it.h == nil {
+	if it.h == nil || it.err != nil {
 		return false
 	}
 	ok := bool(C.bitcask_iter_valid(it.h))
@@ -174,35 +181,81 @@ func (it *Iterator) Valid() bool {
 	return ok
 }
 
-// Key returns a copy of the current key, or nil when not Valid.
+// Key returns a copy of the current key, or nil when not Valid. It reads no
+// data file.
 func (it *Iterator) Key() []byte {
 	defer runtime.KeepAlive(it) // the borrowed bytes live as long as the C iterator
-	if it.h == nil || C.bitcask_iter_key(it.h, &it.kp, &it.kn) != C.BITCASK_OK {
+	if it.h == nil || it.err != nil || C.bitcask_iter_key(it.h, &it.kp, &it.kn) != C.BITCASK_OK {
 		return nil
 	}
 	return C.GoBytes(unsafe.Pointer(it.kp), C.int(it.kn))
 }
 
-// Value returns a copy of the current value, or nil when not Valid.
+// Value returns a copy of the current value, or nil when not Valid or when the
+// value cannot be read (an empty value is a non-nil empty slice). It reads the
+// value from its data file on the first call at an entry. A failure to read it
+// stops the iterator: Value returns nil, Valid turns false and Err reports
+// ErrCorruption or ErrIO, until First, Last or Seek moves it again.
+// ValueAndErr returns the error with the value.
 func (it *Iterator) Value() []byte {
-	defer runtime.KeepAlive(it)
-	if it.h == nil || C.bitcask_iter_value(it.h, &it.vp, &it.vn) != C.BITCASK_OK {
-		return nil
-	}
-	return C.GoBytes(unsafe.Pointer(it.vp), C.int(it.vn))
+	v, _ := it.ValueAndErr()
+	return v
 }
 
-// entry returns copies of the current key and value, or false when not Valid.
-func (it *Iterator) entry() (key, value []byte, ok bool) {
+// ValueAndErr is Value that also returns the error that stopped the iterator,
+// if any: (nil, nil) when not Valid without an error.
+func (it *Iterator) ValueAndErr() ([]byte, error) {
+	if it.h == nil || it.err != nil {
+		return nil, it.err
+	}
+	// On the thread of the call, for a failure's message.
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
 	defer runtime.KeepAlive(it)
-	if it.h == nil || C.bk_iter_entry(it.h, &it.kp, &it.kn, &it.vp, &it.vn) != C.BITCASK_OK {
+	switch s := C.bitcask_iter_value(it.h, &it.vp, &it.vn); s {
+	case C.BITCASK_OK:
+		return C.GoBytes(unsafe.Pointer(it.vp), C.int(it.vn)), nil
+	case C.BITCASK_NOT_FOUND:
+		return nil, nil
+	default:
+		it.err = statusError(s)
+		return nil, it.err
+	}
+}
+
+// entry returns copies of the current key and, if values, its value, or false
+// when not Valid or the value could not be read (then Err says why).
+func (it *Iterator) entry(values bool) (key, value []byte, ok bool) {
+	if it.h == nil || it.err != nil {
 		return nil, nil, false
 	}
-	return C.GoBytes(unsafe.Pointer(it.kp), C.int(it.kn)), C.GoBytes(unsafe.Pointer(it.vp), C.int(it.vn)), true
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	defer runtime.KeepAlive(it)
+	var s C.bitcask_status_t
+	if values {
+		s = C.bk_iter_entry(it.h, &it.kp, &it.kn, &it.vp, &it.vn)
+	} else {
+		s = C.bitcask_iter_key(it.h, &it.kp, &it.kn)
+	}
+	switch s {
+	case C.BITCASK_OK:
+	case C.BITCASK_NOT_FOUND:
+		return nil, nil, false
+	default:
+		it.err = statusError(s)
+		return nil, nil, false
+	}
+	key = C.GoBytes(unsafe.Pointer(it.kp), C.int(it.kn))
+	if values {
+		value = C.GoBytes(unsafe.Pointer(it.vp), C.int(it.vn))
+	}
+	return key, value, true
 }
 
-// Err returns the error of the last move, if it failed: ErrClosed once the DB
-// was closed, ErrCorruption or ErrIO when a value could not be read.
+// Err returns the error that stopped the iterator, if any: ErrClosed once the
+// DB was closed, ErrCorruption or ErrIO when a value could not be read. A
+// successful move clears it.
 func (it *Iterator) Err() error { return it.err }
 
 // Close frees the iterator. Closing again is a no-op.
@@ -216,7 +269,8 @@ func (it *Iterator) Close() error {
 	return nil
 }
 
-// ScanOption changes how All, Range and Prefix iterate.
+// ScanOption changes how All, Range and Prefix, and Keys, KeysRange and
+// KeysPrefix, iterate.
 type ScanOption func(*scanConfig)
 
 type scanConfig struct {
@@ -238,7 +292,8 @@ func ErrorTo(err *error) ScanOption { return func(c *scanConfig) { c.errp = err 
 //	for k, v := range db.All() { ... }
 //
 // The keys and values are copies. Breaking out of the loop frees the
-// underlying iterator. See ErrorTo for errors.
+// underlying iterator. See ErrorTo for errors. Every value is read, whether or
+// not the loop uses it: Keys iterates without reading any.
 func (db *DB) All(opts ...ScanOption) iter.Seq2[[]byte, []byte] {
 	return db.seq(IterOptions{}, opts)
 }
@@ -254,30 +309,66 @@ func (db *DB) Prefix(prefix []byte, opts ...ScanOption) iter.Seq2[[]byte, []byte
 	return db.seq(IterOptions{Prefix: bytes.Clone(prefix)}, opts)
 }
 
-func (db *DB) seq(o IterOptions, opts []ScanOption) iter.Seq2[[]byte, []byte] {
+// Keys iterates over every key in key order, as All but without the values:
+// the loop reads no data file, only the in-memory keydir.
+//
+//	for k := range db.Keys() { ... }
+func (db *DB) Keys(opts ...ScanOption) iter.Seq[[]byte] {
+	return db.keySeq(IterOptions{}, opts)
+}
+
+// KeysRange iterates over the keys k with start <= k < end, as Keys; an empty
+// bound means no bound on that side.
+func (db *DB) KeysRange(start, end []byte, opts ...ScanOption) iter.Seq[[]byte] {
+	return db.keySeq(IterOptions{Start: bytes.Clone(start), End: bytes.Clone(end)}, opts)
+}
+
+// KeysPrefix iterates over the keys that start with prefix, as Keys.
+func (db *DB) KeysPrefix(prefix []byte, opts ...ScanOption) iter.Seq[[]byte] {
+	return db.keySeq(IterOptions{Prefix: bytes.Clone(prefix)}, opts)
+}
+
+func scanOptions(o *IterOptions, opts []ScanOption) scanConfig {
 	var cfg scanConfig
 	for _, opt := range opts {
 		opt(&cfg)
 	}
 	o.Reverse = cfg.reverse
+	return cfg
+}
+
+func (db *DB) seq(o IterOptions, opts []ScanOption) iter.Seq2[[]byte, []byte] {
+	cfg := scanOptions(&o, opts)
 	return func(yield func([]byte, []byte) bool) {
-		err := db.each(o, func(k, v []byte) bool { return yield(k, v) })
+		err := db.each(o, true, yield)
 		if cfg.errp != nil {
 			*cfg.errp = err
 		}
 	}
 }
 
-// each calls f for every entry of o until f returns false, closing the
-// iterator on every way out (including a panic in f).
-func (db *DB) each(o IterOptions, f func(k, v []byte) bool) error {
+func (db *DB) keySeq(o IterOptions, opts []ScanOption) iter.Seq[[]byte] {
+	cfg := scanOptions(&o, opts)
+	return func(yield func([]byte) bool) {
+		err := db.each(o, false, func(k, _ []byte) bool { return yield(k) })
+		if cfg.errp != nil {
+			*cfg.errp = err
+		}
+	}
+}
+
+// each calls f for every entry of o (with a nil value unless values) until f
+// returns false, closing the iterator on every way out (including a panic in
+// f). It returns the error that ended the iteration, a value that could not
+// be read included.
+func (db *DB) each(o IterOptions, values bool, f func(k, v []byte) bool) error {
 	it, err := db.NewIterator(o)
 	if err != nil {
 		return err
 	}
 	defer it.Close()
 	for {
-		k, v, ok := it.entry()
+		k, v, ok := it.entry(values)
 		if !ok || !f(k, v) {
 			break
 		}
@@ -300,7 +391,7 @@ func (db *DB) Scan(prefix []byte, f func(key, value []byte) error) error {
 
 func (db *DB) scan(o IterOptions, f func(key, value []byte) error) error {
 	var ferr error
-	err := db.each(o, func(k, v []byte) bool {
+	err := db.each(o, true, func(k, v []byte) bool {
 		ferr = f(k, v)
 		return ferr == nil
 	})

@@ -128,6 +128,22 @@ func WithWriteMerging(on bool) Option {
 	}
 }
 
+// WithMmap sets whether values are read through read-only memory maps of the
+// data files (default true), so that a read makes no system call; false reads
+// them with pread(2).
+//
+// With maps, an I/O error while the kernel pages a file in, or a data file cut
+// short by another program, raises SIGBUS instead of returning ErrIO. The
+// fault happens in the library's code, where Go cannot recover it (not even
+// with debug.SetPanicOnFault): the process dies. Choose false to have such
+// failures returned as errors, for instance on an unreliable disk or a network
+// filesystem.
+func WithMmap(on bool) Option {
+	return func(c *config) {
+		c.set(func(o *C.bitcask_options_t) { C.bitcask_options_set_mmap(o, C.bool(on)) })
+	}
+}
+
 // WithReadOnly opens without the writer lock, so that several processes may
 // read; every write then fails with ErrReadOnly.
 func WithReadOnly() Option {
