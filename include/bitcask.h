@@ -712,8 +712,9 @@ void bitcask_iter_destroy(bitcask_iterator_t *it);
  * the largest when reversed). Like every move it ends the borrow of the previous
  * key and value, and returns `BITCASK_OK` whether or not an entry was found (see
  * `bitcask_iter_valid`); `BITCASK_INVALID_ARGUMENT` when `it` is NULL;
- * `BITCASK_CLOSED` when the database was closed or destroyed; `BITCASK_CORRUPTION`
- * or `BITCASK_IO` when the value cannot be read (the iterator is then not valid).
+ * `BITCASK_CLOSED` when the database was closed or destroyed (the iterator is
+ * then not valid). A move reads no value: `bitcask_iter_value` does, and reports
+ * a value that cannot be read.
  */
 bitcask_status_t bitcask_iter_seek_first(bitcask_iterator_t *it);
 

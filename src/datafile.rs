@@ -122,6 +122,19 @@ impl DataFile {
             .as_ref()
     }
 
+    /// Whether reads of this file go through a map: then the kernel is also told
+    /// that the whole file will be read soon (a merge reads it in key order, at
+    /// random, and should not wait for each page).
+    pub fn will_read_all(&self, reads: Reads) -> bool {
+        match self.mapped(reads) {
+            Some(m) => {
+                m.will_need();
+                true
+            }
+            None => false,
+        }
+    }
+
     /// Starts loading the record of `rec_len` bytes at `offset` into the CPU's
     /// cache, when the file is mapped.
     pub fn prefetch(&self, offset: u32, rec_len: u32, reads: Reads) {

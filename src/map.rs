@@ -73,6 +73,12 @@ impl Map {
         Some(unsafe { std::slice::from_raw_parts(self.ptr.as_ptr().add(start), n) })
     }
 
+    /// Asks the kernel to read the mapped file ahead, asynchronously (a hint).
+    pub fn will_need(&self) {
+        // SAFETY: advice on exactly the live mapping; it changes no contents.
+        unsafe { libc::madvise(self.ptr.as_ptr().cast(), self.len, libc::MADV_WILLNEED) };
+    }
+
     /// Asks the CPU to start loading the cache lines of `n` bytes at `offset`
     /// (when inside the mapping), so that reads of many scattered records wait for
     /// memory in parallel rather than one after another. A hint: it never faults.

@@ -484,12 +484,12 @@ impl Inner {
         Ok(())
     }
 
-    /// Calls `f` with each record of `input` in file order: a put with its value
-    /// when the keydir still points at it (a dead one, unread, only on a scan), a
-    /// tombstone always. From the hint file when there is one, reading only the
-    /// live values; else by a scan.
+    /// Calls `f` with each record of `input`: a put with its value when the
+    /// keydir still points at it (a dead one, unread, only on a scan), a tombstone
+    /// always. Mapped, in key order: from the hint file when there is one, else
+    /// from a scan of the file's headers, values read from the map. With pread, in
+    /// file order: from the hint, reading only the live values, else by a scan.
     fn each_record(&self, input: &Input, f: &mut RecordFn<'_>) -> Result<()> {
-        let path = &input.file.path;
         let is_live = |key: &[u8], offset: u64| {
             self.index
                 .read()
@@ -498,9 +498,10 @@ impl Inner {
                 .is_some_and(|l| l.file_id == input.id && l.offset as u64 == offset)
         };
         let version = input.file.version;
-        if let Some(hint) = hint::load(&*self.fs, &self.dir, input.id, version, input.total)? {
-            // Hint entries are in key order; the records go out in file order.
-            let mut recs: Vec<Rec> = hint
+        let mapped = input.file.will_read_all(self.reads);
+        let hint = hint::load(&*self.fs, &self.dir, input.id, version, input.total)?;
+        let mut recs: Vec<Rec> = match &hint {
+            Some(hint) => hint
                 .entries()
                 .map(|(_, h)| Rec {
                     seq: h.seq,
@@ -512,38 +513,73 @@ impl Inner {
                     expires: h.expires,
                     target: h.target,
                 })
-                .collect();
-            recs.sort_unstable_by_key(|r| r.offset);
-            let mut span = Span::default();
+                .collect(),
+            None if mapped => {
+                let mut recs = Vec::new();
+                self.scan(input, |r| {
+                    recs.push(Rec::of(&r));
+                    Ok(())
+                })?;
+                // Stable: the records of one key stay in file order.
+                recs.sort_by(|a, b| a.key.cmp(&b.key));
+                recs
+            }
+            None => {
+                return self.scan(input, |r| {
+                    let rec = Rec::of(&r);
+                    let (_, value) = crate::record::key_value(&r.header, r.raw);
+                    let live = !rec.tombstone() && is_live(r.key, r.offset);
+                    f(rec, live.then_some(value))
+                })
+            }
+        };
+        if mapped {
+            // Key order (hints are sorted runs), values read at random from the
+            // map: every input's live records go out as a sorted run, so a range
+            // scan of merged data reads neighbouring bytes.
             for rec in recs {
                 if rec.tombstone() {
-                    // In file order: what is pending goes first.
-                    span.flush(input, f)?;
                     f(rec, None)?;
-                    continue;
+                } else if is_live(&rec.key, rec.offset) {
+                    let (key, at, len) = (rec.key.clone(), rec.offset as u32, rec.rec_len);
+                    input
+                        .file
+                        .with_value(&key, at, len, self.reads, |v| f(rec, Some(v)))??;
                 }
-                if !is_live(&rec.key, rec.offset) {
-                    // Dead: never read, nothing to decide.
-                    continue;
-                }
-                if !span.fits(&rec) {
-                    span.flush(input, f)?;
-                }
-                span.recs.push(rec);
             }
-            return span.flush(input, f);
+            return Ok(());
         }
+        // With pread: file order, nearby live records read together.
+        recs.sort_unstable_by_key(|r| r.offset);
+        let mut span = Span::default();
+        for rec in recs {
+            if rec.tombstone() {
+                // In file order: what is pending goes first.
+                span.flush(input, f)?;
+                f(rec, None)?;
+                continue;
+            }
+            if !is_live(&rec.key, rec.offset) {
+                // Dead: never read, nothing to decide.
+                continue;
+            }
+            if !span.fits(&rec) {
+                span.flush(input, f)?;
+            }
+            span.recs.push(rec);
+        }
+        span.flush(input, f)
+    }
+
+    /// Scans every record of `input`, which must all be valid.
+    fn scan(&self, input: &Input, f: impl FnMut(RecordRef<'_>) -> Result<()>) -> Result<()> {
+        let path = &input.file.path;
         let ended = datafile::scan(
             &*input.file.file,
-            version,
+            input.file.version,
             FILE_HEADER_LEN as u64,
             input.total,
-            |r: RecordRef<'_>| {
-                let rec = Rec::of(&r);
-                let (_, value) = crate::record::key_value(&r.header, r.raw);
-                let live = !rec.tombstone() && is_live(r.key, r.offset);
-                f(rec, live.then_some(value))
-            },
+            f,
             path,
         )?;
         match ended {

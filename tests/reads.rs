@@ -258,3 +258,58 @@ fn reads_during_buffer_flushes_and_merges_see_written_values() {
         r.join().unwrap();
     }
 }
+
+/// Keys of a merge's outputs (every data file but the active one), in file id
+/// order and file order, and the number of input files.
+fn merged_keys(dir: &std::path::Path, max_file_size: u64, mmap: bool) -> (Vec<Vec<u8>>, usize) {
+    let mut o = merge_opts();
+    o.max_file_size = max_file_size;
+    o.mmap = mmap;
+    let db = Bitcask::open(dir, o).unwrap();
+    let mut rng = Rng(3);
+    let mut model = Model::new();
+    for _ in 0..3000 {
+        let k = format!("k{:06}", rng.below(1_000_000)).into_bytes();
+        db.put(&k, &[5; 60]).unwrap();
+        model.insert(k, vec![5; 60]);
+    }
+    let inputs = data_files(dir).len();
+    db.merge().unwrap();
+    check(&db, &model);
+    let files = data_files(dir);
+    let mut keys = Vec::new();
+    for f in &files[..files.len() - 1] {
+        let problems = bitcask::inspect::scan_data_file(f, |r| keys.push(r.key.to_vec())).unwrap();
+        assert!(problems.is_empty());
+    }
+    assert_eq!(keys.len(), model.len());
+    (keys, inputs)
+}
+
+fn descents(keys: &[Vec<u8>]) -> usize {
+    keys.windows(2).filter(|w| w[0] > w[1]).count()
+}
+
+/// A merge of mapped files copies each input's live records in key order: one
+/// input gives a sorted output, n inputs at most n sorted runs. With mapping
+/// off, records go in file order (here, write order: random keys).
+#[test]
+fn merge_of_mapped_files_writes_sorted_runs() {
+    let dir = TempDir::new("reads-sorted-one");
+    let (keys, inputs) = merged_keys(dir.path(), 1 << 20, true);
+    assert_eq!(inputs, 1);
+    assert_eq!(descents(&keys), 0, "one input, one sorted run");
+
+    let dir = TempDir::new("reads-sorted-many");
+    let (keys, inputs) = merged_keys(dir.path(), 32 << 10, true);
+    assert!(inputs > 4);
+    assert!(
+        descents(&keys) < inputs,
+        "{} runs from {inputs} inputs",
+        descents(&keys) + 1
+    );
+
+    let dir = TempDir::new("reads-unsorted");
+    let (keys, _) = merged_keys(dir.path(), 1 << 20, false);
+    assert!(descents(&keys) > 100);
+}
