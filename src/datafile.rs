@@ -164,6 +164,28 @@ impl DataFile {
         Ok(buf)
     }
 
+    /// Where the value of the record of `rec_len` bytes at `offset` lies in the
+    /// file's map (its offset and length), once checked as by
+    /// [`DataFile::read_value`]; `None` when the record is not in a map.
+    pub fn mapped_value(
+        &self,
+        key: &[u8],
+        offset: u32,
+        rec_len: u32,
+        reads: Reads,
+    ) -> Option<Result<(u64, usize)>> {
+        let rec = self.mapped(reads)?.get(offset as u64, rec_len as usize)?;
+        Some(self.value_of(key, offset, rec).map(|v| {
+            let skip = v.as_ptr() as usize - rec.as_ptr() as usize;
+            (offset as u64 + skip as u64, v.len())
+        }))
+    }
+
+    /// Bytes of the file's map, if it has one that holds them.
+    pub fn mapped_bytes(&self, at: u64, n: usize) -> Option<&[u8]> {
+        self.map.get()?.as_ref()?.get(at, n)
+    }
+
     /// Calls `f` with the value of the record of `rec_len` bytes at `offset`,
     /// checked as [`DataFile::read_value`] does, borrowed from the map (no copy)
     /// or from a buffer read with `pread`.

@@ -13,7 +13,7 @@ use crate::error::{Error, Result};
 use crate::format::*;
 use crate::fs::{Fs, RealFs};
 use crate::hint::HintWriter;
-use crate::keydir::{KeyDir, Loc};
+use crate::keydir::{KeyChunk, KeyDir, Loc};
 use crate::lock::DirLock;
 use crate::merge::{MergeStats, Selection};
 use crate::options::{Options, SyncPolicy};
@@ -22,7 +22,7 @@ use crate::recovery;
 use crate::stats::{FileStats, Stats};
 use crate::write::{Request, WriteQueue};
 use parking_lot::{Mutex, RwLock};
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::BTreeMap;
 use std::ops::Bound;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
@@ -639,7 +639,7 @@ impl Bitcask {
             reverse,
             values: true,
             chunk: ITER_CHUNK_MIN,
-            buf: VecDeque::new(),
+            buf: Chunk::default(),
             done: false,
         })
     }
@@ -1391,16 +1391,103 @@ pub struct Iter {
     /// Keys the next refill takes: few at first, so that a short scan reads
     /// little, doubling up to `ITER_CHUNK`.
     chunk: usize,
-    buf: VecDeque<IterEntry>,
+    buf: Chunk,
     done: bool,
 }
 
 const ITER_CHUNK_MIN: usize = 16;
 const ITER_CHUNK: usize = 512;
 
-/// A key, where its value was, the file kept open for reading it, and the value
-/// once read.
+/// One refill: keys packed in one buffer, the files their values are in, and
+/// the values once read (borrowed from the maps, or copied into `held`).
+/// Reused from one refill to the next.
+#[derive(Clone, Default)]
+struct Chunk {
+    keys: KeyChunk,
+    /// Per entry: its file, as an index into `files`.
+    file: Vec<u32>,
+    files: Vec<Arc<DataFile>>,
+    vals: Vec<Val>,
+    held: Vec<u8>,
+    /// Entries to yield, in order (expired ones left out), and the next one.
+    live: Vec<u32>,
+    next: usize,
+}
+
 #[derive(Clone)]
+enum Val {
+    Unread,
+    /// Checked, in the file's map: the value's offset in the file and length.
+    Mapped(u64, usize),
+    /// Checked, copied into `held`: start and length there.
+    Held(usize, usize),
+    Failed(Error),
+}
+
+impl Chunk {
+    fn clear(&mut self) {
+        self.keys.clear();
+        self.file.clear();
+        self.files.clear();
+        self.vals.clear();
+        self.held.clear();
+        self.live.clear();
+        self.next = 0;
+    }
+
+    fn is_drained(&self) -> bool {
+        self.next == self.live.len()
+    }
+
+    /// The value of entry `i` once read.
+    fn value(&self, i: usize) -> Option<Result<&[u8]>> {
+        match &self.vals[i] {
+            Val::Unread => None,
+            Val::Mapped(at, n) => {
+                let f = &self.files[self.file[i] as usize];
+                Some(Ok(f
+                    .mapped_bytes(*at, *n)
+                    .expect("a checked value is in the map")))
+            }
+            Val::Held(at, n) => Some(Ok(&self.held[*at..*at + *n])),
+            Val::Failed(e) => Some(Err(e.clone())),
+        }
+    }
+
+    /// Reads and checks the value of entry `i`.
+    fn load(&mut self, inner: &Inner, i: usize) {
+        let key = self.keys.key(i);
+        let loc = self.keys.locs[i];
+        let file = &self.files[self.file[i] as usize];
+        if let Some(buf) = &inner.buffer {
+            let held = buf.state.lock().value(&loc);
+            if let Some(v) = held {
+                let at = self.held.len();
+                self.held.extend_from_slice(&v);
+                self.vals[i] = Val::Held(at, v.len());
+                return;
+            }
+        }
+        self.vals[i] = match file.mapped_value(key, loc.offset, loc.rec_len, inner.reads) {
+            Some(Ok((at, n))) => Val::Mapped(at, n),
+            Some(Err(e)) => Val::Failed(e),
+            None => {
+                let at = self.held.len();
+                let held = &mut self.held;
+                match file.with_value(key, loc.offset, loc.rec_len, inner.reads, |v| {
+                    held.extend_from_slice(v);
+                    v.len()
+                }) {
+                    Ok(n) => Val::Held(at, n),
+                    Err(e) => Val::Failed(e),
+                }
+            }
+        };
+    }
+}
+
+/// A key, where its value was, the file kept open for reading it, and the value
+/// if it was read ahead.
 pub(crate) struct IterEntry {
     pub key: Vec<u8>,
     loc: Loc,
@@ -1437,7 +1524,8 @@ fn bound_ref(b: &Bound<Vec<u8>>) -> Bound<&[u8]> {
 impl Iter {
     fn refill(&mut self) -> Result<()> {
         let now = self.inner.now_ms();
-        let mut out = Vec::with_capacity(self.chunk);
+        let c = &mut self.buf;
+        c.clear();
         {
             let ix = self.inner.open_index()?;
             ix.keydir.scan(
@@ -1445,49 +1533,69 @@ impl Iter {
                 bound_ref(&self.upper),
                 self.reverse,
                 self.chunk,
-                &mut out,
+                &mut c.keys,
             );
             // The bound moves past every key scanned, kept or expired.
-            match out.last() {
-                None => self.done = true,
-                Some((k, _)) if self.reverse => self.upper = Bound::Excluded(k.clone()),
-                Some((k, _)) => self.lower = Bound::Excluded(k.clone()),
-            }
-            for (key, loc) in out.drain(..) {
-                if expired(loc.expires, now) {
-                    continue;
+            let n = c.keys.len();
+            if n == 0 {
+                self.done = true;
+            } else {
+                let last = Bound::Excluded(c.keys.key(n - 1).to_vec());
+                if self.reverse {
+                    self.upper = last;
+                } else {
+                    self.lower = last;
                 }
-                if let Some(f) = ix.files.get(&loc.file_id) {
-                    self.buf.push_back(IterEntry {
-                        key,
-                        loc,
-                        file: f.file.clone(),
-                        value: None,
-                    });
+            }
+            for i in 0..n {
+                let loc = c.keys.locs[i];
+                let at = match c.files.iter().rposition(|f| f.id == loc.file_id) {
+                    Some(at) => at,
+                    None => match ix.files.get(&loc.file_id) {
+                        Some(f) => {
+                            c.files.push(f.file.clone());
+                            c.files.len() - 1
+                        }
+                        None => {
+                            c.file.push(u32::MAX);
+                            continue;
+                        }
+                    },
+                };
+                c.file.push(at as u32);
+                if !expired(loc.expires, now) {
+                    c.live.push(i as u32);
                 }
             }
         }
+        c.vals.resize(c.keys.len(), Val::Unread);
         self.chunk = (self.chunk * 2).min(ITER_CHUNK);
         if self.values {
             // In file order: neighbouring records are read together (one page
             // fault, one readahead window) whatever order their keys are in.
-            let mut order: Vec<usize> = (0..self.buf.len()).collect();
-            order.sort_unstable_by_key(|&i| (self.buf[i].loc.file_id, self.buf[i].loc.offset));
+            let mut order = c.live.clone();
+            let at = |i: &u32| {
+                let l = &c.keys.locs[*i as usize];
+                (l.file_id, l.offset)
+            };
+            if !order.is_sorted_by_key(at) {
+                order.sort_unstable_by_key(at);
+            }
             // Cache misses overlap: each record is asked for a few ahead of its read.
             const AHEAD: usize = 8;
             let reads = self.inner.reads;
+            let prefetch = |c: &Chunk, i: u32| {
+                let l = &c.keys.locs[i as usize];
+                c.files[c.file[i as usize] as usize].prefetch(l.offset, l.rec_len, reads);
+            };
             for &i in order.iter().take(AHEAD) {
-                let e = &self.buf[i];
-                e.file.prefetch(e.loc.offset, e.loc.rec_len, reads);
+                prefetch(c, i);
             }
             for (n, &i) in order.iter().enumerate() {
                 if let Some(&j) = order.get(n + AHEAD) {
-                    let e = &self.buf[j];
-                    e.file.prefetch(e.loc.offset, e.loc.rec_len, reads);
+                    prefetch(c, j);
                 }
-                let e = &self.buf[i];
-                let v = self.inner.read_value(&e.key, &e.loc, &e.file);
-                self.buf[i].value = Some(v);
+                c.load(&self.inner, i as usize);
             }
         }
         Ok(())
@@ -1514,7 +1622,7 @@ impl Iter {
 
     /// The next key without reading its value.
     pub fn next_key(&mut self) -> Option<Result<Vec<u8>>> {
-        self.advance().map(|r| r.map(|e| e.key))
+        Some(self.step()?.map(|i| self.buf.keys.key(i).to_vec()))
     }
 
     /// This iterator over keys only: it reads no data file.
@@ -1523,15 +1631,32 @@ impl Iter {
         Keys(self)
     }
 
+    /// The next key and value, borrowed from the iterator until its next move:
+    /// no copy of either (values lie in the data files' maps, or in one buffer per
+    /// chunk when a value was read with `pread`). The same entries as
+    /// [`Iterator::next`], which copies both out.
+    #[allow(clippy::should_implement_trait)]
+    pub fn next_ref(&mut self) -> Option<Result<(&[u8], &[u8])>> {
+        let i = match self.step()? {
+            Ok(i) => i,
+            Err(e) => return Some(Err(e)),
+        };
+        if matches!(self.buf.vals[i], Val::Unread) {
+            self.buf.load(&self.inner, i);
+        }
+        let c = &self.buf;
+        Some(c.value(i).expect("loaded").map(|v| (c.keys.key(i), v)))
+    }
+
     /// Stops (or restarts) reading values ahead of the caller.
     pub(crate) fn set_values(&mut self, values: bool) {
         self.values = values;
     }
 
-    /// The next entry, its value read only if a refill read it ahead.
-    pub(crate) fn advance(&mut self) -> Option<Result<IterEntry>> {
+    /// Moves to the next live entry of the chunk, refilling it when drained.
+    fn step(&mut self) -> Option<Result<usize>> {
         let mut res = self.inner.check_open();
-        while res.is_ok() && self.buf.is_empty() && !self.done {
+        while res.is_ok() && self.buf.is_drained() && !self.done {
             res = self.refill();
         }
         if let Err(e) = res {
@@ -1541,21 +1666,35 @@ impl Iter {
             self.buf.clear();
             return first.then_some(Err(e));
         }
-        self.buf.pop_front().map(Ok)
+        if self.buf.is_drained() {
+            return None;
+        }
+        let i = self.buf.live[self.buf.next] as usize;
+        self.buf.next += 1;
+        Some(Ok(i))
     }
 
-    /// The value of an entry this iterator yielded: the one read ahead, or one
-    /// positioned read of where its key pointed then (the file is held open).
-    pub(crate) fn value(&self, e: &mut IterEntry) -> Result<Vec<u8>> {
-        match e.value.take() {
-            Some(v) => v,
-            None => self.read(e),
-        }
+    /// The next entry, its value read only if a refill read it ahead.
+    pub(crate) fn advance(&mut self) -> Option<Result<IterEntry>> {
+        let i = match self.step()? {
+            Ok(i) => i,
+            Err(e) => return Some(Err(e)),
+        };
+        let c = &self.buf;
+        Some(Ok(IterEntry {
+            key: c.keys.key(i).to_vec(),
+            loc: c.keys.locs[i],
+            file: c.files[c.file[i] as usize].clone(),
+            value: c.value(i).map(|r| r.map(<[u8]>::to_vec)),
+        }))
     }
 
     /// Reads the value of an entry of an iterator over the same database.
     pub(crate) fn read(&self, e: &IterEntry) -> Result<Vec<u8>> {
-        self.inner.read_value(&e.key, &e.loc, &e.file)
+        match &e.value {
+            Some(v) => v.clone(),
+            None => self.inner.read_value(&e.key, &e.loc, &e.file),
+        }
     }
 }
 
@@ -1563,11 +1702,7 @@ impl Iterator for Iter {
     type Item = Result<(Vec<u8>, Vec<u8>)>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        let mut e = match self.advance()? {
-            Ok(x) => x,
-            Err(e) => return Some(Err(e)),
-        };
-        Some(self.value(&mut e).map(|v| (e.key, v)))
+        Some(self.next_ref()?.map(|(k, v)| (k.to_vec(), v.to_vec())))
     }
 }
 

@@ -477,15 +477,13 @@ impl Leaf {
     }
 
     /// Appends entries `[start, end)` to `out`, backwards if `rev`, until `left` is 0.
-    fn scan(&self, start: usize, end: usize, rev: bool, left: &mut usize, out: &mut Out) {
+    fn scan<O: ScanOut>(&self, start: usize, end: usize, rev: bool, left: &mut usize, out: &mut O) {
         for step in 0..end.saturating_sub(start) {
             if *left == 0 {
                 return;
             }
             let i = if rev { end - 1 - step } else { start + step };
-            let mut k = Vec::with_capacity(self.key_len(i));
-            self.key_into(i, &mut k);
-            out.push((k, self.loc(i)));
+            out.push_key(self.key_len(i), |k| self.key_into(i, k), self.loc(i));
             *left -= 1;
         }
     }
@@ -495,7 +493,57 @@ impl Leaf {
     }
 }
 
-type Out = Vec<(Vec<u8>, Loc)>;
+/// Where a scan puts the entries it finds.
+pub trait ScanOut {
+    /// Takes one entry: `write` appends its key (`len` bytes) to the buffer given.
+    fn push_key(&mut self, len: usize, write: impl FnOnce(&mut Vec<u8>), loc: Loc);
+}
+
+impl ScanOut for Vec<(Vec<u8>, Loc)> {
+    fn push_key(&mut self, len: usize, write: impl FnOnce(&mut Vec<u8>), loc: Loc) {
+        let mut k = Vec::with_capacity(len);
+        write(&mut k);
+        self.push((k, loc));
+    }
+}
+
+/// Scanned entries with their keys packed into one buffer: one allocation per
+/// chunk of a scan, not one per key.
+#[derive(Clone, Debug, Default)]
+pub struct KeyChunk {
+    pub bytes: Vec<u8>,
+    /// Where each key ends in `bytes` (it starts where the previous one ends).
+    pub ends: Vec<usize>,
+    pub locs: Vec<Loc>,
+}
+
+// Clippy's len-without-is_empty: a chunk is asked its length only.
+#[allow(clippy::len_without_is_empty)]
+impl KeyChunk {
+    pub fn len(&self) -> usize {
+        self.locs.len()
+    }
+
+    pub fn key(&self, i: usize) -> &[u8] {
+        let start = if i == 0 { 0 } else { self.ends[i - 1] };
+        &self.bytes[start..self.ends[i]]
+    }
+
+    pub fn clear(&mut self) {
+        self.bytes.clear();
+        self.ends.clear();
+        self.locs.clear();
+    }
+}
+
+impl ScanOut for KeyChunk {
+    fn push_key(&mut self, len: usize, write: impl FnOnce(&mut Vec<u8>), loc: Loc) {
+        self.bytes.reserve(len);
+        write(&mut self.bytes);
+        self.ends.push(self.bytes.len());
+        self.locs.push(loc);
+    }
+}
 
 /// A node split off to the right of another, with the separator between them.
 type Split<T> = (Box<[u8]>, T);
@@ -848,7 +896,14 @@ impl Internal {
         self.remove_kid(a + 1);
     }
 
-    fn scan(&self, lo: Bound<&[u8]>, hi: Bound<&[u8]>, rev: bool, left: &mut usize, out: &mut Out) {
+    fn scan<O: ScanOut>(
+        &self,
+        lo: Bound<&[u8]>,
+        hi: Bound<&[u8]>,
+        rev: bool,
+        left: &mut usize,
+        out: &mut O,
+    ) {
         let n = self.kids.len();
         if n == 0 {
             return;
@@ -1137,13 +1192,13 @@ impl KeyDir {
     /// Appends up to `limit` entries within the bounds, in ascending key order
     /// (descending when `reverse`), to `out`. Callers resume a scan by calling again
     /// with the last key returned as an Excluded bound.
-    pub fn scan(
+    pub fn scan<O: ScanOut>(
         &self,
         lower: Bound<&[u8]>,
         upper: Bound<&[u8]>,
         reverse: bool,
         limit: usize,
-        out: &mut Vec<(Vec<u8>, Loc)>,
+        out: &mut O,
     ) {
         let mut left = limit;
         if left > 0 {

@@ -144,9 +144,10 @@ impl Engine for Lib {
     }
     fn scan(&self, start: &[u8], n: usize) -> Result<usize> {
         let mut read = 0;
-        for kv in self.db.range(start.., false)?.take(n) {
-            let (k, v) = kv?;
-            std::hint::black_box((&k, &v));
+        let mut it = self.db.range(start.., false)?;
+        while read < n {
+            let Some(kv) = it.next_ref() else { break };
+            std::hint::black_box(kv?);
             read += 1;
         }
         Ok(read)
