@@ -4,11 +4,13 @@
 //! Nothing here stores data or decides anything about it. This layer converts
 //! arguments, maps engine errors to the exception classes of `bitcask._errors`,
 //! and releases the GIL around every call that can do I/O or wait for a lock, so
-//! that Python threads sharing one handle run in parallel.
+//! that Python threads sharing one handle run in parallel. Its one `unsafe` part,
+//! `bytes_without_gil`, fills a new `bytes` from a data file's map with the GIL
+//! released.
 
 use bitcask::{
-    Bitcask, Error, Iter, KeyTtl, MergeStats, OpenProgress, Options, Progress, Stats, SyncPolicy,
-    WriteBatch, WriteOptions,
+    Bitcask, Error, Iter, KeyTtl, Keys, MergeStats, OpenProgress, Options, Progress, Stats,
+    SyncPolicy, WriteBatch, WriteOptions,
 };
 use pyo3::exceptions::{PyKeyError, PyRuntimeError, PyTypeError};
 use pyo3::prelude::*;
@@ -397,7 +399,7 @@ impl PyBitcask {
     #[new]
     #[pyo3(signature = (
         path, *, sync=None, max_file_size=None, max_key_size=None, max_value_size=None,
-        read_only=None, salvage=None, write_buffer_size=None, write_merging=None,
+        read_only=None, salvage=None, write_buffer_size=None, mmap=None, write_merging=None,
         auto_merge=None, merge_check_interval=None, merge_trigger_fragmentation=None,
         merge_trigger_dead_bytes=None, merge_trigger_total_dead_bytes=None,
         merge_threshold_fragmentation=None, merge_threshold_dead_bytes=None,
@@ -414,6 +416,7 @@ impl PyBitcask {
         read_only: Option<Bound<'_, PyAny>>,
         salvage: Option<Bound<'_, PyAny>>,
         write_buffer_size: Option<Bound<'_, PyAny>>,
+        mmap: Option<Bound<'_, PyAny>>,
         write_merging: Option<Bound<'_, PyAny>>,
         auto_merge: Option<Bound<'_, PyAny>>,
         merge_check_interval: Option<Bound<'_, PyAny>>,
@@ -447,6 +450,7 @@ impl PyBitcask {
         set!(read_only, bool_opt);
         set!(salvage, bool_opt);
         set!(write_buffer_size, uint_usize);
+        set!(mmap, bool_opt);
         set!(write_merging, bool_opt);
         set!(auto_merge, bool_opt);
         set!(merge_check_interval, secs);
@@ -489,14 +493,37 @@ impl PyBitcask {
     }
 
     /// The value of `key`, or None.
+    ///
+    /// The lookup and the read run with the GIL released, and a value is never
+    /// copied out of a data file's map with the GIL held (the copy may fault pages
+    /// in from disk). Below `ONE_COPY_MIN` bytes the value is copied into a `Vec`
+    /// without the GIL, then into its `bytes` with it; from there up, the `bytes`
+    /// is allocated (the GIL taken again just for that) and filled straight from
+    /// the map without the GIL. Measured on 2 CPUs: the extra GIL round trip made
+    /// 100-byte gets 5-15% slower than two copies, broke even at a few KiB, and
+    /// made gets 20-35% faster from 256 KiB.
     fn get<'py>(
         &self,
         py: Python<'py>,
         key: &Bound<'py, PyAny>,
     ) -> PyResult<Option<Bound<'py, PyBytes>>> {
         let key = bytes_arg(key, "key")?;
-        let v = py.detach(|| self.db.get(&key)).py(py)?;
-        Ok(v.map(|v| PyBytes::new(py, &v)))
+        let v = py
+            .detach(|| {
+                self.db.get_with(&key, |v| {
+                    if v.len() < ONE_COPY_MIN {
+                        Ok(Value::Copied(v.to_vec()))
+                    } else {
+                        bytes_without_gil(v).map(Value::Made)
+                    }
+                })
+            })
+            .py(py)?;
+        Ok(match v.transpose()? {
+            None => None,
+            Some(Value::Copied(v)) => Some(PyBytes::new(py, &v)),
+            Some(Value::Made(b)) => Some(b.into_bound(py)),
+        })
     }
 
     fn contains(&self, py: Python<'_>, key: &Bound<'_, PyAny>) -> PyResult<bool> {
@@ -673,6 +700,43 @@ impl PyBitcask {
     }
 }
 
+/// Values of at least this many bytes are read into their `bytes` directly (see
+/// `PyBitcask::get`).
+const ONE_COPY_MIN: usize = 16 << 10;
+
+/// A value read by `PyBitcask::get` with the GIL released.
+enum Value {
+    /// Copied out, to become a `bytes` once the GIL is back.
+    Copied(Vec<u8>),
+    /// Already a `bytes`.
+    Made(Py<PyBytes>),
+}
+
+/// A `bytes` holding `v`, made on a thread without the GIL: the GIL is taken
+/// only to allocate the object, and `v` (in a data file's map, where reading
+/// may fault pages in from disk) is copied into it with the GIL released.
+fn bytes_without_gil(v: &[u8]) -> PyResult<Py<PyBytes>> {
+    /// Where the new object's bytes go.
+    struct Dest(*mut u8);
+    // SAFETY: the buffer of an object that no other thread can reach (below).
+    unsafe impl Send for Dest {}
+    let (obj, dest) = Python::attach(|py| -> PyResult<_> {
+        // SAFETY: a NULL source makes a `bytes` of `v.len()` bytes left to fill
+        // (a slice's length fits an isize), returned as a new reference.
+        let obj = unsafe {
+            let p = pyo3::ffi::PyBytes_FromStringAndSize(std::ptr::null(), v.len() as isize);
+            Bound::from_owned_ptr_or_err(py, p)?.cast_into_unchecked::<PyBytes>()
+        };
+        // SAFETY: `obj` is a `bytes`.
+        let dest = unsafe { pyo3::ffi::PyBytes_AsString(obj.as_ptr()) };
+        Ok((obj.unbind(), Dest(dest.cast())))
+    })?;
+    // SAFETY: `dest` holds `v.len()` bytes. The object is not shared yet: no
+    // other thread, with the GIL or not, sees its bytes before it is returned.
+    unsafe { std::ptr::copy_nonoverlapping(v.as_ptr(), dest.0, v.len()) };
+    Ok(obj)
+}
+
 fn merge_dict<'py>(py: Python<'py>, m: &MergeStats) -> PyResult<Bound<'py, PyDict>> {
     let d = PyDict::new(py);
     d.set_item("files_in", m.files_in)?;
@@ -694,17 +758,30 @@ fn merge_dict<'py>(py: Python<'py>, m: &MergeStats) -> PyResult<Bound<'py, PyDic
 /// threads; the lock is taken with the GIL released, as a value read is I/O.
 #[pyclass(frozen, name = "_Iter", module = "bitcask._bitcask")]
 struct PyIter {
-    it: Mutex<Option<Iter>>,
+    cursor: Mutex<Option<Cursor>>,
     what: Yield,
     /// Keeps the handle alive: dropping the last reference to a handle closes the
     /// database, which would end `for k in bitcask.open(p): ...` with ClosedError.
     _db: Py<PyBitcask>,
 }
 
+/// The engine's side of a `PyIter`.
+enum Cursor {
+    /// Keys with their values, read ahead in file order.
+    Entries(Iter),
+    /// Keys only: reads no data file (`Iter::next_key` on an `Iter` still reads
+    /// values ahead, so the `Iter` is turned into `Keys`).
+    Keys(Keys),
+}
+
 impl PyIter {
     fn new(db: &Bound<'_, PyBitcask>, it: Iter, what: Yield) -> Self {
+        let cursor = match what {
+            Yield::Keys => Cursor::Keys(it.keys()),
+            Yield::Items | Yield::Values => Cursor::Entries(it),
+        };
         PyIter {
-            it: Mutex::new(Some(it)),
+            cursor: Mutex::new(Some(cursor)),
             what,
             _db: db.clone().unbind(),
         }
@@ -720,14 +797,11 @@ impl PyIter {
     }
 
     fn __next__(&self, py: Python<'_>) -> PyResult<Option<Py<PyAny>>> {
-        let what = self.what;
         let next: Option<bitcask::Result<Item>> = py.detach(|| {
-            let mut guard = self.it.lock().unwrap_or_else(|p| p.into_inner());
-            let it = guard.as_mut()?;
-            let r = if what == Yield::Keys {
-                it.next_key().map(|r| r.map(|k| (k, None)))
-            } else {
-                it.next().map(|r| r.map(|(k, v)| (k, Some(v))))
+            let mut guard = lock(&self.cursor);
+            let r = match guard.as_mut()? {
+                Cursor::Keys(it) => it.next().map(|r| r.map(|k| (k, None))),
+                Cursor::Entries(it) => it.next().map(|r| r.map(|(k, v)| (k, Some(v)))),
             };
             if r.is_none() {
                 // Exhausted: let go of the engine's files now, not at garbage collection.
@@ -736,14 +810,17 @@ impl PyIter {
             r
         });
         let Some(r) = next else { return Ok(None) };
-        let (k, v) = r.py(py)?;
-        let key = PyBytes::new(py, &k).into_any();
-        let obj = match (what, v) {
-            (Yield::Keys, _) => key,
-            (Yield::Values, Some(v)) => PyBytes::new(py, &v).into_any(),
-            (Yield::Items, Some(v)) => {
-                PyTuple::new(py, [key, PyBytes::new(py, &v).into_any()])?.into_any()
-            }
+        let obj = match (self.what, r.py(py)?) {
+            (Yield::Keys, (k, _)) => PyBytes::new(py, &k).into_any(),
+            (Yield::Values, (_, Some(v))) => PyBytes::new(py, &v).into_any(),
+            (Yield::Items, (k, Some(v))) => PyTuple::new(
+                py,
+                [
+                    PyBytes::new(py, &k).into_any(),
+                    PyBytes::new(py, &v).into_any(),
+                ],
+            )?
+            .into_any(),
             _ => return Err(PyRuntimeError::new_err("iterator yielded no value")),
         };
         Ok(Some(obj.unbind()))

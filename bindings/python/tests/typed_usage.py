@@ -37,6 +37,12 @@ def main(path: str) -> None:
         pairs: list[tuple[bytes, bytes]] = list(db.range(b"a", b"z", reverse=True))
         pairs += list(db.prefix(b"b"))
         keys: list[bytes] = list(db)
+        keys += list(db.range(b"a", b"z", yields="keys"))
+        values: list[bytes] = list(db.prefix(b"b", yields="values"))
+        pairs += list(db.range(yields="items"))
+        what: bitcask.Yields = "keys"
+        either: list[object] = list(db.range(yields=what))
+        print(values, either)
         stats: bitcask.Stats = db.stats()
         last: Optional[int] = stats.last_seq
         live: int = sum(f.live_bytes for f in stats.files)
@@ -61,7 +67,7 @@ def main(path: str) -> None:
         except bitcask.StorageIOError as e:
             print(e.errno, e.filename, e.op)
         print(n, v, d, pairs, keys, last, live, closed, bitcask.__version__)
-    db2 = bitcask.Bitcask(path, read_only=True)
+    db2 = bitcask.Bitcask(path, read_only=True, mmap=False)
     db2.close()
     with bitcask.open(path, default_ttl=3600) as db3:
         db3[b"session"] = b"s"

@@ -9,7 +9,8 @@ b'world'
 A database is a directory; :func:`open` creates it if needed. A :class:`Bitcask`
 is a :class:`collections.abc.MutableMapping` from bytes to bytes, plus keys that
 expire (``put(key, value, ttl=seconds)``, ``ttl``), batches, ordered range and
-prefix scans, ``sync``, ``merge``, ``backup``, ``stats`` and ``close``.
+prefix scans (of items, keys or values: ``yields=``), ``sync``, ``merge``,
+``backup``, ``stats`` and ``close``.
 
 Keys and values
     are bytes. Any bytes-like object (``bytes``, ``bytearray``, ``memoryview``,
@@ -68,6 +69,7 @@ __all__ = [
     "OpenProgress",
     "BytesLike",
     "SyncPolicy",
+    "Yields",
     "Error",
     "StorageIOError",
     "LockedError",
@@ -92,6 +94,11 @@ BytesLike = Union[bytes, bytearray, memoryview]
 #: before it returns (unless ``write_buffer_size`` is set), so a crash of the
 #: process loses nothing acknowledged; the policy decides what a power loss may.
 SyncPolicy = Union[Literal["always", "never"], int]
+
+#: What :meth:`Bitcask.range` and :meth:`Bitcask.prefix` yield: ``"items"``,
+#: ``(key, value)`` pairs; ``"keys"``, keys alone, read from memory (no data file
+#: is read); ``"values"``, values alone.
+Yields = Literal["items", "keys", "values"]
 
 StrPath = Union[str, "os.PathLike[str]"]
 
@@ -182,6 +189,13 @@ class Bitcask(MutableMapping[bytes, bytes]):
       :class:`CorruptionError` at open.
     - ``write_buffer_size``: bytes held in memory before a ``write(2)`` (0); speeds
       bulk loads, and a process crash may lose the buffered bytes.
+    - ``mmap``: read values through read-only memory maps of the data files
+      (True): a read makes no system call. The cost of a map: an I/O error while
+      the kernel pages a value in, or a data file truncated by another program
+      while the database is open, raises SIGBUS, which kills the process, instead
+      of an exception (a signal raised by the read itself: neither ``except`` nor
+      ``signal.signal`` can recover from it). False reads every value with
+      ``pread``, where both raise :class:`StorageIOError`.
     - ``write_merging``: group commit of concurrent writers (True).
     - ``auto_merge``, ``merge_check_interval`` (seconds, a float),
       ``merge_trigger_fragmentation`` (percent), ``merge_trigger_dead_bytes``,
@@ -217,6 +231,7 @@ class Bitcask(MutableMapping[bytes, bytes]):
         read_only: Optional[bool] = None,
         salvage: Optional[bool] = None,
         write_buffer_size: Optional[int] = None,
+        mmap: Optional[bool] = None,
         write_merging: Optional[bool] = None,
         auto_merge: Optional[bool] = None,
         merge_check_interval: Optional[float] = None,
@@ -238,6 +253,7 @@ class Bitcask(MutableMapping[bytes, bytes]):
             read_only=read_only,
             salvage=salvage,
             write_buffer_size=write_buffer_size,
+            mmap=mmap,
             write_merging=write_merging,
             auto_merge=auto_merge,
             merge_check_interval=merge_check_interval,
@@ -277,7 +293,8 @@ class Bitcask(MutableMapping[bytes, bytes]):
         return self._db.len()
 
     def __iter__(self) -> Iterator[bytes]:
-        """Keys in ascending order (reads no values)."""
+        """Keys in ascending order, from memory: no data file is read (nor by
+        ``keys()``, whose view iterates with this)."""
         return self._db.range(yields="keys")
 
     def values(self) -> ValuesView[bytes]:
@@ -348,23 +365,75 @@ class Bitcask(MutableMapping[bytes, bytes]):
         """
         return WriteBatch(self, sync=sync)
 
+    @overload
     def range(
         self,
         start: Optional[BytesLike] = None,
         stop: Optional[BytesLike] = None,
         reverse: bool = False,
-    ) -> Iterator[tuple[bytes, bytes]]:
-        """``(key, value)`` pairs with ``start <= key < stop`` in key order
-        (descending when ``reverse``); None leaves that side open.
+        *,
+        yields: Literal["items"] = "items",
+    ) -> Iterator[tuple[bytes, bytes]]: ...
+    @overload
+    def range(
+        self,
+        start: Optional[BytesLike] = None,
+        stop: Optional[BytesLike] = None,
+        reverse: bool = False,
+        *,
+        yields: Literal["keys", "values"],
+    ) -> Iterator[bytes]: ...
+    @overload
+    def range(
+        self,
+        start: Optional[BytesLike] = None,
+        stop: Optional[BytesLike] = None,
+        reverse: bool = False,
+        *,
+        yields: Yields,
+    ) -> Iterator[Union[bytes, tuple[bytes, bytes]]]: ...
+    def range(
+        self,
+        start: Optional[BytesLike] = None,
+        stop: Optional[BytesLike] = None,
+        reverse: bool = False,
+        *,
+        yields: Yields = "items",
+    ) -> Iterator[Union[bytes, tuple[bytes, bytes]]]:
+        """The keys ``start <= key < stop`` in key order (descending when
+        ``reverse``); None leaves that side open.
+
+        ``yields`` says what comes out: ``"items"`` (the default), ``(key, value)``
+        pairs; ``"keys"``, keys alone, from the in-memory index without reading
+        any data file; ``"values"``, values alone. Values are read a chunk of keys
+        at a time, in file order. Any other ``yields`` raises ``ValueError``::
+
+            for key in db.range(b"a", b"m", yields="keys"): ...
 
         The view is live: every key present for the iterator's whole life is seen
         once; a key written or deleted meanwhile may or may not be.
         """
-        return self._db.range(start, stop, reverse, yields="items")
+        return self._db.range(start, stop, reverse, yields=yields)
 
-    def prefix(self, prefix: BytesLike, reverse: bool = False) -> Iterator[tuple[bytes, bytes]]:
-        """``(key, value)`` pairs whose key starts with ``prefix``, in key order."""
-        return self._db.prefix(prefix, reverse, yields="items")
+    @overload
+    def prefix(
+        self, prefix: BytesLike, reverse: bool = False, *, yields: Literal["items"] = "items"
+    ) -> Iterator[tuple[bytes, bytes]]: ...
+    @overload
+    def prefix(
+        self, prefix: BytesLike, reverse: bool = False, *, yields: Literal["keys", "values"]
+    ) -> Iterator[bytes]: ...
+    @overload
+    def prefix(
+        self, prefix: BytesLike, reverse: bool = False, *, yields: Yields
+    ) -> Iterator[Union[bytes, tuple[bytes, bytes]]]: ...
+    def prefix(
+        self, prefix: BytesLike, reverse: bool = False, *, yields: Yields = "items"
+    ) -> Iterator[Union[bytes, tuple[bytes, bytes]]]:
+        """The keys that start with ``prefix``, in key order (descending when
+        ``reverse``), yielded as ``yields`` says (see :meth:`range`): e.g.
+        ``db.prefix(b"user:", yields="keys")`` reads no data file."""
+        return self._db.prefix(prefix, reverse, yields=yields)
 
     def sync(self) -> None:
         """Flushes buffered writes and fdatasyncs the active data file."""

@@ -43,6 +43,7 @@ class _Bitcask:
         read_only: Optional[bool] = None,
         salvage: Optional[bool] = None,
         write_buffer_size: Optional[int] = None,
+        mmap: Optional[bool] = None,
         write_merging: Optional[bool] = None,
         auto_merge: Optional[bool] = None,
         merge_check_interval: Optional[float] = None,
@@ -63,6 +64,8 @@ class _Bitcask:
     def delete(self, key: _BytesLike) -> int: ...
     def write(self, batch: _WriteBatch, sync: bool = False) -> int: ...
     def sync(self) -> None: ...
+    # yields="keys" reads no data file; "items" and "values" read values ahead,
+    # a chunk of keys at a time, in file order. Anything else: ValueError.
     @overload
     def range(
         self,
@@ -81,6 +84,15 @@ class _Bitcask:
         yields: Literal["keys", "values"],
     ) -> _Iter[bytes]: ...
     @overload
+    def range(
+        self,
+        start: Optional[_BytesLike] = None,
+        stop: Optional[_BytesLike] = None,
+        reverse: bool = False,
+        *,
+        yields: _Yields,
+    ) -> _Iter[Union[bytes, tuple[bytes, bytes]]]: ...
+    @overload
     def prefix(
         self, prefix: _BytesLike, reverse: bool = False, yields: Literal["items"] = "items"
     ) -> _Iter[tuple[bytes, bytes]]: ...
@@ -88,6 +100,10 @@ class _Bitcask:
     def prefix(
         self, prefix: _BytesLike, reverse: bool = False, *, yields: Literal["keys", "values"]
     ) -> _Iter[bytes]: ...
+    @overload
+    def prefix(
+        self, prefix: _BytesLike, reverse: bool = False, *, yields: _Yields
+    ) -> _Iter[Union[bytes, tuple[bytes, bytes]]]: ...
     def stats(self) -> dict[str, Any]: ...
     def merge(self) -> dict[str, Any]: ...
     def backup(self, path: Union[str, os.PathLike[str]]) -> int: ...
