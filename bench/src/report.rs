@@ -544,19 +544,49 @@ fn goals(w: &mut String, h: &Header, samples: &[Sample]) -> Result<()> {
         "ops/s",
     ));
     rows.push(ratio_row(
-        "hot gets, 1 thread, vs LMDB",
-        1.0,
+        "issue 14: hot gets, 1 thread, vs LMDB",
+        1.5,
         m(lb, "hot get", "1 thread(s)", "ops/s"),
         m("lmdb", "hot get", "1 thread(s)", "ops/s"),
         "ops/s",
     ));
     rows.push(ratio_row(
-        "hot gets, 2 threads, vs LMDB",
-        1.0,
+        "issue 14: hot gets, 2 threads, vs LMDB",
+        1.5,
         m(lb, "hot get", "2 thread(s)", "ops/s"),
         m("lmdb", "hot get", "2 thread(s)", "ops/s"),
         "ops/s",
     ));
+    rows.push(ratio_row(
+        "issue 14: hot gets, 2 threads vs 1",
+        1.8,
+        m(lb, "hot get", "2 thread(s)", "ops/s"),
+        m(lb, "hot get", "1 thread(s)", "ops/s"),
+        "ops/s",
+    ));
+    for len in crate::workloads::SCAN_LENGTHS {
+        for after in ["", " after merge"] {
+            let case = format!("{len}-key ranges");
+            let ours = m(lb, "scan", &format!("{case}{after}"), "keys/s");
+            let fresh = if after.is_empty() { "" } else { ", merged" };
+            rows.push(ratio_row(
+                &format!("issue 14: {len}-key scans{fresh}, vs LMDB"),
+                0.5,
+                ours,
+                m("lmdb", "scan", &case, "keys/s"),
+                "keys/s",
+            ));
+            for peer in ["fjall", "sled"] {
+                rows.push(ratio_row(
+                    &format!("issue 14: {len}-key scans{fresh}, vs {peer}"),
+                    2.0,
+                    ours,
+                    m(peer, "scan", &case, "keys/s"),
+                    "keys/s",
+                ));
+            }
+        }
+    }
     let suffix = h
         .scale
         .as_ref()
@@ -595,7 +625,7 @@ fn goals(w: &mut String, h: &Header, samples: &[Sample]) -> Result<()> {
         kd.is_finite()
             .then_some(kd.max(rss) < (crate::util::KEY_LEN + 32) as f64),
     ));
-    writeln!(w, "## Targets (issues 4 and 8)\n")?;
+    writeln!(w, "## Targets (issues 4, 8 and 14)\n")?;
     writeln!(w, "Computed from the medians above. The keydir row counts the larger of the engine's estimate and the RSS growth.\n")?;
     writeln!(w, "| goal | target | measured | |\n|---|---|---|---|")?;
     for (g, t, v, ok) in rows {
