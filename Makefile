@@ -104,7 +104,7 @@ fuzz-smoke:
 # takes ~40 minutes on 2 cores; put BENCH_DIR on the disk you want to measure.
 BENCH_DIR ?= /tmp/bitcask-bench
 BENCH_ARGS ?= --keys 1000000 --runs 3 --durable-ops 4000 --read-ops 500000 --mixed-ops 200000 \
-	--scale-keys 10000000 --scale-engines libbitcask,libbitcask-ttl,fjall --scale-workloads open,memory,crash,hot
+	--scale-keys 10000000 --scale-engines libbitcask,libbitcask-ttl,fjall,lmdb --scale-workloads open,memory,crash,hot
 
 bench:
 	command -v db_bench || (apt-get update && apt-get install -y rocksdb-tools)
