@@ -109,9 +109,15 @@ fn reads_match_the_model_with_mapping_on_and_off_and_auto_merge() {
     }
 }
 
-/// Fills small files, overwrites the first keys so that a merge rewrites or drops
-/// the file holding `key0000`, and returns the value of `key0000`.
-fn fill_for_merge(db: &Bitcask) -> Vec<u8> {
+/// A database of 4 KiB files where every key but `key0000` (value: 40 zero
+/// bytes) was overwritten (40 bytes of 1), so that a merge rewrites the file
+/// holding `key0000` and removes it.
+fn filled_for_merge(tag: &str, mmap: bool) -> (TempDir, Bitcask) {
+    let dir = TempDir::new(tag);
+    let mut o = merge_opts();
+    o.max_file_size = 4096;
+    o.mmap = mmap;
+    let db = Bitcask::open(dir.path(), o).unwrap();
     for i in 0..400u32 {
         db.put(format!("key{i:04}").as_bytes(), &[i as u8; 40])
             .unwrap();
@@ -119,18 +125,13 @@ fn fill_for_merge(db: &Bitcask) -> Vec<u8> {
     for i in 1..400u32 {
         db.put(format!("key{i:04}").as_bytes(), &[1; 40]).unwrap();
     }
-    vec![0u8; 40]
+    (dir, db)
 }
 
 #[test]
 fn a_borrowed_value_stays_correct_while_a_merge_removes_its_file() {
     for mmap in [true, false] {
-        let dir = TempDir::new("reads-borrow");
-        let mut o = merge_opts();
-        o.max_file_size = 4096;
-        o.mmap = mmap;
-        let db = Bitcask::open(dir.path(), o).unwrap();
-        let want = fill_for_merge(&db);
+        let (dir, db) = filled_for_merge("reads-borrow", mmap);
         let first = data_files(dir.path())[0].clone();
         let got = db
             .get_with(b"key0000", |v| {
@@ -140,20 +141,15 @@ fn a_borrowed_value_stays_correct_while_a_merge_removes_its_file() {
                 v.to_vec()
             })
             .unwrap();
-        assert_eq!(got, Some(want.clone()));
-        assert_eq!(db.get(b"key0000").unwrap(), Some(want));
+        assert_eq!(got, Some(vec![0u8; 40]));
+        assert_eq!(db.get(b"key0000").unwrap(), Some(vec![0u8; 40]));
     }
 }
 
 #[test]
 fn an_iterator_reads_values_of_files_a_merge_removed() {
     for mmap in [true, false] {
-        let dir = TempDir::new("reads-iter-merge");
-        let mut o = merge_opts();
-        o.max_file_size = 4096;
-        o.mmap = mmap;
-        let db = Bitcask::open(dir.path(), o).unwrap();
-        fill_for_merge(&db);
+        let (_dir, db) = filled_for_merge("reads-iter-merge", mmap);
         let mut it = db.iter().unwrap();
         let first = it.next().unwrap().unwrap();
         assert_eq!(first, (b"key0000".to_vec(), vec![0u8; 40]));
