@@ -482,7 +482,8 @@ bitcask_status_t bitcask_close(const bitcask_t *db);
 void bitcask_destroy(bitcask_t *db);
 
 /**
- * Copies the value of `key` into the caller's buffer `buf` of `buf_len` bytes.
+ * Copies the value of `key` into the caller's buffer `buf` of `buf_len` bytes,
+ * straight from where it lies (the data file's map): the call allocates nothing.
  *
  * On `BITCASK_OK` the value fills the first `*value_len` bytes of `buf`. When the
  * value is longer than `buf_len`, returns `BITCASK_BUFFER_TOO_SMALL`, stores the

@@ -176,7 +176,8 @@ unsafe fn lookup(db: *const bitcask_t, key: *const u8, key_len: usize) -> Result
     h.db.get(k)?.ok_or_else(Failure::not_found)
 }
 
-/// Copies the value of `key` into the caller's buffer `buf` of `buf_len` bytes.
+/// Copies the value of `key` into the caller's buffer `buf` of `buf_len` bytes,
+/// straight from where it lies (the data file's map): the call allocates nothing.
 ///
 /// On `BITCASK_OK` the value fills the first `*value_len` bytes of `buf`. When the
 /// value is longer than `buf_len`, returns `BITCASK_BUFFER_TOO_SMALL`, stores the
