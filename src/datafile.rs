@@ -143,6 +143,12 @@ impl DataFile {
         }
     }
 
+    /// The bytes of the record of `rec_len` bytes at `offset`, when the map holds
+    /// them.
+    fn mapped_record(&self, offset: u32, rec_len: u32, reads: Reads) -> Option<&[u8]> {
+        self.mapped(reads)?.get(offset as u64, rec_len as usize)
+    }
+
     /// Reads the record of `rec_len` bytes at `offset`, checks its checksum and
     /// that it belongs to `key`, and returns the value: one allocation, the value's.
     pub fn read_value(
@@ -152,10 +158,7 @@ impl DataFile {
         rec_len: u32,
         reads: Reads,
     ) -> Result<Vec<u8>> {
-        if let Some(rec) = self
-            .mapped(reads)
-            .and_then(|m| m.get(offset as u64, rec_len as usize))
-        {
+        if let Some(rec) = self.mapped_record(offset, rec_len, reads) {
             return self.value_of(key, offset, rec).map(<[u8]>::to_vec);
         }
         let mut buf = self.pread(offset, rec_len)?;
@@ -174,7 +177,7 @@ impl DataFile {
         rec_len: u32,
         reads: Reads,
     ) -> Option<Result<(u64, usize)>> {
-        let rec = self.mapped(reads)?.get(offset as u64, rec_len as usize)?;
+        let rec = self.mapped_record(offset, rec_len, reads)?;
         Some(self.value_of(key, offset, rec).map(|v| {
             let skip = v.as_ptr() as usize - rec.as_ptr() as usize;
             (offset as u64 + skip as u64, v.len())
@@ -197,10 +200,7 @@ impl DataFile {
         reads: Reads,
         f: impl FnOnce(&[u8]) -> R,
     ) -> Result<R> {
-        if let Some(rec) = self
-            .mapped(reads)
-            .and_then(|m| m.get(offset as u64, rec_len as usize))
-        {
+        if let Some(rec) = self.mapped_record(offset, rec_len, reads) {
             return self.value_of(key, offset, rec).map(f);
         }
         let buf = self.pread(offset, rec_len)?;

@@ -518,12 +518,9 @@ impl Bitcask {
         let Some((loc, file)) = self.inner.open_index()?.locate(key, now) else {
             return Ok(None);
         };
-        if let Some(buf) = &self.inner.buffer {
-            // Copied out first: `f` runs with no lock held.
-            let held = buf.state.lock().value(&loc);
-            if let Some(v) = held {
-                return Ok(Some(f(&v)));
-            }
+        // Copied out first: `f` runs with no lock held.
+        if let Some(v) = self.inner.buffered(&loc) {
+            return Ok(Some(f(&v)));
         }
         file.with_value(key, loc.offset, loc.rec_len, self.inner.reads, f)
             .map(Some)
@@ -784,11 +781,14 @@ impl Inner {
         self.refused.lock().get_or_insert_with(|| e.to_string());
     }
 
+    /// A copy of the value at `loc` while it is still in the write buffer.
+    fn buffered(&self, loc: &Loc) -> Option<Vec<u8>> {
+        self.buffer.as_ref()?.state.lock().value(loc)
+    }
+
     pub(crate) fn read_value(&self, key: &[u8], loc: &Loc, file: &DataFile) -> Result<Vec<u8>> {
-        if let Some(buf) = &self.buffer {
-            if let Some(v) = buf.state.lock().value(loc) {
-                return Ok(v);
-            }
+        if let Some(v) = self.buffered(loc) {
+            return Ok(v);
         }
         file.read_value(key, loc.offset, loc.rec_len, self.reads)
     }
@@ -1459,14 +1459,11 @@ impl Chunk {
         let key = self.keys.key(i);
         let loc = self.keys.locs[i];
         let file = &self.files[self.file[i] as usize];
-        if let Some(buf) = &inner.buffer {
-            let held = buf.state.lock().value(&loc);
-            if let Some(v) = held {
-                let at = self.held.len();
-                self.held.extend_from_slice(&v);
-                self.vals[i] = Val::Held(at, v.len());
-                return;
-            }
+        if let Some(v) = inner.buffered(&loc) {
+            let at = self.held.len();
+            self.held.extend_from_slice(&v);
+            self.vals[i] = Val::Held(at, v.len());
+            return;
         }
         self.vals[i] = match file.mapped_value(key, loc.offset, loc.rec_len, inner.reads) {
             Some(Ok((at, n))) => Val::Mapped(at, n),
@@ -1486,13 +1483,11 @@ impl Chunk {
     }
 }
 
-/// A key, where its value was, the file kept open for reading it, and the value
-/// if it was read ahead.
+/// A key, where its value was, and the file kept open for reading it.
 pub(crate) struct IterEntry {
     pub key: Vec<u8>,
     loc: Loc,
     file: Arc<DataFile>,
-    value: Option<Result<Vec<u8>>>,
 }
 
 /// Whether `key` satisfies `lower` as a lower bound.
@@ -1674,7 +1669,8 @@ impl Iter {
         Some(Ok(i))
     }
 
-    /// The next entry, its value read only if a refill read it ahead.
+    /// The next entry, without its value (for iterators made with
+    /// `set_values(false)`: a value read ahead would be read again by `read`).
     pub(crate) fn advance(&mut self) -> Option<Result<IterEntry>> {
         let i = match self.step()? {
             Ok(i) => i,
@@ -1685,16 +1681,12 @@ impl Iter {
             key: c.keys.key(i).to_vec(),
             loc: c.keys.locs[i],
             file: c.files[c.file[i] as usize].clone(),
-            value: c.value(i).map(|r| r.map(<[u8]>::to_vec)),
         }))
     }
 
     /// Reads the value of an entry of an iterator over the same database.
     pub(crate) fn read(&self, e: &IterEntry) -> Result<Vec<u8>> {
-        match &e.value {
-            Some(v) => v.clone(),
-            None => self.inner.read_value(&e.key, &e.loc, &e.file),
-        }
+        self.inner.read_value(&e.key, &e.loc, &e.file)
     }
 }
 
