@@ -315,15 +315,66 @@ pub struct RecordRef<'a> {
 pub enum ScanEnd {
     /// Every byte up to the end was a valid record.
     Clean,
+    /// The records end at `offset`, and every byte from there to the end is
+    /// zero: preallocated space, not data (docs/format.md, *Preallocation*).
+    Zeros { offset: u64 },
     /// The bytes at `offset` are not a valid record.
     Bad { offset: u64, bad: Bad },
 }
 
 /// Reads records of a file of `version` from `from` up to `end`, calling `f` for
-/// each valid one, and stops at the first byte that is not a record. Reads in
-/// large sequential chunks with positioned reads, so scans of one file may run at
-/// once (merge, hint writing).
+/// each valid one, and stops at the first byte that is not a record: the end of
+/// the data when only zeros follow it. Reads in large sequential chunks with
+/// positioned reads, so scans of one file may run at once (merge, hint writing).
 pub fn scan(
+    file: &dyn FileHandle,
+    version: u32,
+    from: u64,
+    end: u64,
+    f: impl FnMut(RecordRef<'_>) -> Result<()>,
+    path: &Path,
+) -> Result<ScanEnd> {
+    match scan_records(file, version, from, end, f, path)? {
+        ScanEnd::Bad { offset, .. } if zeros_to(file, offset, end, path)? == offset => {
+            Ok(ScanEnd::Zeros { offset })
+        }
+        ended => Ok(ended),
+    }
+}
+
+/// Where the zero bytes that run to `end` begin, at `from` or later: `from`
+/// when every byte from it to `end` is zero, `end` when the last one is not.
+/// Reads backwards from `end` in bounded chunks.
+pub fn zeros_to(file: &dyn FileHandle, from: u64, end: u64, path: &Path) -> Result<u64> {
+    const CHUNK: u64 = 1 << 20;
+    let mut buf = Vec::new();
+    let mut at = end;
+    while at > from {
+        let n = (at - from).min(CHUNK);
+        buf.resize(n as usize, 0);
+        file.read_exact_at(&mut buf, at - n)
+            .map_err(|e| Error::io("reading", path, e))?;
+        if let Some(i) = buf.iter().rposition(|&b| b != 0) {
+            return Ok(at - n + i as u64 + 1);
+        }
+        at -= n;
+    }
+    Ok(from)
+}
+
+/// Writes zeros over `from..to` of `file`: preallocated space.
+pub(crate) fn zero_fill(file: &dyn FileHandle, from: u64, to: u64) -> std::io::Result<()> {
+    static ZEROS: [u8; 256 << 10] = [0; 256 << 10];
+    let mut at = from;
+    while at < to {
+        let n = (to - at).min(ZEROS.len() as u64);
+        file.write_at(&ZEROS[..n as usize], at)?;
+        at += n;
+    }
+    Ok(())
+}
+
+fn scan_records(
     file: &dyn FileHandle,
     version: u32,
     from: u64,

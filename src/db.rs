@@ -11,7 +11,7 @@ use crate::batch::WriteBatch;
 use crate::datafile::{self, DataFile, Reads, ScanEnd};
 use crate::error::{Error, Result};
 use crate::format::*;
-use crate::fs::{Fs, RealFs};
+use crate::fs::{FileHandle, Fs, RealFs};
 use crate::hint::HintWriter;
 use crate::keydir::{KeyChunk, KeyDir, Loc};
 use crate::lock::DirLock;
@@ -282,14 +282,30 @@ impl WriteBuf {
     }
 }
 
-/// Appends `bytes` to `file`, whose length is `len`. A failed append may have
-/// written part of them: they are cut off again, so that nothing is ever appended
-/// after bytes of unknown state (writes are refused after the failure anyway).
+/// Writes `bytes` at `len`, the end of `file`'s data. A failed write may have
+/// written part of them: the file is cut there again, so that nothing is ever
+/// written after bytes of unknown state (writes are refused after the failure
+/// anyway); a preallocated tail goes with them.
 fn append_or_cut(file: &DataFile, len: u64, bytes: &[u8]) -> Result<()> {
-    file.file.append(bytes).map_err(|e| {
+    file.file.write_at(bytes, len).map_err(|e| {
         let _ = file.file.set_len(len);
         Error::io("appending to", &file.path, e)
     })
+}
+
+/// Preallocation grows the active file by a quarter of its data, between these
+/// bounds, whenever less than half a step is left: a step costs one page-cache
+/// write of zeros, written back at once and synced by the next durable write.
+const PREALLOC_MIN: u64 = 1 << 20;
+const PREALLOC_MAX: u64 = 8 << 20;
+
+/// The next data file, made ahead by the background thread (header written,
+/// zero-filled, synced) under a temporary name: a rotation renames it into
+/// place instead of creating, writing and syncing a file.
+struct Spare {
+    file: Box<dyn FileHandle>,
+    /// Its length: header plus zeros.
+    len: u64,
 }
 
 /// State only the write leader touches.
@@ -297,6 +313,10 @@ struct Writer {
     active: Arc<DataFile>,
     /// Logical length of the active file, buffered bytes included.
     len: u64,
+    /// Length of the file itself: past `len` it holds only zeros, preallocated.
+    alloc: u64,
+    /// A zero-fill of this file failed: it grows with its writes from then on.
+    prealloc_failed: bool,
     next_seq: u64,
     scratch: Vec<u8>,
 }
@@ -304,6 +324,8 @@ struct Writer {
 enum Job {
     /// Write the hint file of a data file that just became immutable.
     Hint(u32),
+    /// Make a spare data file, if there is none.
+    Spare,
     Stop,
 }
 
@@ -335,6 +357,10 @@ pub(crate) struct Inner {
     merge_thread: Mutex<Option<JoinHandle<()>>>,
     /// Unsynced writes exist (for `SyncPolicy::EveryMs`).
     dirty: AtomicBool,
+    /// The next data file, when one is ready; and whether one was asked of the
+    /// background thread.
+    spare: Mutex<Option<Spare>>,
+    spare_asked: AtomicBool,
     /// Counters for `Stats`: fdatasyncs of data files, writes committed, and the
     /// groups (appends) they were committed in.
     syncs: AtomicU64,
@@ -432,9 +458,13 @@ impl Bitcask {
                     (f, FILE_HEADER_LEN as u64)
                 }
             };
+            // A preallocated tail left by a crash is reused.
+            let alloc = active.len()?.max(len);
             writer = Some(Writer {
                 active,
                 len,
+                alloc,
+                prealloc_failed: false,
                 next_seq: rec.next_seq,
                 scratch: Vec::new(),
             });
@@ -477,6 +507,8 @@ impl Bitcask {
             merge_state: Mutex::new(Default::default()),
             merge_thread: Mutex::new(None),
             dirty: AtomicBool::new(false),
+            spare: Mutex::new(None),
+            spare_asked: AtomicBool::new(false),
             syncs: AtomicU64::new(0),
             writes: AtomicU64::new(0),
             write_groups: AtomicU64::new(0),
@@ -963,7 +995,95 @@ impl Inner {
         w.scratch = scratch;
         self.writes.fetch_add(group.len() as u64, Ordering::Relaxed);
         self.write_groups.fetch_add(1, Ordering::Relaxed);
+        if sync && self.opts.preallocate {
+            self.preallocate(w);
+        }
         Ok(seqs)
+    }
+
+    /// After a durable write: keeps the active file zero-filled at least half a
+    /// step ahead of its data, and asks for a spare next file. A failed zero-fill
+    /// only turns preallocation off for this file; zeros it wrote past the data
+    /// are preallocated space all the same.
+    fn preallocate(&self, w: &mut Writer) {
+        if w.prealloc_failed {
+            return;
+        }
+        if !self.spare_asked.swap(true, Ordering::AcqRel) {
+            self.send(Job::Spare);
+        }
+        let step = (w.len / 4).clamp(PREALLOC_MIN, PREALLOC_MAX);
+        if w.alloc >= w.len + step / 2 {
+            return;
+        }
+        let from = w.alloc.max(w.len);
+        let to = (from + step).min(self.opts.max_file_size);
+        if to <= from {
+            return;
+        }
+        match datafile::zero_fill(&*w.active.file, from, to) {
+            Ok(()) => {
+                w.active.file.start_writeback(from, to - from);
+                w.alloc = to;
+            }
+            Err(_) => w.prealloc_failed = true,
+        }
+    }
+
+    fn send(&self, job: Job) {
+        if let Some((tx, _)) = self.background.lock().as_ref() {
+            let _ = tx.send(job);
+        }
+    }
+
+    /// Makes the spare data file (the background thread's job).
+    fn make_spare(&self) -> Result<()> {
+        if self.spare.lock().is_some() || self.closed.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        let path = self.dir.join(SPARE_FILE_NAME);
+        let file = self
+            .fs
+            .create(&path, false)
+            .map_err(|e| Error::io("creating", &path, e))?;
+        let len = PREALLOC_MIN.min(self.opts.max_file_size);
+        file.append(&file_header(&DATA_MAGIC))
+            .and_then(|_| datafile::zero_fill(&*file, FILE_HEADER_LEN as u64, len))
+            .and_then(|_| file.sync_data())
+            .map_err(|e| Error::io("preallocating", &path, e))?;
+        *self.spare.lock() = Some(Spare { file, len });
+        Ok(())
+    }
+
+    /// The spare, renamed to data file `id` (and the rename made durable), with
+    /// its length; `None` when there is no spare.
+    fn take_spare(&self, id: u32) -> Result<Option<(DataFile, u64)>> {
+        let Some(spare) = self.spare.lock().take() else {
+            return Ok(None);
+        };
+        self.spare_asked.store(false, Ordering::Release);
+        let from = self.dir.join(SPARE_FILE_NAME);
+        let path = self.dir.join(data_file_name(id));
+        if let Err(e) = self.fs.rename(&from, &path) {
+            let _ = self.fs.remove(&from);
+            return Err(Error::io("renaming", &from, e));
+        }
+        datafile::sync_dir(&*self.fs, &self.dir)?;
+        let file = DataFile::new(id, path, spare.file, FORMAT_VERSION, true);
+        Ok(Some((file, spare.len)))
+    }
+
+    /// Cuts the active file's preallocated tail: a sealed or closed file is
+    /// exactly its data (what hints and earlier builds expect).
+    fn trim(&self, w: &mut Writer) -> Result<()> {
+        if w.alloc > w.len {
+            w.active
+                .file
+                .set_len(w.len)
+                .map_err(|e| Error::io("trimming", &w.active.path, e))?;
+        }
+        w.alloc = w.len;
+        Ok(())
     }
 
     /// Hands `bytes` to the OS (or the write buffer), then syncs if asked.
@@ -1004,8 +1124,20 @@ impl Inner {
         if let Some(buf) = &self.buffer {
             buf.flush(&w.active)?;
         }
+        self.trim(w)?;
         w.active.sync()?;
-        let file = Arc::new(DataFile::create(&*self.fs, &self.dir, next_id)?);
+        let (file, alloc) = match self.take_spare(next_id)? {
+            Some((f, len)) => {
+                self.send(Job::Spare);
+                self.spare_asked.store(true, Ordering::Release);
+                (f, len)
+            }
+            None => (
+                DataFile::create(&*self.fs, &self.dir, next_id)?,
+                FILE_HEADER_LEN as u64,
+            ),
+        };
+        let file = Arc::new(file);
         self.index
             .write()
             .files
@@ -1013,6 +1145,8 @@ impl Inner {
         let sealed = w.active.id;
         w.active = file;
         w.len = FILE_HEADER_LEN as u64;
+        w.alloc = alloc;
+        w.prealloc_failed = false;
         if let Some(buf) = &self.buffer {
             let mut b = buf.state.lock();
             b.file_id = next_id;
@@ -1226,6 +1360,10 @@ impl Inner {
                 if let Some(buf) = &self.buffer {
                     res = buf.flush(&w.active);
                 }
+                let mut w = w;
+                if res.is_ok() {
+                    res = self.trim(&mut w);
+                }
                 if res.is_ok() {
                     res = w.active.sync();
                 }
@@ -1237,6 +1375,10 @@ impl Inner {
                     let _ = self.write_hint(w.active.id);
                 }
             }
+        }
+        // An unused spare goes; left behind by a crash, open removes it.
+        if self.spare.lock().take().is_some() || self.spare_asked.load(Ordering::Acquire) {
+            let _ = self.fs.remove(&self.dir.join(SPARE_FILE_NAME));
         }
         *self.index.write() = Index::default();
         self.lock.lock().take();
@@ -1337,6 +1479,13 @@ fn background(inner: Weak<Inner>, rx: mpsc::Receiver<Job>) {
         match job {
             Ok(Job::Hint(id)) => {
                 let _ = db.write_hint(id);
+            }
+            Ok(Job::Spare) => {
+                // On failure rotations create files as before, and the next
+                // rotation asks again.
+                if db.make_spare().is_err() {
+                    let _ = db.fs.remove(&db.dir.join(SPARE_FILE_NAME));
+                }
             }
             Ok(Job::Stop) | Err(mpsc::RecvTimeoutError::Disconnected) => return,
             Err(mpsc::RecvTimeoutError::Timeout) => {}

@@ -74,6 +74,8 @@ pub const LOCK_FILE: &str = "LOCK";
 pub const DATA_EXT: &str = "data";
 pub const HINT_EXT: &str = "hint";
 pub const TMP_EXT: &str = "tmp";
+/// The next data file, made ahead (preallocated); a `.tmp`, so open removes it.
+pub const SPARE_FILE_NAME: &str = "spare.data.tmp";
 
 pub fn data_file_name(id: u32) -> String {
     format!("{id:010}.{DATA_EXT}")

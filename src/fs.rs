@@ -16,8 +16,9 @@ pub mod memfs;
 /// Mode of every file the engine creates, before the process umask is applied.
 pub const FILE_MODE: u32 = 0o644;
 
-/// An open file. Appends go to the end (the files are append-only); reads are
-/// positioned, so readers share a handle with the appending writer.
+/// An open file. Appends go to the end, and the active data file is written at
+/// positions (it may be preallocated past its data); reads are positioned, so
+/// readers share a handle with the writer.
 // Files are never asked whether they are empty, only how long they are.
 #[allow(clippy::len_without_is_empty)]
 pub trait FileHandle: Send + Sync + Debug {
@@ -25,6 +26,13 @@ pub trait FileHandle: Send + Sync + Debug {
     fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize>;
     /// Appends all of `buf`, or fails (possibly after writing part of it).
     fn append(&self, buf: &[u8]) -> io::Result<()>;
+    /// Writes all of `buf` at `offset`, growing the file if it ends before, or
+    /// fails (possibly after writing part of it). The active data file is written
+    /// this way: it may be longer than its data (preallocated).
+    fn write_at(&self, buf: &[u8], offset: u64) -> io::Result<()>;
+    /// Asks the OS to start writing `len` bytes at `offset` to the device, without
+    /// waiting: a later fdatasync then finds them written. Only a hint.
+    fn start_writeback(&self, _offset: u64, _len: u64) {}
     fn sync_data(&self) -> io::Result<()>;
     fn set_len(&self, len: u64) -> io::Result<()>;
     fn len(&self) -> io::Result<u64>;
@@ -92,7 +100,17 @@ impl FileHandle for RealFile {
         std::os::unix::fs::FileExt::read_at(&self.0, buf, offset)
     }
     fn append(&self, buf: &[u8]) -> io::Result<()> {
-        io::Write::write_all(&mut &self.0, buf)
+        // Not O_APPEND: with it, Linux's pwrite ignores the offset, and the
+        // active data file is written at positions.
+        let end = self.len()?;
+        self.write_at(buf, end)
+    }
+    fn write_at(&self, buf: &[u8], offset: u64) -> io::Result<()> {
+        std::os::unix::fs::FileExt::write_all_at(&self.0, buf, offset)
+    }
+    fn start_writeback(&self, offset: u64, len: u64) {
+        use std::os::fd::AsRawFd;
+        crate::map::start_writeback(self.0.as_raw_fd(), offset, len);
     }
     fn sync_data(&self) -> io::Result<()> {
         self.0.sync_data()
@@ -119,7 +137,7 @@ impl Fs for RealFs {
     fn open(&self, path: &Path, writable: bool) -> io::Result<Box<dyn FileHandle>> {
         let f = std::fs::OpenOptions::new()
             .read(true)
-            .append(writable)
+            .write(writable)
             .open(path)?;
         Ok(Box::new(RealFile(f)))
     }
@@ -127,7 +145,7 @@ impl Fs for RealFs {
     fn create(&self, path: &Path, exclusive: bool) -> io::Result<Box<dyn FileHandle>> {
         use std::os::unix::fs::OpenOptionsExt;
         let mut o = std::fs::OpenOptions::new();
-        o.read(true).append(true).mode(FILE_MODE);
+        o.read(true).write(true).mode(FILE_MODE);
         if exclusive {
             o.create_new(true);
         } else {

@@ -1,5 +1,6 @@
-//! Read-only memory maps of data files: the one place outside `src/ffi` with
-//! `unsafe` code.
+//! Read-only memory maps of data files, and the one other system call std does
+//! not wrap (`sync_file_range`): the one place outside `src/ffi` with `unsafe`
+//! code.
 //!
 //! A data file's bytes never change once written (files are append-only, then
 //! immutable), so a shared read-only mapping can hand out `&[u8]` over them
@@ -19,6 +20,22 @@
 use std::io;
 use std::os::fd::RawFd;
 use std::ptr::NonNull;
+
+/// Starts writing `len` bytes of `fd` at `offset` to the device without waiting
+/// (`sync_file_range(SYNC_FILE_RANGE_WRITE)`). A hint: on failure the next
+/// fdatasync writes them all the same.
+pub fn start_writeback(fd: RawFd, offset: u64, len: u64) {
+    // SAFETY: the call takes no pointer; a bad descriptor or range is an error
+    // return, ignored on purpose.
+    let _ = unsafe {
+        libc::sync_file_range(
+            fd,
+            offset as libc::off64_t,
+            len as libc::off64_t,
+            libc::SYNC_FILE_RANGE_WRITE,
+        )
+    };
+}
 
 /// A read-only, shared mapping of the first `len` bytes of a file (pages past
 /// the file's end included: the active file is mapped ahead of its writes, and

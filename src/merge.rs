@@ -584,6 +584,11 @@ impl Inner {
         )?;
         match ended {
             ScanEnd::Clean => Ok(()),
+            ScanEnd::Zeros { offset } => Err(Error::corruption(
+                path,
+                offset,
+                "zeros where the file's records should be",
+            )),
             ScanEnd::Bad { offset, bad } => {
                 Err(Error::corruption(path, offset, datafile::bad_reason(bad)))
             }

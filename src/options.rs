@@ -47,6 +47,12 @@ pub struct Options {
     /// short by another program, into SIGBUS instead of an error: see
     /// ARCHITECTURE.md.
     pub mmap: bool,
+    /// Once a durable write has been made, keep the active data file zero-filled
+    /// ahead of the writes, and the next file ready, so that a durable append
+    /// changes no file metadata and its fdatasync writes only data (default on).
+    /// Costs up to a few MiB of allocated space past the data; files are trimmed
+    /// to their data when sealed or closed. See docs/format.md.
+    pub preallocate: bool,
     /// Merge concurrent writers into one append and one fsync (group commit).
     /// Default on; off serialises writers, for comparison.
     pub write_merging: bool,
@@ -121,6 +127,7 @@ impl Default for Options {
             salvage: false,
             write_buffer_size: 0,
             mmap: true,
+            preallocate: true,
             write_merging: true,
             auto_merge: true,
             merge_check_interval: Duration::from_secs(1),

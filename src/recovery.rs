@@ -778,9 +778,14 @@ fn load_file(fs: &Arc<dyn Fs>, dir: &Path, opts: &Options, id: u32, last: bool) 
         )?;
         // `bad_at` is the first byte that is not part of a valid record; an
         // unfinished write before it is dropped with it, from `cut` on.
+        // Zeros to the end of the file after the last record are preallocated
+        // space: the data ends there, nothing is dropped.
+        let unfinished = crate::record::Bad::Invalid("write without its end");
         let (bad_at, bad) = match ended {
             ScanEnd::Clean if rp.pending.is_none() => break len,
-            ScanEnd::Clean => (len, crate::record::Bad::Invalid("write without its end")),
+            ScanEnd::Zeros { offset } if rp.pending.is_none() => break offset,
+            ScanEnd::Clean => (len, unfinished),
+            ScanEnd::Zeros { offset } => (offset, unfinished),
             ScanEnd::Bad { offset, bad } => (offset, bad),
         };
         wants_hint = false;
@@ -789,7 +794,9 @@ fn load_file(fs: &Arc<dyn Fs>, dir: &Path, opts: &Options, id: u32, last: bool) 
         let next = datafile::find_next_valid(&*df.file, df.version, bad_at, len, &df.path)?;
         match next {
             None if last => {
-                dropped += len - cut;
+                // Only bytes that were written count as dropped, not the
+                // preallocated zeros after them.
+                dropped += datafile::zeros_to(&*df.file, cut, len, &df.path)? - cut;
                 if writable {
                     repair = Some(Repair::Truncate(cut));
                 }

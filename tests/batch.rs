@@ -47,7 +47,11 @@ fn batch_cut_at_every_byte_is_all_or_nothing() {
             assert_matches(&db, &after);
         } else {
             assert_matches(&db, &before);
-            assert_eq!(db.stats().unwrap().dropped_bytes_at_open, cut - batch_start);
+            // Zeros that end a torn write cannot be told from preallocated
+            // space: they are not counted as dropped.
+            let torn = &pristine[batch_start as usize..cut as usize];
+            let written = torn.iter().rposition(|&b| b != 0).map_or(0, |i| i + 1);
+            assert_eq!(db.stats().unwrap().dropped_bytes_at_open, written as u64);
         }
     }
 }

@@ -4,7 +4,8 @@
 //! `sync_data` made durable. Every directory keeps two sets of names: the visible
 //! ones, and the durable ones plus the log of changes since its last `sync_dir`.
 //! [`MemFs::crash`] is a power loss: each file reverts to its durable bytes (or,
-//! in the torn mode, keeps a random prefix of what was appended since), each
+//! in the torn mode, keeps what was written since up to a random point: appends,
+//! and writes over durable bytes such as a preallocated tail), each
 //! directory to its durable names (or a random prefix of its change log, applied
 //! in order as a journaling filesystem would), locks are released and every handle
 //! opened before it fails from then on.
@@ -332,12 +333,23 @@ impl MemFs {
         s.nodes.retain(|ino, _| live.contains(ino));
         let inos: Vec<u64> = s.nodes.keys().copied().collect();
         for ino in inos {
-            let extra = {
+            // Unsynced changes start where the visible and durable bytes first
+            // differ: appends past the durable end, or writes over durable
+            // bytes (a preallocated tail). A torn crash keeps them up to a
+            // random point, and the durable bytes past it.
+            let (from, extra) = {
                 let n = &s.nodes[&ino];
-                if torn && n.data.len() > n.durable.len() && n.data.starts_with(&n.durable) {
-                    n.data.len() - n.durable.len()
+                let same = n
+                    .data
+                    .iter()
+                    .zip(&n.durable)
+                    .take_while(|(a, b)| a == b)
+                    .count();
+                let changed = same < n.data.len() && n.data.len() >= n.durable.len();
+                if torn && changed {
+                    (same, n.data.len() - same)
                 } else {
-                    0
+                    (0, 0)
                 }
             };
             let cut = if extra > 0 {
@@ -348,12 +360,13 @@ impl MemFs {
             let zeros = s.rand().is_multiple_of(2);
             let noise = s.rand();
             let n = s.nodes.get_mut(&ino).expect("listed");
-            let keep = n.durable.len() + cut;
-            let written = n.data.len();
-            n.data.truncate(keep);
-            if n.data.len() < keep || !n.data.starts_with(&n.durable) {
+            if extra == 0 {
                 n.data = n.durable.clone();
+                continue;
             }
+            let keep = from + cut;
+            let written = n.data.len();
+            let mut data = n.data[..keep].to_vec();
             const PAGE: usize = 4096;
             if torn_page && cut < extra && !keep.is_multiple_of(PAGE) {
                 let page_end = (keep / PAGE + 1) * PAGE;
@@ -362,9 +375,13 @@ impl MemFs {
                     x ^= x << 13;
                     x ^= x >> 7;
                     x ^= x << 17;
-                    n.data.push(if zeros { 0 } else { x as u8 });
+                    data.push(if zeros { 0 } else { x as u8 });
                 }
             }
+            if n.durable.len() > data.len() {
+                data.extend_from_slice(&n.durable[data.len()..]);
+            }
+            n.data = data;
             n.durable = n.data.clone();
         }
         s.locks.clear();
@@ -437,6 +454,36 @@ impl MemFile {
     }
 }
 
+impl MemFile {
+    /// Writes `buf` at `offset`, or at the end when `None`.
+    fn write(&self, buf: &[u8], offset: Option<u64>) -> io::Result<()> {
+        let mut s = self.st()?;
+        if !self.writable {
+            return Err(io::Error::from_raw_os_error(9)); // EBADF
+        }
+        s.writable()?;
+        let mut n = buf.len();
+        let fault = s.check(Op::Write);
+        if let Some((_, short)) = fault {
+            n = if short && !buf.is_empty() {
+                (s.rand() % buf.len() as u64) as usize
+            } else {
+                0
+            };
+        }
+        let node = s.nodes.get_mut(&self.ino).ok_or(io::ErrorKind::NotFound)?;
+        let at = offset.map_or(node.data.len(), |o| o as usize);
+        if node.data.len() < at + n {
+            node.data.resize(at + n, 0);
+        }
+        node.data[at..at + n].copy_from_slice(&buf[..n]);
+        match fault {
+            Some((errno, _)) => Err(io::Error::from_raw_os_error(errno)),
+            None => Ok(()),
+        }
+    }
+}
+
 impl FileHandle for MemFile {
     fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
         let mut s = self.st()?;
@@ -450,22 +497,11 @@ impl FileHandle for MemFile {
     }
 
     fn append(&self, buf: &[u8]) -> io::Result<()> {
-        let mut s = self.st()?;
-        if !self.writable {
-            return Err(io::Error::from_raw_os_error(9)); // EBADF
-        }
-        s.writable()?;
-        if let Some((errno, short)) = s.check(Op::Write) {
-            if short && !buf.is_empty() {
-                let part = (s.rand() % buf.len() as u64) as usize;
-                let n = s.nodes.get_mut(&self.ino).ok_or(io::ErrorKind::NotFound)?;
-                n.data.extend_from_slice(&buf[..part]);
-            }
-            return Err(io::Error::from_raw_os_error(errno));
-        }
-        let n = s.nodes.get_mut(&self.ino).ok_or(io::ErrorKind::NotFound)?;
-        n.data.extend_from_slice(buf);
-        Ok(())
+        self.write(buf, None)
+    }
+
+    fn write_at(&self, buf: &[u8], offset: u64) -> io::Result<()> {
+        self.write(buf, Some(offset))
     }
 
     fn sync_data(&self) -> io::Result<()> {
