@@ -379,6 +379,7 @@ type Stats struct {
 	DataBytes           int64 // bytes in data files
 	HintBytes           int64 // bytes in hint files
 	DiskBytes           int64 // DataBytes + HintBytes
+	PreallocatedBytes   int64 // allocated past the data for durable writes (WithPreallocate); not in DiskBytes
 	DataFiles           int   // data files, the active one included
 	DeadBytes           int64 // bytes of data files that no longer hold a current value
 	Tombstones          int64 // delete records in data files (merges drop those no longer needed)
@@ -401,6 +402,16 @@ type Stats struct {
 	// failure its errno, errors.Is(st.LastMergeError, syscall.ENOSPC), as the
 	// error Merge returned does.
 	LastMergeError error
+	// Syncs counts the fdatasyncs of the active file since open (durable
+	// writes, Sync, the SyncEvery thread; not those of rotation, hint files or
+	// merges).
+	Syncs uint64
+	// Writes counts the writes (puts, deletes, batches) committed since open.
+	Writes uint64
+	// WriteGroups counts the appends those writes were committed in: with
+	// WithWriteMerging, concurrent writes share one append and one fdatasync,
+	// so it is below Writes.
+	WriteGroups uint64
 }
 
 // MergeStats describes one merge.
@@ -436,6 +447,7 @@ func (db *DB) Stats() (Stats, error) {
 		st.DataBytes = get(C.BITCASK_STAT_DATA_BYTES)
 		st.HintBytes = get(C.BITCASK_STAT_HINT_BYTES)
 		st.DiskBytes = get(C.BITCASK_STAT_DISK_BYTES)
+		st.PreallocatedBytes = get(C.BITCASK_STAT_PREALLOCATED_BYTES)
 		st.DataFiles = int(get(C.BITCASK_STAT_DATA_FILES))
 		st.DeadBytes = get(C.BITCASK_STAT_DEAD_BYTES)
 		st.Tombstones = get(C.BITCASK_STAT_TOMBSTONES)
@@ -457,6 +469,9 @@ func (db *DB) Stats() (Stats, error) {
 		}
 		st.Merges = uint64(get(C.BITCASK_STAT_MERGES))
 		st.MergeFailures = uint64(get(C.BITCASK_STAT_MERGE_FAILURES))
+		st.Syncs = uint64(get(C.BITCASK_STAT_SYNCS))
+		st.Writes = uint64(get(C.BITCASK_STAT_WRITES))
+		st.WriteGroups = uint64(get(C.BITCASK_STAT_WRITE_GROUPS))
 		var code C.bitcask_status_t
 		var msg *C.char
 		var errno C.int

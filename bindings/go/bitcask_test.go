@@ -196,6 +196,8 @@ func TestOptions(t *testing.T) {
 		{"sync every sub-millisecond", []Option{WithSync(SyncEvery(time.Microsecond))}},
 		{"mmap off", []Option{WithMmap(false)}},
 		{"mmap on", []Option{WithMmap(true)}},
+		{"preallocate off", []Option{WithSync(SyncAlways), WithPreallocate(false)}},
+		{"preallocate on", []Option{WithSync(SyncAlways), WithPreallocate(true)}},
 		{"all", []Option{
 			WithMaxFileSize(1 << 20), WithMaxKeySize(64), WithMaxValueSize(1 << 16),
 			WithWriteBufferSize(1 << 16), WithWriteMerging(false), WithSalvage(),

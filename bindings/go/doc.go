@@ -34,6 +34,15 @@
 // when it is asked for: Keys, KeysRange and KeysPrefix, and an Iterator used
 // with Key alone, read no data file.
 //
+// # Durable writes
+//
+// With WithSync(SyncAlways), or a batch written with WriteSync, a write returns
+// once fdatasync has made it durable. By default (WithPreallocate) the active
+// data file is then kept zero-filled ahead of the writes and the next file is
+// made ahead, so that such an fdatasync commits only data, no file metadata;
+// Stats.PreallocatedBytes says how much space that holds past the data, and
+// files are trimmed to their data when sealed or closed.
+//
 // # Expiry
 //
 // PutWithTTL and Batch.PutWithTTL write a key that expires after a time to

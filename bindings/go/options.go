@@ -144,6 +144,19 @@ func WithMmap(on bool) Option {
 	}
 }
 
+// WithPreallocate sets whether durable writes get their space ahead (default
+// true): once a durable write is made (SyncAlways, or a batch written with
+// sync), the active data file is kept zero-filled ahead of the writes and the
+// next file is made ahead, so that a durable write's fdatasync commits no file
+// metadata. It costs up to a few MiB allocated past the data
+// (Stats.PreallocatedBytes); files are trimmed to their data when sealed or
+// closed. With false every data file grows with its writes.
+func WithPreallocate(on bool) Option {
+	return func(c *config) {
+		c.set(func(o *C.bitcask_options_t) { C.bitcask_options_set_preallocate(o, C.bool(on)) })
+	}
+}
+
 // WithReadOnly opens without the writer lock, so that several processes may
 // read; every write then fails with ErrReadOnly.
 func WithReadOnly() Option {

@@ -399,11 +399,12 @@ impl PyBitcask {
     #[new]
     #[pyo3(signature = (
         path, *, sync=None, max_file_size=None, max_key_size=None, max_value_size=None,
-        read_only=None, salvage=None, write_buffer_size=None, mmap=None, write_merging=None,
-        auto_merge=None, merge_check_interval=None, merge_trigger_fragmentation=None,
-        merge_trigger_dead_bytes=None, merge_trigger_total_dead_bytes=None,
-        merge_threshold_fragmentation=None, merge_threshold_dead_bytes=None,
-        merge_bytes_per_sec=None, default_ttl=None, progress=None,
+        read_only=None, salvage=None, write_buffer_size=None, mmap=None, preallocate=None,
+        write_merging=None, auto_merge=None, merge_check_interval=None,
+        merge_trigger_fragmentation=None, merge_trigger_dead_bytes=None,
+        merge_trigger_total_dead_bytes=None, merge_threshold_fragmentation=None,
+        merge_threshold_dead_bytes=None, merge_bytes_per_sec=None, default_ttl=None,
+        progress=None,
     ))]
     #[allow(clippy::too_many_arguments)]
     fn new(
@@ -417,6 +418,7 @@ impl PyBitcask {
         salvage: Option<Bound<'_, PyAny>>,
         write_buffer_size: Option<Bound<'_, PyAny>>,
         mmap: Option<Bound<'_, PyAny>>,
+        preallocate: Option<Bound<'_, PyAny>>,
         write_merging: Option<Bound<'_, PyAny>>,
         auto_merge: Option<Bound<'_, PyAny>>,
         merge_check_interval: Option<Bound<'_, PyAny>>,
@@ -451,6 +453,7 @@ impl PyBitcask {
         set!(salvage, bool_opt);
         set!(write_buffer_size, uint_usize);
         set!(mmap, bool_opt);
+        set!(preallocate, bool_opt);
         set!(write_merging, bool_opt);
         set!(auto_merge, bool_opt);
         set!(merge_check_interval, secs);
@@ -636,6 +639,7 @@ impl PyBitcask {
         d.set_item("data_bytes", s.data_bytes)?;
         d.set_item("hint_bytes", s.hint_bytes)?;
         d.set_item("disk_bytes", s.disk_bytes)?;
+        d.set_item("preallocated_bytes", s.preallocated_bytes)?;
         let files = PyList::empty(py);
         for f in &s.files {
             let fd = PyDict::new(py);
@@ -664,6 +668,9 @@ impl PyBitcask {
             .map(|e| build_error(py, e).map(|err| err.into_value(py)))
             .transpose()?;
         d.set_item("last_merge_error", last_merge_error)?;
+        d.set_item("syncs", s.syncs)?;
+        d.set_item("writes", s.writes)?;
+        d.set_item("write_groups", s.write_groups)?;
         Ok(d)
     }
 

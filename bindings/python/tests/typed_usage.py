@@ -46,6 +46,8 @@ def main(path: str) -> None:
         stats: bitcask.Stats = db.stats()
         last: Optional[int] = stats.last_seq
         live: int = sum(f.live_bytes for f in stats.files)
+        ahead: int = stats.preallocated_bytes + stats.syncs + stats.writes + stats.write_groups
+        print(ahead)
         closed: bool = db.closed
         merged: bitcask.MergeStats = db.merge()
         reclaimed: int = merged.bytes_reclaimed
@@ -67,7 +69,7 @@ def main(path: str) -> None:
         except bitcask.StorageIOError as e:
             print(e.errno, e.filename, e.op)
         print(n, v, d, pairs, keys, last, live, closed, bitcask.__version__)
-    db2 = bitcask.Bitcask(path, read_only=True, mmap=False)
+    db2 = bitcask.Bitcask(path, read_only=True, mmap=False, preallocate=False)
     db2.close()
     with bitcask.open(path, default_ttl=3600) as db3:
         db3[b"session"] = b"s"

@@ -154,6 +154,10 @@ class Stats:
     data_bytes: int
     hint_bytes: int
     disk_bytes: int
+    #: Space allocated past the data for durable writes (the ``preallocate``
+    #: option): the zero-filled tail of the active file plus the spare next file.
+    #: Not in ``data_bytes`` or ``disk_bytes``; at most a few MiB.
+    preallocated_bytes: int
     #: Per data file, ascending id; the last is the active file.
     files: list[FileStats]
     dropped_bytes_at_open: int
@@ -172,6 +176,15 @@ class Stats:
     #: :class:`Error` subclass of its kind, e.g. :class:`CorruptionError`), while
     #: ``merge_failures`` is above 0; None otherwise.
     last_merge_error: Optional[Error]
+    #: fdatasyncs of the active file since open (durable writes, :meth:`Bitcask.sync`,
+    #: the background thread of ``sync=n``; not those of rotation, hint files or
+    #: merge).
+    syncs: int
+    #: Writes (puts, deletes, batches) committed since open.
+    writes: int
+    #: Appends those writes were committed in: with ``write_merging``, concurrent
+    #: writes share one append and one fdatasync, so this is below ``writes``.
+    write_groups: int
 
 
 class Bitcask(MutableMapping[bytes, bytes]):
@@ -196,6 +209,12 @@ class Bitcask(MutableMapping[bytes, bytes]):
       of an exception (a signal raised by the read itself: neither ``except`` nor
       ``signal.signal`` can recover from it). False reads every value with
       ``pread``, where both raise :class:`StorageIOError`.
+    - ``preallocate``: once a durable write is made (``sync="always"``, or a
+      batch written with ``sync=True``), keep the active data file zero-filled
+      ahead of the writes and the next file made ahead (True), so that a durable
+      write's fdatasync commits no file metadata. Costs up to a few MiB of space
+      past the data (``Stats.preallocated_bytes``); files are trimmed to their
+      data when sealed or closed. False: every file grows with its writes.
     - ``write_merging``: group commit of concurrent writers (True).
     - ``auto_merge``, ``merge_check_interval`` (seconds, a float),
       ``merge_trigger_fragmentation`` (percent), ``merge_trigger_dead_bytes``,
@@ -232,6 +251,7 @@ class Bitcask(MutableMapping[bytes, bytes]):
         salvage: Optional[bool] = None,
         write_buffer_size: Optional[int] = None,
         mmap: Optional[bool] = None,
+        preallocate: Optional[bool] = None,
         write_merging: Optional[bool] = None,
         auto_merge: Optional[bool] = None,
         merge_check_interval: Optional[float] = None,
@@ -254,6 +274,7 @@ class Bitcask(MutableMapping[bytes, bytes]):
             salvage=salvage,
             write_buffer_size=write_buffer_size,
             mmap=mmap,
+            preallocate=preallocate,
             write_merging=write_merging,
             auto_merge=auto_merge,
             merge_check_interval=merge_check_interval,

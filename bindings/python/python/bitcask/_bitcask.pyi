@@ -44,6 +44,7 @@ class _Bitcask:
         salvage: Optional[bool] = None,
         write_buffer_size: Optional[int] = None,
         mmap: Optional[bool] = None,
+        preallocate: Optional[bool] = None,
         write_merging: Optional[bool] = None,
         auto_merge: Optional[bool] = None,
         merge_check_interval: Optional[float] = None,
