@@ -296,6 +296,25 @@ enum bitcask_stat_t
    * Expired values the last merge dropped.
    */
   BITCASK_STAT_LAST_MERGE_EXPIRED_DROPPED = 21,
+  /**
+   * fdatasyncs of the active file since open (durable writes,
+   * `bitcask_sync`, the `EVERY_MS` thread).
+   */
+  BITCASK_STAT_SYNCS = 22,
+  /**
+   * Writes (puts, deletes, batches) committed since open.
+   */
+  BITCASK_STAT_WRITES = 23,
+  /**
+   * Appends those writes were committed in (below `BITCASK_STAT_WRITES` when
+   * concurrent writes shared one append and one fsync).
+   */
+  BITCASK_STAT_WRITE_GROUPS = 24,
+  /**
+   * Bytes allocated past the data for durable writes (the active file's
+   * zero-filled tail and the spare next file); not in the disk bytes.
+   */
+  BITCASK_STAT_PREALLOCATED_BYTES = 25,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -841,6 +860,17 @@ bitcask_status_t bitcask_options_set_write_buffer_size(bitcask_options_t *opts, 
  * Returns `BITCASK_OK`, or `BITCASK_INVALID_ARGUMENT` when `opts` is NULL.
  */
 bitcask_status_t bitcask_options_set_mmap(bitcask_options_t *opts, bool value);
+
+/**
+ * Sets whether the active data file is kept zero-filled ahead of durable
+ * writes, and the next file made ahead (default true): a durable write's
+ * fdatasync then commits no file metadata. Costs a few MiB of allocated space
+ * past the data (`BITCASK_STAT_PREALLOCATED_BYTES`); files are trimmed to their
+ * data when sealed or closed.
+ *
+ * Returns `BITCASK_OK`, or `BITCASK_INVALID_ARGUMENT` when `opts` is NULL.
+ */
+bitcask_status_t bitcask_options_set_preallocate(bitcask_options_t *opts, bool value);
 
 /**
  * Sets whether concurrent writers share one append and one fsync (group

@@ -299,6 +299,35 @@ fn append_or_cut(file: &DataFile, len: u64, bytes: &[u8]) -> Result<()> {
 const PREALLOC_MIN: u64 = 1 << 20;
 const PREALLOC_MAX: u64 = 8 << 20;
 
+/// Times the phases of a commit for `Options::commit_trace`; reads no clock
+/// when there is no tracer.
+struct Lap {
+    at: Option<Instant>,
+    trace: crate::options::CommitTrace,
+}
+
+impl Lap {
+    fn new(on: bool) -> Lap {
+        Lap {
+            at: on.then(Instant::now),
+            trace: Default::default(),
+        }
+    }
+
+    /// Time since the last lap.
+    fn lap(&mut self) -> Duration {
+        match &mut self.at {
+            Some(t) => {
+                let now = Instant::now();
+                let d = now - *t;
+                *t = now;
+                d
+            }
+            None => Duration::ZERO,
+        }
+    }
+}
+
 /// The next data file, made ahead by the background thread (header written,
 /// zero-filled, synced) under a temporary name: a rotation renames it into
 /// place instead of creating, writing and syncing a file.
@@ -317,6 +346,8 @@ struct Writer {
     alloc: u64,
     /// A zero-fill of this file failed: it grows with its writes from then on.
     prealloc_failed: bool,
+    /// The last rotation renamed the spare in (for the commit trace).
+    rotated_to_spare: bool,
     next_seq: u64,
     scratch: Vec<u8>,
 }
@@ -465,6 +496,7 @@ impl Bitcask {
                 len,
                 alloc,
                 prealloc_failed: false,
+                rotated_to_spare: false,
                 next_seq: rec.next_seq,
                 scratch: Vec::new(),
             });
@@ -630,6 +662,13 @@ impl Bitcask {
     /// `write` with per-write options (durability on top of the sync policy).
     pub fn write_opt(&self, batch: &WriteBatch, wo: WriteOptions) -> Result<u64> {
         self.inner.submit(batch.clone(), wo)
+    }
+
+    /// Whether the spare next file (see `Options::preallocate`) is ready. For
+    /// tests; not a stable API.
+    #[doc(hidden)]
+    pub fn spare_ready(&self) -> bool {
+        self.inner.spare.lock().is_some()
     }
 
     /// Flushes buffered writes and fdatasyncs the active file.
@@ -869,7 +908,10 @@ impl Inner {
     /// Commits a group of writes: one append, at most one fdatasync, one keydir
     /// update. Runs on the leader's thread with the writer locked.
     fn commit(&self, group: &[&Request]) -> Result<Vec<u64>> {
+        let mut lap = Lap::new(self.opts.commit_trace.is_some());
         let mut guard = self.writer.lock();
+        lap.trace.lock = lap.lap();
+        lap.trace.writes = group.len();
         let w = guard.as_mut().ok_or(Error::Closed)?;
         self.check_writable()?;
         // Rotate on a bound of the encoded length (headers at their longest).
@@ -881,6 +923,8 @@ impl Inner {
                 .checked_add(1)
                 .ok_or_else(|| ids_exhausted(&self.dir))?;
             self.rotate(w, next, true).inspect_err(|e| self.refuse(e))?;
+            lap.trace.rotate = lap.lap();
+            lap.trace.rotated_to_spare = Some(w.rotated_to_spare);
         }
         let base = w.len;
         // Asked at most once, and only of a write that expires.
@@ -948,9 +992,10 @@ impl Inner {
             }
         }
         drop(ix);
+        lap.trace.encode = lap.lap();
         let total = scratch.len() as u64;
         let sync = self.opts.sync == SyncPolicy::Always || group.iter().any(|r| r.sync);
-        let res = self.append(w, &scratch, sync);
+        let res = self.append(w, &scratch, sync, &mut lap);
         if let Err(e) = res {
             self.refuse(&e);
             w.scratch = scratch;
@@ -991,12 +1036,17 @@ impl Inner {
                 ix.newest = newest;
             }
         }
+        lap.trace.index = lap.lap();
         w.len += total;
         w.scratch = scratch;
         self.writes.fetch_add(group.len() as u64, Ordering::Relaxed);
         self.write_groups.fetch_add(1, Ordering::Relaxed);
         if sync && self.opts.preallocate {
             self.preallocate(w);
+            lap.trace.prealloc = lap.lap();
+        }
+        if let Some(t) = &self.opts.commit_trace {
+            (t.0)(&lap.trace);
         }
         Ok(seqs)
     }
@@ -1087,7 +1137,7 @@ impl Inner {
     }
 
     /// Hands `bytes` to the OS (or the write buffer), then syncs if asked.
-    fn append(&self, w: &Writer, bytes: &[u8], sync: bool) -> Result<()> {
+    fn append(&self, w: &Writer, bytes: &[u8], sync: bool, lap: &mut Lap) -> Result<()> {
         match &self.buffer {
             Some(buf) => {
                 let size = self.opts.write_buffer_size;
@@ -1107,9 +1157,11 @@ impl Inner {
             }
             None => append_or_cut(&w.active, w.len, bytes)?,
         }
+        lap.trace.write = lap.lap();
         if sync {
             self.syncs.fetch_add(1, Ordering::Relaxed);
             w.active.sync()?;
+            lap.trace.sync = lap.lap();
         } else {
             self.dirty.store(true, Ordering::Release);
         }
@@ -1126,7 +1178,9 @@ impl Inner {
         }
         self.trim(w)?;
         w.active.sync()?;
-        let (file, alloc) = match self.take_spare(next_id)? {
+        let spare = self.take_spare(next_id)?;
+        w.rotated_to_spare = spare.is_some();
+        let (file, alloc) = match spare {
             Some((f, len)) => {
                 self.send(Job::Spare);
                 self.spare_asked.store(true, Ordering::Release);
@@ -1387,7 +1441,11 @@ impl Inner {
 
     fn stats(&self) -> Result<Stats> {
         // Lock order is writer before index: read the sequence first.
-        let next_seq = self.writer.lock().as_ref().map(|w| w.next_seq);
+        let (next_seq, mut preallocated_bytes) = match self.writer.lock().as_ref() {
+            Some(w) => (Some(w.next_seq), w.alloc.saturating_sub(w.len)),
+            None => (None, 0),
+        };
+        preallocated_bytes += self.spare.lock().as_ref().map_or(0, |s| s.len);
         let now = self.now_ms();
         let (keys, keydir_bytes, tombstones, files) = {
             let ix = self.index.read();
@@ -1422,6 +1480,7 @@ impl Inner {
             data_bytes,
             hint_bytes,
             disk_bytes: data_bytes + hint_bytes,
+            preallocated_bytes,
             files,
             dropped_bytes_at_open: self.dropped_bytes,
             salvaged_bytes_at_open: self.salvaged_bytes,

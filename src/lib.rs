@@ -48,7 +48,7 @@ pub use batch::{BatchOp, WriteBatch};
 pub use db::{Bitcask, Iter, KeyTtl, Keys, WriteOptions};
 pub use error::{Error, Result};
 pub use merge::MergeStats;
-pub use options::{Clock, OpenProgress, Options, Progress, SyncPolicy};
+pub use options::{Clock, CommitTrace, CommitTracer, OpenProgress, Options, Progress, SyncPolicy};
 pub use stats::{FileStats, Stats};
 
 /// The on-disk format version this build reads and writes.

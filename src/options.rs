@@ -84,6 +84,47 @@ pub struct Options {
     /// stable API.
     #[doc(hidden)]
     pub clock: Option<Clock>,
+    /// Called after each group commit with the time its phases took (the
+    /// bench's latency trace). Not a stable API.
+    #[doc(hidden)]
+    pub commit_trace: Option<CommitTracer>,
+}
+
+/// Where one group commit spent its time, phase by phase, on the leader's
+/// thread. Not a stable API.
+#[doc(hidden)]
+#[derive(Clone, Debug, Default)]
+pub struct CommitTrace {
+    /// Writes in the group.
+    pub writes: usize,
+    /// Waiting for the writer lock (held by a merge's seal or a backup's cut).
+    pub lock: Duration,
+    /// Sealing the active file and starting the next, when the group did.
+    pub rotate: Duration,
+    /// The rotation renamed the spare in (`Some(true)`) or created a file
+    /// (`Some(false)`).
+    pub rotated_to_spare: Option<bool>,
+    /// Encoding the records.
+    pub encode: Duration,
+    /// `write(2)` (or the write buffer).
+    pub write: Duration,
+    /// fdatasync, when the group was durable.
+    pub sync: Duration,
+    /// Updating the keydir.
+    pub index: Duration,
+    /// Zero-filling ahead.
+    pub prealloc: Duration,
+}
+
+/// A [`CommitTrace`] callback. Not a stable API.
+#[doc(hidden)]
+#[derive(Clone)]
+pub struct CommitTracer(pub std::sync::Arc<dyn Fn(&CommitTrace) + Send + Sync>);
+
+impl std::fmt::Debug for CommitTracer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("CommitTracer")
+    }
 }
 
 /// How far an open has got: data files and their bytes loaded, of all.
@@ -141,6 +182,7 @@ impl Default for Options {
             default_ttl: None,
             open_progress: None,
             clock: None,
+            commit_trace: None,
         }
     }
 }

@@ -29,6 +29,10 @@ pub struct Stats {
     pub hint_bytes: u64,
     /// Data plus hint bytes.
     pub disk_bytes: u64,
+    /// Space allocated past the data for durable writes (`Options::preallocate`):
+    /// the zero-filled tail of the active file plus the spare next file. Not in
+    /// `data_bytes` or `disk_bytes`; at most a few MiB plus 1 MiB.
+    pub preallocated_bytes: u64,
     /// Per data file, ascending id; the last is the active file.
     pub files: Vec<FileStats>,
     /// Bytes of torn tail truncated from the last data file at open.

@@ -1,10 +1,11 @@
 //! A database written in format 1 (tests/fixtures/format1, committed by the
 //! build that wrote it) opens, reads, takes writes, merges into format 2 and
-//! reopens, forever after.
+//! reopens, forever after. One written in format 2 before preallocation, and
+//! left by a crash, opens and takes preallocated durable writes.
 
 mod common;
 
-use bitcask::{Bitcask, Options};
+use bitcask::{Bitcask, Options, SyncPolicy};
 use common::*;
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -38,8 +39,14 @@ fn expected() -> (BTreeMap<Vec<u8>, Vec<u8>>, u64) {
 /// A copy of the fixture in a fresh directory (the fixture itself is never
 /// opened writable).
 fn fixture_copy(tag: &str) -> TempDir {
+    fixture_copy_of("format1", tag)
+}
+
+fn fixture_copy_of(fixture: &str, tag: &str) -> TempDir {
     let dir = TempDir::new(tag);
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/format1");
+    let src = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(fixture);
     for e in std::fs::read_dir(src).unwrap() {
         let e = e.unwrap();
         std::fs::copy(e.path(), dir.path().join(e.file_name())).unwrap();
@@ -147,5 +154,46 @@ fn upgrade_format1_fixture_is_rewritten_by_the_automatic_merge() {
     assert_eq!(db.stats().unwrap().merges, merges);
     drop(db);
     let db = Bitcask::open(dir.path(), small_files()).unwrap();
+    assert_matches(&db, &model);
+}
+
+/// The value the build before preallocation wrote for key `i` in the
+/// `format2-no-prealloc` fixture (tests/fixtures/README.md).
+fn prealloc_fixture_value(i: u64) -> Vec<u8> {
+    format!("value-{i}-{}", "x".repeat((i % 50) as usize)).into_bytes()
+}
+
+#[test]
+fn upgrade_format2_before_preallocation_opens_and_takes_preallocated_writes() {
+    let dir = fixture_copy_of("format2-no-prealloc", "upgrade-prealloc");
+    let mut model: BTreeMap<Vec<u8>, Vec<u8>> = (0..200)
+        .map(|i| (format!("k{i:06}").into_bytes(), prealloc_fixture_value(i)))
+        .collect();
+    let mut o = Options::default();
+    o.sync = SyncPolicy::Always;
+    o.max_file_size = 4096;
+    o.auto_merge = false;
+    for round in 0..2u64 {
+        let db = Bitcask::open(dir.path(), o.clone()).unwrap();
+        assert_eq!(
+            db.stats().unwrap().dropped_bytes_at_open,
+            0,
+            "round {round}"
+        );
+        assert_matches(&db, &model);
+        for i in 0..150 {
+            let k = format!("n{round}-{i:04}").into_bytes();
+            let v = prealloc_fixture_value(i * 7 + round);
+            db.put(&k, &v).unwrap();
+            model.insert(k, v);
+        }
+        assert!(db.stats().unwrap().preallocated_bytes > 0, "round {round}");
+        // The first round ends as a crash does, the second with a close.
+        if round == 0 {
+            std::mem::forget(db);
+            std::fs::remove_file(dir.path().join("LOCK")).unwrap();
+        }
+    }
+    let db = Bitcask::open(dir.path(), o).unwrap();
     assert_matches(&db, &model);
 }

@@ -74,11 +74,22 @@ pub enum bitcask_stat_t {
     BITCASK_STAT_TOMBSTONES = 20,
     /// Expired values the last merge dropped.
     BITCASK_STAT_LAST_MERGE_EXPIRED_DROPPED = 21,
+    /// fdatasyncs of the active file since open (durable writes,
+    /// `bitcask_sync`, the `EVERY_MS` thread).
+    BITCASK_STAT_SYNCS = 22,
+    /// Writes (puts, deletes, batches) committed since open.
+    BITCASK_STAT_WRITES = 23,
+    /// Appends those writes were committed in (below `BITCASK_STAT_WRITES` when
+    /// concurrent writes shared one append and one fsync).
+    BITCASK_STAT_WRITE_GROUPS = 24,
+    /// Bytes allocated past the data for durable writes (the active file's
+    /// zero-filled tail and the spare next file); not in the disk bytes.
+    BITCASK_STAT_PREALLOCATED_BYTES = 25,
 }
 
 impl bitcask_stat_t {
     /// Every counter, indexed by its number.
-    const ALL: [bitcask_stat_t; 22] = [
+    const ALL: [bitcask_stat_t; 26] = [
         bitcask_stat_t::BITCASK_STAT_KEYS,
         bitcask_stat_t::BITCASK_STAT_KEYDIR_BYTES,
         bitcask_stat_t::BITCASK_STAT_DATA_BYTES,
@@ -101,6 +112,10 @@ impl bitcask_stat_t {
         bitcask_stat_t::BITCASK_STAT_MERGE_FAILURES,
         bitcask_stat_t::BITCASK_STAT_TOMBSTONES,
         bitcask_stat_t::BITCASK_STAT_LAST_MERGE_EXPIRED_DROPPED,
+        bitcask_stat_t::BITCASK_STAT_SYNCS,
+        bitcask_stat_t::BITCASK_STAT_WRITES,
+        bitcask_stat_t::BITCASK_STAT_WRITE_GROUPS,
+        bitcask_stat_t::BITCASK_STAT_PREALLOCATED_BYTES,
     ];
 }
 
@@ -547,6 +562,10 @@ pub unsafe extern "C" fn bitcask_stat(
             BITCASK_STAT_MERGE_FAILURES => Some(s.merge_failures),
             BITCASK_STAT_TOMBSTONES => Some(s.tombstones),
             BITCASK_STAT_LAST_MERGE_EXPIRED_DROPPED => m.map(|m| m.expired_dropped),
+            BITCASK_STAT_SYNCS => Some(s.syncs),
+            BITCASK_STAT_WRITES => Some(s.writes),
+            BITCASK_STAT_WRITE_GROUPS => Some(s.write_groups),
+            BITCASK_STAT_PREALLOCATED_BYTES => Some(s.preallocated_bytes),
         };
         let v = v.ok_or_else(|| Failure::new(Status::BITCASK_NOT_FOUND, "no value"))?;
         // SAFETY: non-NULL, and the caller promises it is writable.

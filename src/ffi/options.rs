@@ -192,6 +192,22 @@ pub unsafe extern "C" fn bitcask_options_set_mmap(
     unsafe { set(opts, |h| h.opts.mmap = value) }
 }
 
+/// Sets whether the active data file is kept zero-filled ahead of durable
+/// writes, and the next file made ahead (default true): a durable write's
+/// fdatasync then commits no file metadata. Costs a few MiB of allocated space
+/// past the data (`BITCASK_STAT_PREALLOCATED_BYTES`); files are trimmed to their
+/// data when sealed or closed.
+///
+/// Returns `BITCASK_OK`, or `BITCASK_INVALID_ARGUMENT` when `opts` is NULL.
+#[no_mangle]
+pub unsafe extern "C" fn bitcask_options_set_preallocate(
+    opts: *mut bitcask_options_t,
+    value: bool,
+) -> bitcask_status_t {
+    // SAFETY: forwarded caller promise.
+    unsafe { set(opts, |h| h.opts.preallocate = value) }
+}
+
 /// Sets whether concurrent writers share one append and one fsync (group
 /// commit; default true).
 ///
