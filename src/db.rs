@@ -293,6 +293,15 @@ fn append_or_cut(file: &DataFile, len: u64, bytes: &[u8]) -> Result<()> {
     })
 }
 
+/// Writes zeros over `from..to` of `file` and starts writing them back.
+fn zero_fill_ahead(file: &DataFile, from: u64, to: u64) -> bool {
+    let ok = datafile::zero_fill(&*file.file, from, to).is_ok();
+    if ok {
+        file.file.start_writeback(from, to - from);
+    }
+    ok
+}
+
 /// Preallocation grows the active file by a quarter of its data, between these
 /// bounds, whenever less than half a step is left: a step costs one page-cache
 /// write of zeros, written back at once and synced by the next durable write.
@@ -348,6 +357,8 @@ struct Writer {
     prealloc_failed: bool,
     /// The last rotation renamed the spare in (for the commit trace).
     rotated_to_spare: bool,
+    /// A zero-fill of the active file from this offset on is in flight.
+    filling: Option<u64>,
     next_seq: u64,
     scratch: Vec<u8>,
 }
@@ -357,6 +368,8 @@ enum Job {
     Hint(u32),
     /// Make a spare data file, if there is none.
     Spare,
+    /// Zero-fill a range of the active file ahead of its data.
+    ZeroFill(Arc<DataFile>, u64, u64),
     Stop,
 }
 
@@ -392,6 +405,9 @@ pub(crate) struct Inner {
     /// background thread.
     spare: Mutex<Option<Spare>>,
     spare_asked: AtomicBool,
+    /// The outcome of the last zero-fill: file id, end, success.
+    filled: Mutex<Option<(u32, u64, bool)>>,
+    fill_cv: parking_lot::Condvar,
     /// Counters for `Stats`: fdatasyncs of data files, writes committed, and the
     /// groups (appends) they were committed in.
     syncs: AtomicU64,
@@ -497,6 +513,7 @@ impl Bitcask {
                 alloc,
                 prealloc_failed: false,
                 rotated_to_spare: false,
+                filling: None,
                 next_seq: rec.next_seq,
                 scratch: Vec::new(),
             });
@@ -541,6 +558,8 @@ impl Bitcask {
             dirty: AtomicBool::new(false),
             spare: Mutex::new(None),
             spare_asked: AtomicBool::new(false),
+            filled: Mutex::new(None),
+            fill_cv: parking_lot::Condvar::new(),
             syncs: AtomicU64::new(0),
             writes: AtomicU64::new(0),
             write_groups: AtomicU64::new(0),
@@ -994,6 +1013,9 @@ impl Inner {
         drop(ix);
         lap.trace.encode = lap.lap();
         let total = scratch.len() as u64;
+        if w.filling.is_some_and(|from| w.len + total > from) {
+            self.await_fill(w);
+        }
         let sync = self.opts.sync == SyncPolicy::Always || group.iter().any(|r| r.sync);
         let res = self.append(w, &scratch, sync, &mut lap);
         if let Err(e) = res {
@@ -1062,6 +1084,13 @@ impl Inner {
         if !self.spare_asked.swap(true, Ordering::AcqRel) {
             self.send(Job::Spare);
         }
+        if w.filling.is_some() {
+            // One fill at a time: take its outcome if it is done.
+            if self.filled.lock().is_none() {
+                return;
+            }
+            self.await_fill(w);
+        }
         let step = (w.len / 4).clamp(PREALLOC_MIN, PREALLOC_MAX);
         if w.alloc >= w.len + step / 2 {
             return;
@@ -1071,18 +1100,53 @@ impl Inner {
         if to <= from {
             return;
         }
-        match datafile::zero_fill(&*w.active.file, from, to) {
-            Ok(()) => {
-                w.active.file.start_writeback(from, to - from);
-                w.alloc = to;
-            }
-            Err(_) => w.prealloc_failed = true,
+        // Off the write path: the background thread writes the zeros while
+        // writes go on below `from` (`await_fill` keeps them there).
+        if self.send(Job::ZeroFill(w.active.clone(), from, to)) {
+            w.filling = Some(from);
+        } else {
+            let ok = zero_fill_ahead(&w.active, from, to);
+            self.fill_done(&w.active, to, ok);
+            w.filling = Some(from);
+            self.await_fill(w);
         }
     }
 
-    fn send(&self, job: Job) {
-        if let Some((tx, _)) = self.background.lock().as_ref() {
-            let _ = tx.send(job);
+    /// Zero-fills `from..to` of `file` (the background thread's job) and reports
+    /// it to the writer.
+    fn fill_done(&self, file: &DataFile, to: u64, ok: bool) {
+        *self.filled.lock() = Some((file.id, to, ok));
+        self.fill_cv.notify_all();
+    }
+
+    /// Waits for the zero-fill in flight, if any, and takes its outcome: called
+    /// before a write reaches the range being filled, and before the file is
+    /// trimmed or sealed, so that zeros never land on data.
+    fn await_fill(&self, w: &mut Writer) {
+        if w.filling.take().is_none() {
+            return;
+        }
+        let mut f = self.filled.lock();
+        loop {
+            if let Some((id, to, ok)) = f.take() {
+                if id == w.active.id {
+                    if ok {
+                        w.alloc = w.alloc.max(to);
+                    } else {
+                        w.prealloc_failed = true;
+                    }
+                    return;
+                }
+            }
+            self.fill_cv.wait(&mut f);
+        }
+    }
+
+    /// Hands `job` to the background thread; false when there is none.
+    fn send(&self, job: Job) -> bool {
+        match self.background.lock().as_ref() {
+            Some((tx, _)) => tx.send(job).is_ok(),
+            None => false,
         }
     }
 
@@ -1126,6 +1190,7 @@ impl Inner {
     /// Cuts the active file's preallocated tail: a sealed or closed file is
     /// exactly its data (what hints and earlier builds expect).
     fn trim(&self, w: &mut Writer) -> Result<()> {
+        self.await_fill(w);
         if w.alloc > w.len {
             w.active
                 .file
@@ -1538,6 +1603,10 @@ fn background(inner: Weak<Inner>, rx: mpsc::Receiver<Job>) {
         match job {
             Ok(Job::Hint(id)) => {
                 let _ = db.write_hint(id);
+            }
+            Ok(Job::ZeroFill(file, from, to)) => {
+                let ok = zero_fill_ahead(&file, from, to);
+                db.fill_done(&file, to, ok);
             }
             Ok(Job::Spare) => {
                 // On failure rotations create files as before, and the next

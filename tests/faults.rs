@@ -403,6 +403,11 @@ fn failed_fsync_refuses_writes_until_reopen() {
     let o = opts(SyncPolicy::Always);
     let db = open(&fs, &o).unwrap();
     db.put(b"a", b"1").unwrap();
+    // The first durable write has the background thread make the spare next
+    // file, with a sync of its own: the fault is for the write's sync.
+    while !db.spare_ready() {
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
     fs.inject(Fault {
         op: Op::Sync,
         nth: 1,

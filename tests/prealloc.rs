@@ -98,8 +98,19 @@ fn prealloc_waits_for_a_durable_write() {
     b.put(b"now", b"durable");
     db.write_opt(&b, WriteOptions { sync: true }).unwrap();
     model.insert(b"now".to_vec(), b"durable".to_vec());
-    let (on_disk, data) = last_file(&db, dir.path());
-    assert!(on_disk > data, "one durable write starts preallocation");
+    // The zeros are written by the background thread.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (on_disk, data) = last_file(&db, dir.path());
+        if on_disk > data {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "one durable write starts preallocation"
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    }
     assert_matches(&db, &model);
 }
 

@@ -7,6 +7,8 @@ mod engines;
 mod report;
 mod rocks;
 mod sys;
+#[cfg(feature = "libbitcask")]
+mod trace;
 mod util;
 mod workloads;
 
@@ -449,15 +451,22 @@ fn main_inner(cli: Cli) -> Result<()> {
     chart::init_font()?;
     std::fs::create_dir_all(&cli.dir)?;
     let started = Instant::now();
-    let lat = {
-        let mut v = sys::fdatasync_probe(&cli.dir, cli.probes)?;
+    let probe = |size, prealloc| -> Result<Vec<f64>> {
+        let mut v = sys::fdatasync_probe(&cli.dir, cli.probes, size, prealloc)?;
         v.sort_by(|a, b| a.total_cmp(b));
-        v
+        Ok(v)
     };
+    let lat = probe(4096, false)?;
+    let lat_small = probe(128, false)?;
+    let lat_pre = probe(128, true)?;
     eprintln!(
-        "fdatasync (4 KiB append) p50 {:.0} µs p99 {:.0} µs; engines {}; {} keys x {} runs",
+        "fdatasync p50 (p99): 4 KiB append {:.0} ({:.0}) µs, 128 B append {:.0} ({:.0}) µs, 128 B preallocated {:.0} ({:.0}) µs; engines {}; {} keys x {} runs",
         util::percentile(&lat, 50.0),
         util::percentile(&lat, 99.0),
+        util::percentile(&lat_small, 50.0),
+        util::percentile(&lat_small, 99.0),
+        util::percentile(&lat_pre, 50.0),
+        util::percentile(&lat_pre, 99.0),
         cli.engines.join(","),
         cli.p.keys,
         cli.runs
@@ -494,10 +503,28 @@ fn main_inner(cli: Cli) -> Result<()> {
             }
         }
     }
+    #[cfg(feature = "libbitcask")]
+    let trace = if cli.engines.iter().any(|e| e == "libbitcask") && cli.p.has("durable") {
+        eprintln!("durable write trace (libbitcask)");
+        Some(trace::durable_trace(&cli.dir, cli.p.durable_ops)?)
+    } else {
+        None
+    };
+    #[cfg(not(feature = "libbitcask"))]
+    let trace = None;
     let header = report::Header {
         fsync_p50: util::percentile(&lat, 50.0),
         fsync_p99: util::percentile(&lat, 99.0),
         fsync_n: lat.len(),
+        fsync_small: (
+            util::percentile(&lat_small, 50.0),
+            util::percentile(&lat_small, 99.0),
+        ),
+        fsync_pre: (
+            util::percentile(&lat_pre, 50.0),
+            util::percentile(&lat_pre, 99.0),
+        ),
+        trace,
         cores: sys::cores(),
         mem: sys::mem_total_bytes(),
         cpu: sys::cpu_model(),

@@ -3,7 +3,6 @@
 
 use crate::Result;
 use std::fs::{self, File, OpenOptions};
-use std::io::Write;
 use std::os::unix::fs::MetadataExt;
 use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
@@ -143,19 +142,31 @@ pub fn fs_type(dir: &Path) -> String {
     best.1
 }
 
-/// Latency percentiles (µs) of `n` fdatasyncs, each after a 4 KiB append to a
-/// file in `dir`.
-pub fn fdatasync_probe(dir: &Path, n: usize) -> Result<Vec<f64>> {
+/// Latency (µs) of `n` fdatasyncs, each after a write of `size` bytes to a file
+/// in `dir`: appended, growing the file, or, with `prealloc`, written over a
+/// file zero-filled and synced beforehand (so that the fdatasync commits no
+/// metadata, as libbitcask's preallocated active file).
+pub fn fdatasync_probe(dir: &Path, n: usize, size: usize, prealloc: bool) -> Result<Vec<f64>> {
+    use std::os::unix::fs::FileExt;
     let path = dir.join("fdatasync-probe.tmp");
-    let mut f = OpenOptions::new()
+    let f = OpenOptions::new()
         .create(true)
         .truncate(true)
         .write(true)
         .open(&path)?;
-    let buf = [0x5au8; 4096];
+    if prealloc {
+        let zeros = vec![0u8; 1 << 20];
+        let mut at = 0;
+        while at < (n * size) as u64 {
+            f.write_all_at(&zeros, at)?;
+            at += zeros.len() as u64;
+        }
+        f.sync_all()?;
+    }
+    let buf = vec![0x5au8; size];
     let mut lat = Vec::with_capacity(n);
-    for _ in 0..n {
-        f.write_all(&buf)?;
+    for i in 0..n {
+        f.write_all_at(&buf, (i * size) as u64)?;
         let t = Instant::now();
         // SAFETY: valid descriptor.
         if unsafe { libc::fdatasync(f.as_raw_fd()) } != 0 {
