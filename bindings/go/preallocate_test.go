@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // durablePuts puts n keys of random sizes and returns them as a model.
@@ -52,6 +53,21 @@ func dataFileBytes(t *testing.T, dir string) int64 {
 	return n
 }
 
+// preallocatedSoon returns the stats once the background thread has
+// preallocated something: the zeros ahead and the spare file are made off the
+// write path.
+func preallocatedSoon(t *testing.T, db *DB) Stats {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		st := stats(t, db)
+		if st.PreallocatedBytes > 0 || time.Now().After(deadline) {
+			return st
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
 func stats(t *testing.T, db *DB) Stats {
 	t.Helper()
 	st, err := db.Stats()
@@ -63,7 +79,7 @@ func TestDurablePutsPreallocateByDefaultAndAReopenFindsEveryValueAndNoTmp(t *tes
 	dir := t.TempDir()
 	db := open(t, dir, WithSync(SyncAlways), WithAutoMerge(false))
 	model := durablePuts(t, db, 200)
-	st := stats(t, db)
+	st := preallocatedSoon(t, db)
 	if st.PreallocatedBytes <= 0 {
 		t.Fatalf("PreallocatedBytes after durable puts = %d, want > 0", st.PreallocatedBytes)
 	}
@@ -108,7 +124,7 @@ func TestDurablePutsAcrossManySmallFilesRotateIntoSparesAndReopenIntact(t *testi
 		must(t, db.Delete([]byte(k)))
 		delete(model, k)
 	}
-	st := stats(t, db)
+	st := preallocatedSoon(t, db)
 	if st.DataFiles <= 3 || st.PreallocatedBytes <= 0 {
 		t.Fatalf("DataFiles %d, PreallocatedBytes %d", st.DataFiles, st.PreallocatedBytes)
 	}
@@ -125,7 +141,7 @@ func TestDurablePutsAcrossManySmallFilesRotateIntoSparesAndReopenIntact(t *testi
 	// Writable after the reopen, durably, and intact once more.
 	must(t, db.Put([]byte("after"), []byte("reopen")))
 	model["after"] = "reopen"
-	if st := stats(t, db); st.PreallocatedBytes <= 0 {
+	if st := preallocatedSoon(t, db); st.PreallocatedBytes <= 0 {
 		t.Fatalf("PreallocatedBytes after a durable put past reopen = %d", st.PreallocatedBytes)
 	}
 	must(t, db.Close())
@@ -146,7 +162,7 @@ func TestADurableBatchPreallocatesUnderSyncNever(t *testing.T) {
 	b := NewBatch()
 	b.Put([]byte("b"), []byte("2"))
 	must(t, db.WriteSync(b))
-	if st := stats(t, db); st.PreallocatedBytes <= 0 {
+	if st := preallocatedSoon(t, db); st.PreallocatedBytes <= 0 {
 		t.Fatalf("PreallocatedBytes after WriteSync = %d, want > 0", st.PreallocatedBytes)
 	}
 	must(t, db.Close())
