@@ -11,12 +11,13 @@ use crate::batch::WriteBatch;
 use crate::datafile::{self, DataFile, Reads, ScanEnd};
 use crate::error::{Error, Result};
 use crate::format::*;
-use crate::fs::{FileHandle, Fs, RealFs};
+use crate::fs::{Fs, RealFs};
 use crate::hint::HintWriter;
 use crate::keydir::{KeyChunk, KeyDir, Loc};
 use crate::lock::DirLock;
 use crate::merge::{MergeStats, Selection};
 use crate::options::{Options, SyncPolicy};
+use crate::prealloc::{self, Prealloc};
 use crate::record;
 use crate::recovery;
 use crate::stats::{FileStats, Stats};
@@ -293,21 +294,6 @@ fn append_or_cut(file: &DataFile, len: u64, bytes: &[u8]) -> Result<()> {
     })
 }
 
-/// Writes zeros over `from..to` of `file` and starts writing them back.
-fn zero_fill_ahead(file: &DataFile, from: u64, to: u64) -> bool {
-    let ok = datafile::zero_fill(&*file.file, from, to).is_ok();
-    if ok {
-        file.file.start_writeback(from, to - from);
-    }
-    ok
-}
-
-/// Preallocation grows the active file by a quarter of its data, between these
-/// bounds, whenever less than half a step is left: a step costs one page-cache
-/// write of zeros, written back at once and synced by the next durable write.
-const PREALLOC_MIN: u64 = 1 << 20;
-const PREALLOC_MAX: u64 = 8 << 20;
-
 /// Times the phases of a commit for `Options::commit_trace`; reads no clock
 /// when there is no tracer.
 struct Lap {
@@ -337,15 +323,6 @@ impl Lap {
     }
 }
 
-/// The next data file, made ahead by the background thread (header written,
-/// zero-filled, synced) under a temporary name: a rotation renames it into
-/// place instead of creating, writing and syncing a file.
-struct Spare {
-    file: Box<dyn FileHandle>,
-    /// Its length: header plus zeros.
-    len: u64,
-}
-
 /// State only the write leader touches.
 struct Writer {
     active: Arc<DataFile>,
@@ -366,10 +343,6 @@ struct Writer {
 enum Job {
     /// Write the hint file of a data file that just became immutable.
     Hint(u32),
-    /// Make a spare data file, if there is none.
-    Spare,
-    /// Zero-fill a range of the active file ahead of its data.
-    ZeroFill(Arc<DataFile>, u64, u64),
     Stop,
 }
 
@@ -401,13 +374,8 @@ pub(crate) struct Inner {
     merge_thread: Mutex<Option<JoinHandle<()>>>,
     /// Unsynced writes exist (for `SyncPolicy::EveryMs`).
     dirty: AtomicBool,
-    /// The next data file, when one is ready; and whether one was asked of the
-    /// background thread.
-    spare: Mutex<Option<Spare>>,
-    spare_asked: AtomicBool,
-    /// The outcome of the last zero-fill: file id, end, success.
-    filled: Mutex<Option<(u32, u64, bool)>>,
-    fill_cv: parking_lot::Condvar,
+    /// Zeros ahead of the active file's data and the spare next file.
+    prealloc: Arc<Prealloc>,
     /// Counters for `Stats`: fdatasyncs of data files, writes committed, and the
     /// groups (appends) they were committed in.
     syncs: AtomicU64,
@@ -531,6 +499,7 @@ impl Bitcask {
             }
         });
         let clock = opts.clock.clone();
+        let prealloc = Prealloc::new(fs.clone(), dir.clone(), opts.max_file_size);
         let inner = Arc::new(Inner {
             queue: WriteQueue::new(opts.write_merging),
             clock,
@@ -556,10 +525,7 @@ impl Bitcask {
             merge_state: Mutex::new(Default::default()),
             merge_thread: Mutex::new(None),
             dirty: AtomicBool::new(false),
-            spare: Mutex::new(None),
-            spare_asked: AtomicBool::new(false),
-            filled: Mutex::new(None),
-            fill_cv: parking_lot::Condvar::new(),
+            prealloc,
             syncs: AtomicU64::new(0),
             writes: AtomicU64::new(0),
             write_groups: AtomicU64::new(0),
@@ -687,7 +653,7 @@ impl Bitcask {
     /// tests; not a stable API.
     #[doc(hidden)]
     pub fn spare_ready(&self) -> bool {
-        self.inner.spare.lock().is_some()
+        self.inner.prealloc.spare_ready()
     }
 
     /// Flushes buffered writes and fdatasyncs the active file.
@@ -1081,17 +1047,15 @@ impl Inner {
         if w.prealloc_failed {
             return;
         }
-        if !self.spare_asked.swap(true, Ordering::AcqRel) {
-            self.send(Job::Spare);
-        }
+        self.prealloc.ask_spare();
         if w.filling.is_some() {
             // One fill at a time: take its outcome if it is done.
-            if self.filled.lock().is_none() {
+            if !self.prealloc.fill_finished() {
                 return;
             }
             self.await_fill(w);
         }
-        let step = (w.len / 4).clamp(PREALLOC_MIN, PREALLOC_MAX);
+        let step = (w.len / 4).clamp(prealloc::STEP_MIN, prealloc::STEP_MAX);
         if w.alloc >= w.len + step / 2 {
             return;
         }
@@ -1100,23 +1064,10 @@ impl Inner {
         if to <= from {
             return;
         }
-        // Off the write path: the background thread writes the zeros while
-        // writes go on below `from` (`await_fill` keeps them there).
-        if self.send(Job::ZeroFill(w.active.clone(), from, to)) {
-            w.filling = Some(from);
-        } else {
-            let ok = zero_fill_ahead(&w.active, from, to);
-            self.fill_done(&w.active, to, ok);
-            w.filling = Some(from);
-            self.await_fill(w);
-        }
-    }
-
-    /// Zero-fills `from..to` of `file` (the background thread's job) and reports
-    /// it to the writer.
-    fn fill_done(&self, file: &DataFile, to: u64, ok: bool) {
-        *self.filled.lock() = Some((file.id, to, ok));
-        self.fill_cv.notify_all();
+        // Off the write path: writes go on below `from` meanwhile
+        // (`await_fill` keeps them there).
+        self.prealloc.fill(&w.active, from, to);
+        w.filling = Some(from);
     }
 
     /// Waits for the zero-fill in flight, if any, and takes its outcome: called
@@ -1126,65 +1077,10 @@ impl Inner {
         if w.filling.take().is_none() {
             return;
         }
-        let mut f = self.filled.lock();
-        loop {
-            if let Some((id, to, ok)) = f.take() {
-                if id == w.active.id {
-                    if ok {
-                        w.alloc = w.alloc.max(to);
-                    } else {
-                        w.prealloc_failed = true;
-                    }
-                    return;
-                }
-            }
-            self.fill_cv.wait(&mut f);
+        match self.prealloc.await_fill(w.active.id) {
+            Some(to) => w.alloc = w.alloc.max(to),
+            None => w.prealloc_failed = true,
         }
-    }
-
-    /// Hands `job` to the background thread; false when there is none.
-    fn send(&self, job: Job) -> bool {
-        match self.background.lock().as_ref() {
-            Some((tx, _)) => tx.send(job).is_ok(),
-            None => false,
-        }
-    }
-
-    /// Makes the spare data file (the background thread's job).
-    fn make_spare(&self) -> Result<()> {
-        if self.spare.lock().is_some() || self.closed.load(Ordering::Acquire) {
-            return Ok(());
-        }
-        let path = self.dir.join(SPARE_FILE_NAME);
-        let file = self
-            .fs
-            .create(&path, false)
-            .map_err(|e| Error::io("creating", &path, e))?;
-        let len = PREALLOC_MIN.min(self.opts.max_file_size);
-        file.append(&file_header(&DATA_MAGIC))
-            .and_then(|_| datafile::zero_fill(&*file, FILE_HEADER_LEN as u64, len))
-            .and_then(|_| file.sync_data())
-            .map_err(|e| Error::io("preallocating", &path, e))?;
-        *self.spare.lock() = Some(Spare { file, len });
-        Ok(())
-    }
-
-    /// The spare, renamed to data file `id` (and the rename made durable), with
-    /// its length; `None` when there is no spare.
-    fn take_spare(&self, id: u32) -> Result<Option<(DataFile, u64)>> {
-        let Some(spare) = self.spare.lock().take() else {
-            return Ok(None);
-        };
-        self.spare_asked.store(false, Ordering::Release);
-        let from = self.dir.join(SPARE_FILE_NAME);
-        let path = self.dir.join(data_file_name(id));
-        if let Err(e) = self.fs.rename(&from, &path) {
-            let _ = self.fs.remove(&from);
-            return Err(Error::io("renaming", &from, e));
-        }
-        datafile::sync_dir(&*self.fs, &self.dir)?;
-        let file = DataFile::new(id, path, spare.file, FORMAT_VERSION, true);
-        Ok(Some((file, spare.len)))
     }
 
     /// Cuts the active file's preallocated tail: a sealed or closed file is
@@ -1243,14 +1139,10 @@ impl Inner {
         }
         self.trim(w)?;
         w.active.sync()?;
-        let spare = self.take_spare(next_id)?;
+        let spare = self.prealloc.take_spare(next_id)?;
         w.rotated_to_spare = spare.is_some();
         let (file, alloc) = match spare {
-            Some((f, len)) => {
-                self.send(Job::Spare);
-                self.spare_asked.store(true, Ordering::Release);
-                (f, len)
-            }
+            Some(s) => s,
             None => (
                 DataFile::create(&*self.fs, &self.dir, next_id)?,
                 FILE_HEADER_LEN as u64,
@@ -1471,6 +1363,8 @@ impl Inner {
             }
         }
         let _no_merge = self.merge_lock.lock();
+        // Fills in flight finish first; an unused spare goes.
+        self.prealloc.stop();
         let mut res = Ok(());
         if let Some(w) = self.writer.lock().take() {
             if let Some(cause) = self.refused.lock().clone() {
@@ -1495,10 +1389,6 @@ impl Inner {
                 }
             }
         }
-        // An unused spare goes; left behind by a crash, open removes it.
-        if self.spare.lock().take().is_some() || self.spare_asked.load(Ordering::Acquire) {
-            let _ = self.fs.remove(&self.dir.join(SPARE_FILE_NAME));
-        }
         *self.index.write() = Index::default();
         self.lock.lock().take();
         res
@@ -1510,7 +1400,7 @@ impl Inner {
             Some(w) => (Some(w.next_seq), w.alloc.saturating_sub(w.len)),
             None => (None, 0),
         };
-        preallocated_bytes += self.spare.lock().as_ref().map_or(0, |s| s.len);
+        preallocated_bytes += self.prealloc.spare_len();
         let now = self.now_ms();
         let (keys, keydir_bytes, tombstones, files) = {
             let ix = self.index.read();
@@ -1603,17 +1493,6 @@ fn background(inner: Weak<Inner>, rx: mpsc::Receiver<Job>) {
         match job {
             Ok(Job::Hint(id)) => {
                 let _ = db.write_hint(id);
-            }
-            Ok(Job::ZeroFill(file, from, to)) => {
-                let ok = zero_fill_ahead(&file, from, to);
-                db.fill_done(&file, to, ok);
-            }
-            Ok(Job::Spare) => {
-                // On failure rotations create files as before, and the next
-                // rotation asks again.
-                if db.make_spare().is_err() {
-                    let _ = db.fs.remove(&db.dir.join(SPARE_FILE_NAME));
-                }
             }
             Ok(Job::Stop) | Err(mpsc::RecvTimeoutError::Disconnected) => return,
             Err(mpsc::RecvTimeoutError::Timeout) => {}

@@ -39,6 +39,7 @@ mod lock;
 pub mod map;
 mod merge;
 mod options;
+mod prealloc;
 mod record;
 mod recovery;
 mod stats;
