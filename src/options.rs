@@ -50,7 +50,7 @@ pub struct Options {
     /// Once a durable write has been made, keep the active data file zero-filled
     /// ahead of the writes, and the next file ready, so that a durable append
     /// changes no file metadata and its fdatasync writes only data (default on).
-    /// Costs up to a few MiB of allocated space past the data; files are trimmed
+    /// Costs up to 13 MiB of allocated space past the data; files are trimmed
     /// to their data when sealed or closed. See docs/format.md.
     pub preallocate: bool,
     /// Merge concurrent writers into one append and one fsync (group commit).

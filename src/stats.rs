@@ -31,7 +31,8 @@ pub struct Stats {
     pub disk_bytes: u64,
     /// Space allocated past the data for durable writes (`Options::preallocate`):
     /// the zero-filled tail of the active file plus the spare next file. Not in
-    /// `data_bytes` or `disk_bytes`; at most a few MiB plus 1 MiB.
+    /// `data_bytes` or `disk_bytes`; at most 1.5 steps of zeros (a step is a
+    /// quarter of the data, 1 to 8 MiB) plus the 1 MiB spare: 13 MiB at most.
     pub preallocated_bytes: u64,
     /// Per data file, ascending id; the last is the active file.
     pub files: Vec<FileStats>,

@@ -148,7 +148,7 @@ func WithMmap(on bool) Option {
 // true): once a durable write is made (SyncAlways, or a batch written with
 // sync), the active data file is kept zero-filled ahead of the writes and the
 // next file is made ahead, so that a durable write's fdatasync commits no file
-// metadata. It costs up to a few MiB allocated past the data
+// metadata. It costs up to 13 MiB allocated past the data
 // (Stats.PreallocatedBytes); files are trimmed to their data when sealed or
 // closed. With false every data file grows with its writes.
 func WithPreallocate(on bool) Option {

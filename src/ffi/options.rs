@@ -194,7 +194,7 @@ pub unsafe extern "C" fn bitcask_options_set_mmap(
 
 /// Sets whether the active data file is kept zero-filled ahead of durable
 /// writes, and the next file made ahead (default true): a durable write's
-/// fdatasync then commits no file metadata. Costs a few MiB of allocated space
+/// fdatasync then commits no file metadata. Costs up to 13 MiB of allocated space
 /// past the data (`BITCASK_STAT_PREALLOCATED_BYTES`); files are trimmed to their
 /// data when sealed or closed.
 ///

@@ -156,7 +156,7 @@ class Stats:
     disk_bytes: int
     #: Space allocated past the data for durable writes (the ``preallocate``
     #: option): the zero-filled tail of the active file plus the spare next file.
-    #: Not in ``data_bytes`` or ``disk_bytes``; at most a few MiB.
+    #: Not in ``data_bytes`` or ``disk_bytes``; at most 13 MiB.
     preallocated_bytes: int
     #: Per data file, ascending id; the last is the active file.
     files: list[FileStats]
@@ -212,7 +212,7 @@ class Bitcask(MutableMapping[bytes, bytes]):
     - ``preallocate``: once a durable write is made (``sync="always"``, or a
       batch written with ``sync=True``), keep the active data file zero-filled
       ahead of the writes and the next file made ahead (True), so that a durable
-      write's fdatasync commits no file metadata. Costs up to a few MiB of space
+      write's fdatasync commits no file metadata. Costs up to 13 MiB of space
       past the data (``Stats.preallocated_bytes``); files are trimmed to their
       data when sealed or closed. False: every file grows with its writes.
     - ``write_merging``: group commit of concurrent writers (True).
