@@ -140,14 +140,3 @@ def test_syncs_count_explicit_syncs_and_writes_count_every_write(path: Path) -> 
         assert s.writes == 3
         assert s.write_groups == 3
         assert s.syncs >= 1
-
-
-def test_preallocate_option_takes_a_bool(path: Path) -> None:
-    with pytest.raises(TypeError, match="option preallocate must be a bool"):
-        bitcask.open(path, preallocate=1)  # type: ignore[arg-type]
-    with pytest.raises(TypeError, match="option preallocate must be a bool"):
-        bitcask.open(path, preallocate="no")  # type: ignore[arg-type]
-    with bitcask.open(path, preallocate=None) as db:
-        db[b"k"] = b"v"
-    with bitcask.open(path, preallocate=True) as db:
-        assert db[b"k"] == b"v"

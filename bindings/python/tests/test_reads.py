@@ -127,12 +127,12 @@ def test_a_value_in_the_write_buffer_reads_the_same_with_mmap_on_and_off(
         check(db, model, rng)
 
 
-def test_mmap_option_takes_a_bool(path: Path) -> None:
-    with pytest.raises(TypeError, match="option mmap must be a bool"):
-        bitcask.open(path, mmap=1)  # type: ignore[arg-type]
-    with pytest.raises(TypeError, match="option mmap must be a bool"):
-        bitcask.open(path, mmap="no")  # type: ignore[arg-type]
-    with bitcask.open(path, mmap=None) as db:
+@pytest.mark.parametrize("option", ["mmap", "preallocate"])
+def test_bool_options_take_a_bool(path: Path, option: str) -> None:
+    for bad in (1, "no"):
+        with pytest.raises(TypeError, match=f"option {option} must be a bool"):
+            bitcask.open(path, **{option: bad})  # type: ignore[arg-type]
+    with bitcask.open(path, **{option: None}) as db:
         db[b"k"] = b"v"
         assert db[b"k"] == b"v"
 
