@@ -56,7 +56,10 @@
 //
 // Failures are *Error values carrying the library's message; each matches one
 // sentinel (ErrCorruption, ErrLocked, ...) with errors.Is. Get of a missing key
-// returns ErrNotFound itself. The one exception is a panic in the function of
+// returns ErrNotFound itself. Open with WithCreateIfMissing(false) fails with
+// ErrDatabaseNotFound where there is no database, and with WithErrorIfExists(true)
+// with ErrDatabaseExists where there is one; these also match fs.ErrNotExist and
+// fs.ErrExist. The one exception is a panic in the function of
 // WithOpenProgress, which Open reports as an error of its own.
 //
 // # Building

@@ -5,6 +5,7 @@ import "C"
 
 import (
 	"errors"
+	"io/fs"
 	"syscall"
 )
 
@@ -35,6 +36,8 @@ const (
 	CodeInvalidOption   Code = C.BITCASK_INVALID_OPTION
 	CodeOther           Code = C.BITCASK_OTHER
 	CodeNoExpiry        Code = C.BITCASK_NO_EXPIRY
+	CodeDBNotFound      Code = C.BITCASK_DB_NOT_FOUND
+	CodeDBExists        Code = C.BITCASK_DB_EXISTS
 )
 
 // String returns the library's static description of the code.
@@ -84,6 +87,14 @@ var (
 	// ErrInvalidOption: an option value out of range, or a TTL that is not
 	// positive or too long; the message names it.
 	ErrInvalidOption = errors.New("bitcask: invalid option")
+	// ErrDatabaseNotFound: Open found no database (no data file) in the
+	// directory, or no directory, and WithCreateIfMissing(false) was given;
+	// nothing was created. It also matches fs.ErrNotExist.
+	ErrDatabaseNotFound = errors.New("bitcask: database not found")
+	// ErrDatabaseExists: Open found a database (a data file) in the directory
+	// and WithErrorIfExists(true) was given; the database was left untouched.
+	// It also matches fs.ErrExist.
+	ErrDatabaseExists = errors.New("bitcask: database exists")
 	// ErrOther: an engine error this version of the C API has no code for.
 	ErrOther = errors.New("bitcask: error")
 )
@@ -104,7 +115,15 @@ var sentinels = map[Code]error{
 	CodeValueTooLarge:   ErrValueTooLarge,
 	CodeBatchTooLarge:   ErrBatchTooLarge,
 	CodeInvalidOption:   ErrInvalidOption,
+	CodeDBNotFound:      ErrDatabaseNotFound,
+	CodeDBExists:        ErrDatabaseExists,
 	CodeOther:           ErrOther,
+}
+
+// fsErrors are the io/fs errors that codes match besides their sentinel.
+var fsErrors = map[Code]error{
+	CodeDBNotFound: fs.ErrNotExist,
+	CodeDBExists:   fs.ErrExist,
 }
 
 // Error is a failure with the library's detailed message. It matches its
@@ -139,12 +158,17 @@ func (e *Error) Sentinel() error {
 }
 
 // Unwrap gives the sentinel and, when set, the errno, so that errors.Is matches
-// both and errors.As can reach the syscall.Errno.
+// both and errors.As can reach the syscall.Errno. ErrDatabaseNotFound and
+// ErrDatabaseExists errors also give fs.ErrNotExist and fs.ErrExist.
 func (e *Error) Unwrap() []error {
-	if e.Errno != 0 {
-		return []error{e.Sentinel(), e.Errno}
+	errs := []error{e.Sentinel()}
+	if fsErr, ok := fsErrors[e.Code]; ok {
+		errs = append(errs, fsErr)
 	}
-	return []error{e.Sentinel()}
+	if e.Errno != 0 {
+		errs = append(errs, e.Errno)
+	}
+	return errs
 }
 
 // statusError turns a failed status into an error. It must run on the OS thread

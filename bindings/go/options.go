@@ -157,6 +157,27 @@ func WithPreallocate(on bool) Option {
 	}
 }
 
+// WithCreateIfMissing sets whether Open creates the database when the
+// directory holds none (default true). With false, an Open that finds no data
+// file there (a missing directory included) fails with ErrDatabaseNotFound
+// (which also matches fs.ErrNotExist) and creates nothing, so that a mistyped
+// path is not a new, empty database.
+func WithCreateIfMissing(on bool) Option {
+	return func(c *config) {
+		c.set(func(o *C.bitcask_options_t) { C.bitcask_options_set_create_if_missing(o, C.bool(on)) })
+	}
+}
+
+// WithErrorIfExists sets whether Open fails when the directory already holds
+// a database (default false). With true, an Open that finds a data file there
+// fails with ErrDatabaseExists (which also matches fs.ErrExist) and leaves the
+// database untouched.
+func WithErrorIfExists(on bool) Option {
+	return func(c *config) {
+		c.set(func(o *C.bitcask_options_t) { C.bitcask_options_set_error_if_exists(o, C.bool(on)) })
+	}
+}
+
 // WithReadOnly opens without the writer lock, so that several processes may
 // read; every write then fails with ErrReadOnly.
 func WithReadOnly() Option {

@@ -98,6 +98,18 @@ fn build_error(py: Python<'_>, e: &Error) -> PyResult<PyErr> {
             attrs.push(("reason", text(reason)));
             "InvalidOptionError"
         }
+        // Also FileNotFoundError / FileExistsError: OSError's own constructor
+        // fills errno, strerror and filename.
+        Error::DatabaseNotFound { path: p } | Error::DatabaseExists { path: p } => {
+            let (class, errno) = match e {
+                Error::DatabaseNotFound { .. } => ("DatabaseNotFoundError", "ENOENT"),
+                _ => ("DatabaseExistsError", "EEXIST"),
+            };
+            attrs.push(("path", path(p)?));
+            let errno = py.import("errno")?.getattr(errno)?;
+            let value = errors.getattr(class)?.call1((errno, msg, path(p)?))?;
+            return finish(py, value, attrs);
+        }
         // A variant added to the engine after this binding was written still
         // raises something catchable as bitcask.Error.
         _ => "Error",
@@ -399,7 +411,8 @@ impl PyBitcask {
     #[new]
     #[pyo3(signature = (
         path, *, sync=None, max_file_size=None, max_key_size=None, max_value_size=None,
-        read_only=None, salvage=None, write_buffer_size=None, mmap=None, preallocate=None,
+        read_only=None, salvage=None, create_if_missing=None, error_if_exists=None,
+        write_buffer_size=None, mmap=None, preallocate=None,
         write_merging=None, auto_merge=None, merge_check_interval=None,
         merge_trigger_fragmentation=None, merge_trigger_dead_bytes=None,
         merge_trigger_total_dead_bytes=None, merge_threshold_fragmentation=None,
@@ -416,6 +429,8 @@ impl PyBitcask {
         max_value_size: Option<Bound<'_, PyAny>>,
         read_only: Option<Bound<'_, PyAny>>,
         salvage: Option<Bound<'_, PyAny>>,
+        create_if_missing: Option<Bound<'_, PyAny>>,
+        error_if_exists: Option<Bound<'_, PyAny>>,
         write_buffer_size: Option<Bound<'_, PyAny>>,
         mmap: Option<Bound<'_, PyAny>>,
         preallocate: Option<Bound<'_, PyAny>>,
@@ -451,6 +466,8 @@ impl PyBitcask {
         set!(max_value_size, uint_usize);
         set!(read_only, bool_opt);
         set!(salvage, bool_opt);
+        set!(create_if_missing, bool_opt);
+        set!(error_if_exists, bool_opt);
         set!(write_buffer_size, uint_usize);
         set!(mmap, bool_opt);
         set!(preallocate, bool_opt);

@@ -16,6 +16,8 @@ def test_hierarchy() -> None:
     for cls in [
         bitcask.StorageIOError,
         bitcask.LockedError,
+        bitcask.DatabaseNotFoundError,
+        bitcask.DatabaseExistsError,
         bitcask.ReadOnlyError,
         bitcask.ClosedError,
         bitcask.WritesRefusedError,
@@ -29,6 +31,8 @@ def test_hierarchy() -> None:
     ]:
         assert issubclass(cls, bitcask.Error)
     assert issubclass(bitcask.StorageIOError, OSError)
+    assert issubclass(bitcask.DatabaseNotFoundError, FileNotFoundError)
+    assert issubclass(bitcask.DatabaseExistsError, FileExistsError)
     for cls in [
         bitcask.EmptyKeyError,
         bitcask.KeyTooLargeError,

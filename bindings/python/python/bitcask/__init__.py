@@ -6,8 +6,9 @@
 ...     db[b"hello"]
 b'world'
 
-A database is a directory; :func:`open` creates it if needed. A :class:`Bitcask`
-is a :class:`collections.abc.MutableMapping` from bytes to bytes, plus keys that
+A database is a directory; :func:`open` creates it if needed (unless given
+``create_if_missing=False``). A :class:`Bitcask` is a
+:class:`collections.abc.MutableMapping` from bytes to bytes, plus keys that
 expire (``put(key, value, ttl=seconds)``, ``ttl``), batches, ordered range and
 prefix scans (of items, keys or values: ``yields=``), ``sync``, ``merge``,
 ``backup``, ``stats`` and ``close``.
@@ -46,6 +47,8 @@ from ._errors import (
     BatchTooLargeError,
     ClosedError,
     CorruptionError,
+    DatabaseExistsError,
+    DatabaseNotFoundError,
     EmptyKeyError,
     Error,
     InvalidOptionError,
@@ -73,6 +76,8 @@ __all__ = [
     "Error",
     "StorageIOError",
     "LockedError",
+    "DatabaseNotFoundError",
+    "DatabaseExistsError",
     "ReadOnlyError",
     "ClosedError",
     "WritesRefusedError",
@@ -200,6 +205,13 @@ class Bitcask(MutableMapping[bytes, bytes]):
     - ``read_only``: open without the writer lock; writes raise :class:`ReadOnlyError`.
     - ``salvage``: skip corrupt records in immutable files instead of raising
       :class:`CorruptionError` at open.
+    - ``create_if_missing``: create the database when ``path`` holds none (True).
+      False: an open that finds no data file there (a missing directory
+      included) raises :class:`DatabaseNotFoundError` (a ``FileNotFoundError``)
+      and creates nothing, so that a mistyped path is not a new, empty database.
+    - ``error_if_exists``: raise :class:`DatabaseExistsError` (a
+      ``FileExistsError``) when ``path`` already holds a database (a data file),
+      leaving it untouched (False).
     - ``write_buffer_size``: bytes held in memory before a ``write(2)`` (0); speeds
       bulk loads, and a process crash may lose the buffered bytes.
     - ``mmap``: read values through read-only memory maps of the data files
@@ -249,6 +261,8 @@ class Bitcask(MutableMapping[bytes, bytes]):
         max_value_size: Optional[int] = None,
         read_only: Optional[bool] = None,
         salvage: Optional[bool] = None,
+        create_if_missing: Optional[bool] = None,
+        error_if_exists: Optional[bool] = None,
         write_buffer_size: Optional[int] = None,
         mmap: Optional[bool] = None,
         preallocate: Optional[bool] = None,
@@ -272,6 +286,8 @@ class Bitcask(MutableMapping[bytes, bytes]):
             max_value_size=max_value_size,
             read_only=read_only,
             salvage=salvage,
+            create_if_missing=create_if_missing,
+            error_if_exists=error_if_exists,
             write_buffer_size=write_buffer_size,
             mmap=mmap,
             preallocate=preallocate,

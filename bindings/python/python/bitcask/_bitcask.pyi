@@ -42,6 +42,8 @@ class _Bitcask:
         max_value_size: Optional[int] = None,
         read_only: Optional[bool] = None,
         salvage: Optional[bool] = None,
+        create_if_missing: Optional[bool] = None,
+        error_if_exists: Optional[bool] = None,
         write_buffer_size: Optional[int] = None,
         mmap: Optional[bool] = None,
         preallocate: Optional[bool] = None,

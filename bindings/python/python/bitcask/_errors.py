@@ -2,7 +2,9 @@
 
 Some classes also derive from a built-in exception so that code written for
 other stores keeps working: I/O failures are :class:`OSError` (with ``errno``
-and ``filename`` set when the OS gave them), and argument errors (too large,
+and ``filename`` set when the OS gave them), an open that finds no database
+where one must be, or one where none may be, is :class:`FileNotFoundError` /
+:class:`FileExistsError`, and argument errors (too large,
 empty key, bad option) are :class:`ValueError`.
 """
 
@@ -14,6 +16,8 @@ __all__ = [
     "Error",
     "StorageIOError",
     "LockedError",
+    "DatabaseNotFoundError",
+    "DatabaseExistsError",
     "ReadOnlyError",
     "ClosedError",
     "WritesRefusedError",
@@ -43,6 +47,28 @@ class StorageIOError(Error, OSError):
 
 class LockedError(Error):
     """Another handle, in this or another process, holds the directory's writer lock."""
+
+    path: Path
+
+
+class DatabaseNotFoundError(Error, FileNotFoundError):
+    """No database at ``path`` (no data file there, or no directory) and the open
+    was given ``create_if_missing=False``; nothing was created.
+
+    ``errno`` is ``ENOENT`` and ``filename`` the path, as for any
+    :class:`FileNotFoundError`.
+    """
+
+    path: Path
+
+
+class DatabaseExistsError(Error, FileExistsError):
+    """A database already exists at ``path`` (a data file is there) and the open
+    was given ``error_if_exists=True``; the database was left untouched.
+
+    ``errno`` is ``EEXIST`` and ``filename`` the path, as for any
+    :class:`FileExistsError`.
+    """
 
     path: Path
 
