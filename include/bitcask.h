@@ -157,6 +157,16 @@ enum bitcask_status_t
    * `UINT64_MAX` as the time left). Not an error of the database.
    */
   BITCASK_NO_EXPIRY = 18,
+  /**
+   * No database at the path, and `bitcask_options_set_create_if_missing` is
+   * false.
+   */
+  BITCASK_DB_NOT_FOUND = 19,
+  /**
+   * A database exists at the path, and `bitcask_options_set_error_if_exists`
+   * is true.
+   */
+  BITCASK_DB_EXISTS = 20,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -470,7 +480,8 @@ bitcask_status_t bitcask_batch_clear(bitcask_batch_t *batch);
 bitcask_status_t bitcask_batch_count(const bitcask_batch_t *batch, size_t *count);
 
 /**
- * Opens (creating it if missing, unless read-only) the database in the directory
+ * Opens (creating it if missing, unless read-only or
+ * `bitcask_options_set_create_if_missing` says not to) the database in the directory
  * `path`, a NUL-terminated UTF-8 string, and stores the handle in `*out`.
  * `options` may be NULL for the defaults; it is copied, so the caller may destroy
  * it right after. The caller owns the new handle and frees it with
@@ -478,6 +489,7 @@ bitcask_status_t bitcask_batch_count(const bitcask_batch_t *batch, size_t *count
  *
  * Returns `BITCASK_OK`; `BITCASK_INVALID_ARGUMENT` when `path` or `out` is NULL or
  * `path` is not UTF-8; `BITCASK_INVALID_OPTION` (the message names the option);
+ * `BITCASK_DB_NOT_FOUND` / `BITCASK_DB_EXISTS` as the open-mode options ask;
  * `BITCASK_LOCKED` when another writer holds the directory; `BITCASK_CORRUPTION`,
  * `BITCASK_BAD_FORMAT` or `BITCASK_IO` when the files cannot be read.
  */
@@ -860,6 +872,23 @@ bitcask_status_t bitcask_options_set_write_buffer_size(bitcask_options_t *opts, 
  * Returns `BITCASK_OK`, or `BITCASK_INVALID_ARGUMENT` when `opts` is NULL.
  */
 bitcask_status_t bitcask_options_set_mmap(bitcask_options_t *opts, bool value);
+
+/**
+ * Sets whether open creates the database when the directory holds none
+ * (default true). False makes `bitcask_open` return `BITCASK_DB_NOT_FOUND`
+ * there, so that a mistyped path is not a new, empty database.
+ *
+ * Returns `BITCASK_OK`, or `BITCASK_INVALID_ARGUMENT` when `opts` is NULL.
+ */
+bitcask_status_t bitcask_options_set_create_if_missing(bitcask_options_t *opts, bool value);
+
+/**
+ * Sets whether open fails with `BITCASK_DB_EXISTS` when the directory already
+ * holds a database (default false).
+ *
+ * Returns `BITCASK_OK`, or `BITCASK_INVALID_ARGUMENT` when `opts` is NULL.
+ */
+bitcask_status_t bitcask_options_set_error_if_exists(bitcask_options_t *opts, bool value);
 
 /**
  * Sets whether the active data file is kept zero-filled ahead of durable

@@ -430,6 +430,9 @@ impl Bitcask {
     pub fn open_with_fs(dir: impl AsRef<Path>, opts: Options, fs: Arc<dyn Fs>) -> Result<Bitcask> {
         opts.validate()?;
         let dir = dir.as_ref().to_path_buf();
+        if !opts.create_if_missing && !holds_database(&*fs, &dir) {
+            return Err(Error::DatabaseNotFound { path: dir });
+        }
         if !opts.read_only && fs.list(&dir).is_err() {
             fs.create_dir_all(&dir)
                 .map_err(|e| Error::io("creating", &dir, e))?;
@@ -444,6 +447,10 @@ impl Bitcask {
         } else {
             Some(DirLock::acquire(&*fs, &dir)?)
         };
+        // Under the lock, so that no other writer creates it meanwhile.
+        if opts.error_if_exists && holds_database(&*fs, &dir) {
+            return Err(Error::DatabaseExists { path: dir });
+        }
         let rec = recovery::recover(&fs, &dir, &opts)?;
         let unhinted = rec.unhinted;
         let mut index = rec.index;
@@ -1461,6 +1468,13 @@ impl Drop for FloorGuard<'_> {
         let _w = self.0.writer.lock();
         self.0.tombstone_floor.store(0, Ordering::Release);
     }
+}
+
+/// Whether `dir` holds a database: a data file (a directory that cannot be
+/// listed holds none).
+fn holds_database(fs: &dyn Fs, dir: &Path) -> bool {
+    fs.list(dir)
+        .is_ok_and(|names| names.iter().any(|n| parse_file_name(n, DATA_EXT).is_some()))
 }
 
 /// Data file ids are u32; a database that used them all up cannot rotate.

@@ -61,6 +61,16 @@ pub enum Error {
         name: &'static str,
         reason: String,
     },
+    /// No database at `path` (no data file there), and `Options::create_if_missing`
+    /// is off.
+    DatabaseNotFound {
+        path: PathBuf,
+    },
+    /// A database exists at `path` (a data file is there), and
+    /// `Options::error_if_exists` is on.
+    DatabaseExists {
+        path: PathBuf,
+    },
 }
 
 /// Shorthand used across the crate.
@@ -134,6 +144,16 @@ impl fmt::Display for Error {
                 write!(f, "batch of {len} bytes exceeds the limit of {max}")
             }
             Error::InvalidOption { name, reason } => write!(f, "invalid option {name}: {reason}"),
+            Error::DatabaseNotFound { path } => write!(
+                f,
+                "no database at {} (and create_if_missing is off)",
+                path.display()
+            ),
+            Error::DatabaseExists { path } => write!(
+                f,
+                "a database already exists at {} (and error_if_exists is on)",
+                path.display()
+            ),
         }
     }
 }

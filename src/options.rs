@@ -34,6 +34,14 @@ pub struct Options {
     pub max_value_size: usize,
     /// Open without the writer lock; every write returns `Error::ReadOnly`.
     pub read_only: bool,
+    /// Create the database (the directory, and its first data file) when there
+    /// is none. Default true; false makes open fail with
+    /// `Error::DatabaseNotFound`, so that a mistyped path is not a new, empty
+    /// database. A directory without a data file holds no database.
+    pub create_if_missing: bool,
+    /// Fail the open with `Error::DatabaseExists` when the directory already
+    /// holds a database. Default false.
+    pub error_if_exists: bool,
     /// Skip corrupt records in immutable files (counting them in `Stats`) instead of
     /// failing the open with `Error::Corruption`.
     pub salvage: bool,
@@ -165,6 +173,8 @@ impl Default for Options {
             max_key_size: 4096,
             max_value_size: 64 << 20,
             read_only: false,
+            create_if_missing: true,
+            error_if_exists: false,
             salvage: false,
             write_buffer_size: 0,
             mmap: true,

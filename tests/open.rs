@@ -1,10 +1,10 @@
 //! Open: what it reads, that loading files on every core equals the model, that
-//! a stale hint is never trusted, and progress reports.
+//! a stale hint is never trusted, progress reports, and the open modes.
 
 mod common;
 
 use bitcask::fs::memfs::{Crash, MemFs};
-use bitcask::{Bitcask, OpenProgress, Options, Progress, SyncPolicy};
+use bitcask::{Bitcask, Error, OpenProgress, Options, Progress, SyncPolicy};
 use common::{assert_matches, Rng};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -296,4 +296,44 @@ fn a_hint_out_of_key_order_with_a_valid_checksum_is_ignored() {
     let db = open(&fs, &opts());
     assert_eq!(fs.bytes_read(&data), 16);
     assert_matches(&db, &model);
+}
+
+/// Open modes: `create_if_missing = false` never makes a database where there
+/// is none (a mistyped path is an error, not a new empty database), and
+/// `error_if_exists` refuses a directory that holds one, changing nothing.
+#[test]
+fn open_modes_missing_and_existing_databases() {
+    let root = common::TempDir::new("open-modes");
+    let path = root.path().join("db");
+    let mut no_create = Options::default();
+    no_create.create_if_missing = false;
+    let err = Bitcask::open(&path, no_create.clone()).unwrap_err();
+    assert!(matches!(err, Error::DatabaseNotFound { .. }), "{err}");
+    assert!(!path.exists(), "a refused open creates nothing");
+    std::fs::create_dir(&path).unwrap();
+    let err = Bitcask::open(&path, no_create.clone()).unwrap_err();
+    assert!(
+        matches!(err, Error::DatabaseNotFound { .. }),
+        "an empty directory holds no database: {err}"
+    );
+    assert_eq!(std::fs::read_dir(&path).unwrap().count(), 0);
+
+    let mut exclusive = Options::default();
+    exclusive.error_if_exists = true;
+    let db = Bitcask::open(&path, exclusive.clone()).unwrap();
+    db.put(b"k", b"v").unwrap();
+    db.close().unwrap();
+    let before: Vec<_> = common::data_files(&path)
+        .iter()
+        .map(|f| std::fs::read(f).unwrap())
+        .collect();
+    let err = Bitcask::open(&path, exclusive).unwrap_err();
+    assert!(matches!(err, Error::DatabaseExists { .. }), "{err}");
+    let after: Vec<_> = common::data_files(&path)
+        .iter()
+        .map(|f| std::fs::read(f).unwrap())
+        .collect();
+    assert_eq!(before, after, "a refused open changes nothing");
+    let db = Bitcask::open(&path, no_create).unwrap();
+    assert_eq!(db.get(b"k").unwrap().as_deref(), Some(&b"v"[..]));
 }

@@ -119,7 +119,8 @@ impl bitcask_stat_t {
     ];
 }
 
-/// Opens (creating it if missing, unless read-only) the database in the directory
+/// Opens (creating it if missing, unless read-only or
+/// `bitcask_options_set_create_if_missing` says not to) the database in the directory
 /// `path`, a NUL-terminated UTF-8 string, and stores the handle in `*out`.
 /// `options` may be NULL for the defaults; it is copied, so the caller may destroy
 /// it right after. The caller owns the new handle and frees it with
@@ -127,6 +128,7 @@ impl bitcask_stat_t {
 ///
 /// Returns `BITCASK_OK`; `BITCASK_INVALID_ARGUMENT` when `path` or `out` is NULL or
 /// `path` is not UTF-8; `BITCASK_INVALID_OPTION` (the message names the option);
+/// `BITCASK_DB_NOT_FOUND` / `BITCASK_DB_EXISTS` as the open-mode options ask;
 /// `BITCASK_LOCKED` when another writer holds the directory; `BITCASK_CORRUPTION`,
 /// `BITCASK_BAD_FORMAT` or `BITCASK_IO` when the files cannot be read.
 #[no_mangle]

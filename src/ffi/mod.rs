@@ -96,6 +96,12 @@ pub enum bitcask_status_t {
     /// The key exists and never expires (from `bitcask_ttl`, which then stores
     /// `UINT64_MAX` as the time left). Not an error of the database.
     BITCASK_NO_EXPIRY = 18,
+    /// No database at the path, and `bitcask_options_set_create_if_missing` is
+    /// false.
+    BITCASK_DB_NOT_FOUND = 19,
+    /// A database exists at the path, and `bitcask_options_set_error_if_exists`
+    /// is true.
+    BITCASK_DB_EXISTS = 20,
 }
 
 use bitcask_status_t as Status;
@@ -123,11 +129,13 @@ impl Status {
             Status::BITCASK_INVALID_OPTION => c"invalid option",
             Status::BITCASK_OTHER => c"other error",
             Status::BITCASK_NO_EXPIRY => c"key has no expiry",
+            Status::BITCASK_DB_NOT_FOUND => c"no database at the path",
+            Status::BITCASK_DB_EXISTS => c"database already exists",
         }
     }
 
     /// Every status, indexed by its number.
-    const ALL: [Status; 19] = [
+    const ALL: [Status; 21] = [
         Status::BITCASK_OK,
         Status::BITCASK_NOT_FOUND,
         Status::BITCASK_INVALID_ARGUMENT,
@@ -147,6 +155,8 @@ impl Status {
         Status::BITCASK_INVALID_OPTION,
         Status::BITCASK_OTHER,
         Status::BITCASK_NO_EXPIRY,
+        Status::BITCASK_DB_NOT_FOUND,
+        Status::BITCASK_DB_EXISTS,
     ];
 }
 
@@ -191,6 +201,8 @@ impl From<Error> for Failure {
             Error::ValueTooLarge { .. } => Status::BITCASK_VALUE_TOO_LARGE,
             Error::BatchTooLarge { .. } => Status::BITCASK_BATCH_TOO_LARGE,
             Error::InvalidOption { .. } => Status::BITCASK_INVALID_OPTION,
+            Error::DatabaseNotFound { .. } => Status::BITCASK_DB_NOT_FOUND,
+            Error::DatabaseExists { .. } => Status::BITCASK_DB_EXISTS,
             #[allow(unreachable_patterns)]
             _ => Status::BITCASK_OTHER,
         };

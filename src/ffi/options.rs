@@ -192,6 +192,33 @@ pub unsafe extern "C" fn bitcask_options_set_mmap(
     unsafe { set(opts, |h| h.opts.mmap = value) }
 }
 
+/// Sets whether open creates the database when the directory holds none
+/// (default true). False makes `bitcask_open` return `BITCASK_DB_NOT_FOUND`
+/// there, so that a mistyped path is not a new, empty database.
+///
+/// Returns `BITCASK_OK`, or `BITCASK_INVALID_ARGUMENT` when `opts` is NULL.
+#[no_mangle]
+pub unsafe extern "C" fn bitcask_options_set_create_if_missing(
+    opts: *mut bitcask_options_t,
+    value: bool,
+) -> bitcask_status_t {
+    // SAFETY: forwarded caller promise.
+    unsafe { set(opts, |h| h.opts.create_if_missing = value) }
+}
+
+/// Sets whether open fails with `BITCASK_DB_EXISTS` when the directory already
+/// holds a database (default false).
+///
+/// Returns `BITCASK_OK`, or `BITCASK_INVALID_ARGUMENT` when `opts` is NULL.
+#[no_mangle]
+pub unsafe extern "C" fn bitcask_options_set_error_if_exists(
+    opts: *mut bitcask_options_t,
+    value: bool,
+) -> bitcask_status_t {
+    // SAFETY: forwarded caller promise.
+    unsafe { set(opts, |h| h.opts.error_if_exists = value) }
+}
+
 /// Sets whether the active data file is kept zero-filled ahead of durable
 /// writes, and the next file made ahead (default true): a durable write's
 /// fdatasync then commits no file metadata. Costs up to 13 MiB of allocated space

@@ -1121,6 +1121,43 @@ int main(int argc, char **argv) {
     CHECK(contains(bitcask_last_error_message(), "locked"));
   }
 
+  start_phase("error: open modes");
+  {
+    char missing[1024], fresh[1024];
+    path_of(missing, sizeof missing, "no-such-db");
+    path_of(fresh, sizeof fresh, "fresh-db");
+    bitcask_options_t *o = NULL;
+    CHECK_OK(bitcask_options_create(&o));
+    /* A mistyped path is an error, not a new empty database. */
+    CHECK_OK(bitcask_options_set_create_if_missing(o, false));
+    bitcask_t *none = NULL;
+    CHECK_STATUS(bitcask_open(missing, o, &none), BITCASK_DB_NOT_FOUND);
+    CHECK(none == NULL);
+    CHECK(access(missing, F_OK) != 0);
+    CHECK(strcmp(bitcask_strerror(BITCASK_DB_NOT_FOUND), "no database at the path") == 0);
+    /* An existing database: opens without creating; refused when it must not exist. */
+    bitcask_options_t *x = NULL;
+    CHECK_OK(bitcask_options_create(&x));
+    CHECK_OK(bitcask_options_set_error_if_exists(x, true));
+    bitcask_t *f = NULL;
+    CHECK_OK(bitcask_open(fresh, x, &f));
+    CHECK_OK(bitcask_put(f, S("k"), S("v")));
+    CHECK_OK(bitcask_close(f));
+    bitcask_destroy(f);
+    f = NULL;
+    CHECK_STATUS(bitcask_open(fresh, x, &f), BITCASK_DB_EXISTS);
+    CHECK(f == NULL);
+    CHECK(contains(bitcask_last_error_message(), "already exists"));
+    CHECK_OK(bitcask_open(fresh, o, &f));
+    check_get(f, "k", "v");
+    CHECK_OK(bitcask_close(f));
+    bitcask_destroy(f);
+    CHECK_STATUS(bitcask_options_set_create_if_missing(NULL, true), BITCASK_INVALID_ARGUMENT);
+    CHECK_STATUS(bitcask_options_set_error_if_exists(NULL, true), BITCASK_INVALID_ARGUMENT);
+    bitcask_options_destroy(x);
+    bitcask_options_destroy(o);
+  }
+
   start_phase("error: key and value limits");
   {
     static uint8_t big[70000];
