@@ -44,6 +44,11 @@ int main(int argc, char **argv) {
     bitcask_iter_value(it, &v, &vlen);
     printf("%.*s -> %.*s\n", (int)klen, (const char *)k, (int)vlen, (const char *)v);
   }
+  /* The loop also stops when a move fails: ask which it was. */
+  if ((s = bitcask_iter_get_error(it)) != BITCASK_OK) {
+    bitcask_iter_destroy(it);
+    return fail("iterate", s);
+  }
   bitcask_iter_destroy(it);
 
   s = bitcask_close(db); /* reports a failed final sync; the handle stays valid */

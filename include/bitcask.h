@@ -21,6 +21,15 @@
  * (bitcask_get_alloc). Iterator keys and values are borrowed from the iterator
  * until its next move or destroy.
  *
+ * Iteration. bitcask_iter_valid turns false at the end of the range and also
+ * when a move failed, so a loop that ends on it must ask which:
+ *
+ *     for (; bitcask_iter_valid(it); bitcask_iter_next(it)) { ... }
+ *     if (bitcask_iter_get_error(it) != BITCASK_OK) { ... failed ... }
+ *
+ * bitcask_iter_get_error reports the first failed move or value read since the
+ * iterator's creation or last seek (corruption, I/O, a closed database).
+ *
  * Ownership and NULL. Handles (bitcask_t, bitcask_options_t, bitcask_batch_t,
  * bitcask_iterator_t) are opaque; each is made by a function storing it in an
  * out-parameter and freed by its destroy function, which accepts NULL. A NULL
@@ -779,7 +788,8 @@ bitcask_status_t bitcask_iter_prev(bitcask_iterator_t *it);
 
 /**
  * Whether the iterator is on an entry. False for NULL, past either end, and after a
- * move returned an error.
+ * move returned an error: so a loop that stops when this turns false must ask
+ * `bitcask_iter_get_error` whether it reached the end or failed.
  */
 bool bitcask_iter_valid(const bitcask_iterator_t *it);
 
@@ -805,6 +815,23 @@ bitcask_status_t bitcask_iter_key(const bitcask_iterator_t *it,
 bitcask_status_t bitcask_iter_value(const bitcask_iterator_t *it,
                                     const uint8_t **value,
                                     size_t *value_len);
+
+/**
+ * Why an iteration stopped early: returns `BITCASK_OK` when no move and no value
+ * read of the iterator failed since its creation or last seek (a loop that ended
+ * on `bitcask_iter_valid` then reached the end of its range), else the status of
+ * the first failure (`BITCASK_CORRUPTION`, `BITCASK_IO`, `BITCASK_CLOSED`, ...),
+ * whose message `bitcask_last_error_message` then gives. Misuse (a move on an
+ * iterator that is not valid) is not recorded: its call returned it.
+ * `BITCASK_INVALID_ARGUMENT` when `it` is NULL. The pattern, as LevelDB's
+ * `leveldb_iter_get_error`:
+ *
+ * ```c
+ * for (; bitcask_iter_valid(it); bitcask_iter_next(it)) { ... }
+ * if (bitcask_iter_get_error(it) != BITCASK_OK) { ... failed, not the end ... }
+ * ```
+ */
+bitcask_status_t bitcask_iter_get_error(const bitcask_iterator_t *it);
 
 /**
  * Creates options holding the defaults and stores the handle in `*out`.

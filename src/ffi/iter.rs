@@ -13,7 +13,7 @@ use super::{
     slice, Failure, Status,
 };
 use crate::db::{prefix_successor, Bitcask, Iter, IterEntry};
-use std::cell::OnceCell;
+use std::cell::{OnceCell, RefCell};
 use std::ops::Bound;
 
 /// A cursor over keys in order, with the current key and value. Not thread-safe:
@@ -34,6 +34,9 @@ pub struct bitcask_iterator_t {
     stream: Option<(Iter, bool)>,
     /// The current entry; the key and value handed out borrow from it.
     current: Option<Current>,
+    /// The first failure of the engine since the last seek: a move that ended
+    /// the iteration, or a value that could not be read (`bitcask_iter_get_error`).
+    error: RefCell<Option<Failure>>,
 }
 
 /// An entry, and its value once `bitcask_iter_value` asked for it: moving reads
@@ -68,6 +71,7 @@ impl bitcask_iterator_t {
             reverse,
             stream: None,
             current: None,
+            error: RefCell::new(None),
         };
         it.seek_first()?;
         Ok(it)
@@ -91,7 +95,7 @@ impl bitcask_iterator_t {
             Some(Err(e)) => {
                 self.current = None;
                 self.stream = None;
-                Err(e.into())
+                Err(self.note(e.into()))
             }
         }
     }
@@ -132,11 +136,19 @@ impl bitcask_iterator_t {
         Ok(())
     }
 
+    /// Keeps the first failure for `bitcask_iter_get_error`.
+    fn note(&self, f: Failure) -> Failure {
+        self.error.borrow_mut().get_or_insert_with(|| f.clone());
+        f
+    }
+
     fn seek_first(&mut self) -> Result<(), Failure> {
+        self.error.replace(None);
         self.start_stream(self.reverse, None, false)
     }
 
     fn seek_last(&mut self) -> Result<(), Failure> {
+        self.error.replace(None);
         self.start_stream(!self.reverse, None, false)
     }
 
@@ -305,7 +317,10 @@ pub unsafe extern "C" fn bitcask_iter_seek(
     // SAFETY: the caller promises a readable key; the rest is forwarded.
     unsafe {
         let key = key_slice(key, key_len);
-        move_with(it, |h| h.start_stream(h.reverse, Some(key?), false))
+        move_with(it, |h| {
+            h.error.replace(None);
+            h.start_stream(h.reverse, Some(key?), false)
+        })
     }
 }
 
@@ -327,7 +342,8 @@ pub unsafe extern "C" fn bitcask_iter_prev(it: *mut bitcask_iterator_t) -> bitca
 }
 
 /// Whether the iterator is on an entry. False for NULL, past either end, and after a
-/// move returned an error.
+/// move returned an error: so a loop that stops when this turns false must ask
+/// `bitcask_iter_get_error` whether it reached the end or failed.
 #[no_mangle]
 pub unsafe extern "C" fn bitcask_iter_valid(it: *const bitcask_iterator_t) -> bool {
     // SAFETY: the caller promises a live iterator or NULL.
@@ -395,8 +411,33 @@ pub unsafe extern "C" fn bitcask_iter_value(
             if let Some(v) = c.value.get() {
                 return Ok(v.as_slice());
             }
-            let v = h.ascending.read(&c.entry)?;
+            let v = h.ascending.read(&c.entry).map_err(|e| h.note(e.into()))?;
             Ok(c.value.get_or_init(|| v).as_slice())
         })
     }
+}
+
+/// Why an iteration stopped early: returns `BITCASK_OK` when no move and no value
+/// read of the iterator failed since its creation or last seek (a loop that ended
+/// on `bitcask_iter_valid` then reached the end of its range), else the status of
+/// the first failure (`BITCASK_CORRUPTION`, `BITCASK_IO`, `BITCASK_CLOSED`, ...),
+/// whose message `bitcask_last_error_message` then gives. Misuse (a move on an
+/// iterator that is not valid) is not recorded: its call returned it.
+/// `BITCASK_INVALID_ARGUMENT` when `it` is NULL. The pattern, as LevelDB's
+/// `leveldb_iter_get_error`:
+///
+/// ```c
+/// for (; bitcask_iter_valid(it); bitcask_iter_next(it)) { ... }
+/// if (bitcask_iter_get_error(it) != BITCASK_OK) { ... failed, not the end ... }
+/// ```
+#[no_mangle]
+pub unsafe extern "C" fn bitcask_iter_get_error(it: *const bitcask_iterator_t) -> bitcask_status_t {
+    guard(|| {
+        // SAFETY: the caller promises a live iterator.
+        let h = unsafe { handle(it, "iterator") }?;
+        match h.error.borrow().as_ref() {
+            Some(f) => Err(f.clone()),
+            None => Ok(()),
+        }
+    })
 }

@@ -161,7 +161,7 @@ impl Status {
 }
 
 /// Why a call failed: its status, the detailed message and the OS error behind it.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) struct Failure {
     pub status: Status,
     pub message: String,
