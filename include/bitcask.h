@@ -373,6 +373,29 @@ typedef struct bitcask_options_t bitcask_options_t;
 typedef struct bitcask_t bitcask_t;
 
 /**
+ * Space use of one data file, from `bitcask_file_stats`.
+ */
+typedef struct {
+  /**
+   * The data file's id (its name is the id in ten digits, `.data`).
+   */
+  uint32_t id;
+  /**
+   * Its length in bytes, header included (written bytes: a preallocated tail
+   * is not counted).
+   */
+  uint64_t total_bytes;
+  /**
+   * Bytes of records that hold the current value of a key.
+   */
+  uint64_t live_bytes;
+  /**
+   * Everything else: overwritten and deleted values, tombstones, the header.
+   */
+  uint64_t dead_bytes;
+} bitcask_file_stats_t;
+
+/**
  * How far `bitcask_open` has got, as passed to a `bitcask_progress_fn`: data
  * files loaded and their bytes, of all the database holds.
  */
@@ -445,9 +468,12 @@ void bitcask_batch_destroy(bitcask_batch_t *batch);
 
 /**
  * Adds a put of `value` under `key` (both copied; the caller keeps its buffers).
- * Sizes and empty keys are checked when the batch is written. Returns
- * `BITCASK_OK`, or `BITCASK_INVALID_ARGUMENT` when `batch` is NULL or a slice is
- * NULL with a non-zero length.
+ * The database's size limits (`max_key_size`, `max_value_size`) and empty keys
+ * are checked when the batch is written; a length past the format's own limit
+ * (65,535-byte keys, 1 GiB values) is refused here, before a byte is read.
+ * Returns `BITCASK_OK`; `BITCASK_KEY_TOO_LARGE` / `BITCASK_VALUE_TOO_LARGE` past
+ * the format's limit; `BITCASK_INVALID_ARGUMENT` when `batch` is NULL or a slice
+ * is NULL with a non-zero length.
  */
 bitcask_status_t bitcask_batch_put(bitcask_batch_t *batch,
                                    const uint8_t *key,
@@ -470,9 +496,8 @@ bitcask_status_t bitcask_batch_put_ttl(bitcask_batch_t *batch,
                                        uint64_t ttl_ms);
 
 /**
- * Adds a delete of `key` (copied). Returns `BITCASK_OK`, or
- * `BITCASK_INVALID_ARGUMENT` when `batch` is NULL or `key` is NULL with a non-zero
- * length.
+ * Adds a delete of `key` (copied). Returns as `bitcask_batch_put`: an empty key
+ * is reported when the batch is written, a key past the format's limit here.
  */
 bitcask_status_t bitcask_batch_delete(bitcask_batch_t *batch, const uint8_t *key, size_t key_len);
 
@@ -682,6 +707,20 @@ bitcask_status_t bitcask_backup(const bitcask_t *db, const char *path, uint64_t 
  * pointer or an unknown `stat`; `BITCASK_CLOSED` after close.
  */
 bitcask_status_t bitcask_stat(const bitcask_t *db, int32_t stat, uint64_t *value);
+
+/**
+ * Stores the space use of every data file, in ascending id order (the last is
+ * the active file), in the caller's array `out` of `cap` entries, and the number
+ * of data files in `*count`. Returns `BITCASK_OK`; `BITCASK_BUFFER_TOO_SMALL`
+ * when there are more than `cap` files (`*count` says how many; `out` is left
+ * untouched, and may be NULL with `cap` 0 to ask); `BITCASK_INVALID_ARGUMENT`
+ * for a NULL `db` or `count`, or a NULL `out` with a non-zero `cap`;
+ * `BITCASK_CLOSED` after close.
+ */
+bitcask_status_t bitcask_file_stats(const bitcask_t *db,
+                                    bitcask_file_stats_t *out,
+                                    size_t cap,
+                                    size_t *count);
 
 /**
  * Reports the error of the newest failed merge (manual or automatic) while

@@ -42,9 +42,12 @@ pub unsafe extern "C" fn bitcask_batch_destroy(batch: *mut bitcask_batch_t) {
 }
 
 /// Adds a put of `value` under `key` (both copied; the caller keeps its buffers).
-/// Sizes and empty keys are checked when the batch is written. Returns
-/// `BITCASK_OK`, or `BITCASK_INVALID_ARGUMENT` when `batch` is NULL or a slice is
-/// NULL with a non-zero length.
+/// The database's size limits (`max_key_size`, `max_value_size`) and empty keys
+/// are checked when the batch is written; a length past the format's own limit
+/// (65,535-byte keys, 1 GiB values) is refused here, before a byte is read.
+/// Returns `BITCASK_OK`; `BITCASK_KEY_TOO_LARGE` / `BITCASK_VALUE_TOO_LARGE` past
+/// the format's limit; `BITCASK_INVALID_ARGUMENT` when `batch` is NULL or a slice
+/// is NULL with a non-zero length.
 #[no_mangle]
 pub unsafe extern "C" fn bitcask_batch_put(
     batch: *mut bitcask_batch_t,
@@ -105,9 +108,8 @@ pub unsafe extern "C" fn bitcask_batch_put_ttl(
     unsafe { put(batch, key, key_len, value, value_len, ttl) }
 }
 
-/// Adds a delete of `key` (copied). Returns `BITCASK_OK`, or
-/// `BITCASK_INVALID_ARGUMENT` when `batch` is NULL or `key` is NULL with a non-zero
-/// length.
+/// Adds a delete of `key` (copied). Returns as `bitcask_batch_put`: an empty key
+/// is reported when the batch is written, a key past the format's limit here.
 #[no_mangle]
 pub unsafe extern "C" fn bitcask_batch_delete(
     batch: *mut bitcask_batch_t,

@@ -576,6 +576,66 @@ pub unsafe extern "C" fn bitcask_stat(
     })
 }
 
+/// Space use of one data file, from `bitcask_file_stats`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct bitcask_file_stats_t {
+    /// The data file's id (its name is the id in ten digits, `.data`).
+    pub id: u32,
+    /// Its length in bytes, header included (written bytes: a preallocated tail
+    /// is not counted).
+    pub total_bytes: u64,
+    /// Bytes of records that hold the current value of a key.
+    pub live_bytes: u64,
+    /// Everything else: overwritten and deleted values, tombstones, the header.
+    pub dead_bytes: u64,
+}
+
+/// Stores the space use of every data file, in ascending id order (the last is
+/// the active file), in the caller's array `out` of `cap` entries, and the number
+/// of data files in `*count`. Returns `BITCASK_OK`; `BITCASK_BUFFER_TOO_SMALL`
+/// when there are more than `cap` files (`*count` says how many; `out` is left
+/// untouched, and may be NULL with `cap` 0 to ask); `BITCASK_INVALID_ARGUMENT`
+/// for a NULL `db` or `count`, or a NULL `out` with a non-zero `cap`;
+/// `BITCASK_CLOSED` after close.
+#[no_mangle]
+pub unsafe extern "C" fn bitcask_file_stats(
+    db: *const bitcask_t,
+    out: *mut bitcask_file_stats_t,
+    cap: usize,
+    count: *mut usize,
+) -> bitcask_status_t {
+    guard(|| {
+        // SAFETY: the caller promises a live handle.
+        let h = unsafe { handle(db, "db") }?;
+        let count = out_ptr(count, "count")?;
+        if out.is_null() && cap > 0 {
+            return Err(Failure::invalid(format!("out is NULL with cap {cap}")));
+        }
+        let files = h.db.stats()?.files;
+        // SAFETY: non-NULL, and the caller promises it is writable.
+        unsafe { count.write(files.len()) };
+        if files.len() > cap {
+            return Err(Failure::new(
+                Status::BITCASK_BUFFER_TOO_SMALL,
+                format!("{} data files do not fit in {cap}", files.len()),
+            ));
+        }
+        for (i, f) in files.iter().enumerate() {
+            let e = bitcask_file_stats_t {
+                id: f.id,
+                total_bytes: f.total_bytes,
+                live_bytes: f.live_bytes,
+                dead_bytes: f.dead_bytes,
+            };
+            // SAFETY: `out` holds `cap >= files.len()` writable entries (non-NULL
+            // when there is one, checked above).
+            unsafe { out.add(i).write(e) };
+        }
+        Ok(())
+    })
+}
+
 /// Reports the error of the newest failed merge (manual or automatic) while
 /// merges are failing, that is while `BITCASK_STAT_MERGE_FAILURES` is above 0:
 /// stores the status code that failed merge returned (`BITCASK_IO`,

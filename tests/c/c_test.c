@@ -511,6 +511,29 @@ int main(int argc, char **argv) {
     uint64_t untouched = 42;
     CHECK_STATUS(bitcask_stat(db, 1000, &untouched), BITCASK_INVALID_ARGUMENT);
     CHECK(untouched == 42);
+
+    /* Per-file space: ask the count, then fill; the files add up to the totals. */
+    size_t n = 0;
+    CHECK_STATUS(bitcask_file_stats(db, NULL, 0, &n), BITCASK_BUFFER_TOO_SMALL);
+    CHECK(n == files);
+    bitcask_file_stats_t fs[64];
+    CHECK(n <= 64);
+    size_t got = 0;
+    CHECK_OK(bitcask_file_stats(db, fs, 64, &got));
+    CHECK(got == n);
+    uint64_t data = 0, dead = 0, sum = 0, sum_dead = 0;
+    CHECK_OK(bitcask_stat(db, BITCASK_STAT_DATA_BYTES, &data));
+    CHECK_OK(bitcask_stat(db, BITCASK_STAT_DEAD_BYTES, &dead));
+    for (size_t i = 0; i < got; i++) {
+      CHECK(fs[i].total_bytes == fs[i].live_bytes + fs[i].dead_bytes);
+      CHECK(i == 0 || fs[i].id > fs[i - 1].id);
+      sum += fs[i].total_bytes;
+      sum_dead += fs[i].dead_bytes;
+    }
+    CHECK(sum == data && sum_dead == dead);
+    CHECK_STATUS(bitcask_file_stats(db, NULL, 1, &got), BITCASK_INVALID_ARGUMENT);
+    CHECK_STATUS(bitcask_file_stats(db, fs, 64, NULL), BITCASK_INVALID_ARGUMENT);
+    CHECK_STATUS(bitcask_file_stats(NULL, fs, 64, &got), BITCASK_INVALID_ARGUMENT);
   }
 
   start_phase("threads");
@@ -1174,6 +1197,18 @@ int main(int argc, char **argv) {
     CHECK_OK(bitcask_put(db, S("k"), big, 1024));
     CHECK_STATUS(bitcask_put(db, NULL, 0, S("v")), BITCASK_EMPTY_KEY);
     CHECK_STATUS(bitcask_delete(db, S("")), BITCASK_EMPTY_KEY);
+    /* A batch refuses a length past the format's limit when it is added; the
+     * database's own limits and empty keys are checked when it is written. */
+    bitcask_batch_t *b = NULL;
+    CHECK_OK(bitcask_batch_create(&b));
+    CHECK_STATUS(bitcask_batch_put(b, big, sizeof big, S("v")), BITCASK_KEY_TOO_LARGE);
+    CHECK_STATUS(bitcask_batch_delete(b, big, sizeof big), BITCASK_KEY_TOO_LARGE);
+    CHECK_OK(bitcask_batch_put(b, big, 4097, S("v")));
+    CHECK_STATUS(bitcask_write(db, b), BITCASK_KEY_TOO_LARGE);
+    CHECK_OK(bitcask_batch_clear(b));
+    CHECK_OK(bitcask_batch_put(b, S(""), S("v")));
+    CHECK_STATUS(bitcask_write(db, b), BITCASK_EMPTY_KEY);
+    bitcask_batch_destroy(b);
   }
 
   start_phase("error: NULL arguments");
