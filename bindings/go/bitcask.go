@@ -412,6 +412,19 @@ type Stats struct {
 	// WithWriteMerging, concurrent writes share one append and one fdatasync,
 	// so it is below Writes.
 	WriteGroups uint64
+	// Files is the space use of every data file, in ascending ID order (the
+	// last is the active file): what a merge of each would reclaim. Read in a
+	// separate step from the counters above, so a write, rotation or merge
+	// running meanwhile can make the two disagree.
+	Files []FileStats
+}
+
+// FileStats is the space use of one data file.
+type FileStats struct {
+	ID         uint32 // the file's id (its name is the id in ten digits, ".data")
+	TotalBytes int64  // its length, header included (not a preallocated tail)
+	LiveBytes  int64  // bytes of records that hold the current value of a key
+	DeadBytes  int64  // everything else: overwritten and deleted values, tombstones, the header
 }
 
 // MergeStats describes one merge.
@@ -472,6 +485,10 @@ func (db *DB) Stats() (Stats, error) {
 		st.Syncs = uint64(get(C.BITCASK_STAT_SYNCS))
 		st.Writes = uint64(get(C.BITCASK_STAT_WRITES))
 		st.WriteGroups = uint64(get(C.BITCASK_STAT_WRITE_GROUPS))
+		var fs C.bitcask_status_t
+		if st.Files, fs = fileStats(h); fs != C.BITCASK_OK && failed == C.BITCASK_OK {
+			failed = fs
+		}
 		var code C.bitcask_status_t
 		var msg *C.char
 		var errno C.int
@@ -496,6 +513,31 @@ func (db *DB) Stats() (Stats, error) {
 		return Stats{}, err
 	}
 	return st, nil
+}
+
+// fileStats reads the space use of every data file: it asks the count, then
+// reads into a buffer of that size, again while the count grew in between (a
+// rotation or a merge adds files).
+func fileStats(h *C.bitcask_t) ([]FileStats, C.bitcask_status_t) {
+	var n C.size_t
+	s := C.bitcask_file_stats(h, nil, 0, &n)
+	for s == C.BITCASK_BUFFER_TOO_SMALL {
+		buf := make([]C.bitcask_file_stats_t, n)
+		s = C.bitcask_file_stats(h, &buf[0], C.size_t(len(buf)), &n)
+		if s == C.BITCASK_OK {
+			files := make([]FileStats, n)
+			for i, f := range buf[:n] {
+				files[i] = FileStats{
+					ID:         uint32(f.id),
+					TotalBytes: int64(f.total_bytes),
+					LiveBytes:  int64(f.live_bytes),
+					DeadBytes:  int64(f.dead_bytes),
+				}
+			}
+			return files, s
+		}
+	}
+	return nil, s
 }
 
 // Close flushes and syncs outstanding writes, stops background work and

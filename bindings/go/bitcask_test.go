@@ -259,6 +259,56 @@ func TestStats(t *testing.T) {
 	}
 }
 
+func TestStatsFilesReportLiveAndDeadBytesPerFile(t *testing.T) {
+	db := open(t, t.TempDir(), WithMaxFileSize(1024), WithAutoMerge(false))
+	value := bytes.Repeat([]byte{'v'}, 50)
+	for i := range 40 {
+		must(t, db.Put([]byte(fmt.Sprintf("key%02d", i)), value))
+	}
+	must(t, db.Delete([]byte("key39")))
+	// check verifies the per-file figures against the counters and returns
+	// the first file.
+	check := func(when string) FileStats {
+		t.Helper()
+		st, err := db.Stats()
+		must(t, err)
+		if len(st.Files) != st.DataFiles || st.DataFiles < 3 {
+			t.Fatalf("%s: %d Files, DataFiles %d: %+v", when, len(st.Files), st.DataFiles, st.Files)
+		}
+		var total int64
+		for i, f := range st.Files {
+			if i > 0 && f.ID <= st.Files[i-1].ID {
+				t.Fatalf("%s: ids not ascending: %+v", when, st.Files)
+			}
+			if f.TotalBytes != f.LiveBytes+f.DeadBytes {
+				t.Fatalf("%s: file %d: TotalBytes %d != LiveBytes %d + DeadBytes %d",
+					when, f.ID, f.TotalBytes, f.LiveBytes, f.DeadBytes)
+			}
+			total += f.TotalBytes
+		}
+		if total != st.DataBytes {
+			t.Fatalf("%s: TotalBytes sum to %d, DataBytes %d", when, total, st.DataBytes)
+		}
+		return st.Files[0]
+	}
+	before := check("after the writes")
+	if before.LiveBytes == 0 {
+		t.Fatalf("first file before the overwrites: %+v", before)
+	}
+	// Overwriting every key overwrites those of the first file too.
+	for i := range 39 {
+		must(t, db.Put([]byte(fmt.Sprintf("key%02d", i)), value))
+	}
+	after := check("after the overwrites")
+	if after.ID != before.ID || after.LiveBytes >= before.LiveBytes || after.DeadBytes <= before.DeadBytes {
+		t.Fatalf("first file: before the overwrites %+v, after %+v", before, after)
+	}
+	must(t, db.Close())
+	if _, err := db.Stats(); !errors.Is(err, ErrClosed) {
+		t.Fatalf("Stats after Close: %v", err)
+	}
+}
+
 func TestReadOnly(t *testing.T) {
 	dir := t.TempDir()
 	w := open(t, dir)
