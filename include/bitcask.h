@@ -756,8 +756,10 @@ bitcask_status_t bitcask_iter_create(const bitcask_t *db, bool reverse, bitcask_
 
 /**
  * Creates an iterator over the keys `k` with `start <= k < end`, as
- * `bitcask_iter_create`. An empty `start` (length 0, the pointer may be NULL)
- * means no lower bound and an empty `end` no upper bound. The bounds are copied.
+ * `bitcask_iter_create`. A NULL `end` means no upper bound; any other `end` is
+ * a key, the empty key included (a non-NULL pointer with length 0: then the
+ * range is empty), as in every binding (Python `None`, Go `nil`). A NULL or
+ * empty `start` is the smallest key, so no lower bound. The bounds are copied.
  * Returns as `bitcask_iter_create`, and `BITCASK_INVALID_ARGUMENT` for a NULL
  * bound with a non-zero length.
  */

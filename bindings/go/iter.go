@@ -31,8 +31,10 @@ var openIterators atomic.Int64
 
 // IterOptions selects the keys an Iterator visits, in key order (bytewise).
 type IterOptions struct {
-	// Start and End bound the keys k visited to Start <= k < End; an empty one
-	// means no bound on that side.
+	// Start and End bound the keys k visited to Start <= k < End. A nil End
+	// means no upper bound; any other End is a key, the empty key included
+	// (then nothing is visited), as None in Python and NULL in C. A nil or
+	// empty Start is the smallest key: no lower bound.
 	Start, End []byte
 	// Prefix restricts the keys to those that start with it. It may not be
 	// combined with Start or End.
@@ -63,10 +65,13 @@ type Iterator struct {
 	kn, vn C.size_t
 }
 
+// emptyKey gives the empty key a pointer for C, where NULL means no bound.
+var emptyKey [1]byte
+
 // NewIterator returns an iterator positioned on the first entry of o's range
 // (check Valid). The bounds are copied.
 func (db *DB) NewIterator(o IterOptions) (*Iterator, error) {
-	if len(o.Prefix) > 0 && (len(o.Start) > 0 || len(o.End) > 0) {
+	if len(o.Prefix) > 0 && (len(o.Start) > 0 || o.End != nil) {
 		return nil, goError(CodeInvalidArgument, "IterOptions: Prefix may not be combined with Start or End")
 	}
 	var h *C.bitcask_iterator_t
@@ -75,8 +80,13 @@ func (db *DB) NewIterator(o IterOptions) (*Iterator, error) {
 		if len(o.Prefix) > 0 {
 			return C.bitcask_iter_create_prefix(dh, bytesPtr(o.Prefix), C.size_t(len(o.Prefix)), rev, &h)
 		}
+		end := bytesPtr(o.End)
+		if o.End != nil && len(o.End) == 0 {
+			// C takes NULL for no bound: the empty key needs a pointer.
+			end = (*C.uint8_t)(unsafe.Pointer(&emptyKey[0]))
+		}
 		return C.bitcask_iter_create_range(dh, bytesPtr(o.Start), C.size_t(len(o.Start)),
-			bytesPtr(o.End), C.size_t(len(o.End)), rev, &h)
+			end, C.size_t(len(o.End)), rev, &h)
 	})
 	if err != nil {
 		return nil, err
@@ -298,8 +308,8 @@ func (db *DB) All(opts ...ScanOption) iter.Seq2[[]byte, []byte] {
 	return db.seq(IterOptions{}, opts)
 }
 
-// Range iterates over the keys k with start <= k < end, as All; an empty bound
-// means no bound on that side.
+// Range iterates over the keys k with start <= k < end, as All; a nil end means
+// no upper bound, and an empty non-nil end is the empty key (see IterOptions).
 func (db *DB) Range(start, end []byte, opts ...ScanOption) iter.Seq2[[]byte, []byte] {
 	return db.seq(IterOptions{Start: bytes.Clone(start), End: bytes.Clone(end)}, opts)
 }
@@ -317,8 +327,8 @@ func (db *DB) Keys(opts ...ScanOption) iter.Seq[[]byte] {
 	return db.keySeq(IterOptions{}, opts)
 }
 
-// KeysRange iterates over the keys k with start <= k < end, as Keys; an empty
-// bound means no bound on that side.
+// KeysRange iterates over the keys k with start <= k < end, as Keys; bounds as
+// Range.
 func (db *DB) KeysRange(start, end []byte, opts ...ScanOption) iter.Seq[[]byte] {
 	return db.keySeq(IterOptions{Start: bytes.Clone(start), End: bytes.Clone(end)}, opts)
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"runtime"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 )
@@ -255,4 +256,41 @@ func TestBatchReuse(t *testing.T) {
 	if ok, _ := db.Has([]byte("k4")); ok {
 		t.Fatal("part of a failed batch was applied")
 	}
+}
+
+// A nil bound is no bound; an empty non-nil end is the empty key, below every
+// key, as None in Python and NULL in C.
+func TestRangeBoundsNilIsUnboundedEmptyIsAKey(t *testing.T) {
+	db := open(t, t.TempDir())
+	for _, k := range []string{"a", "b", "c"} {
+		must(t, db.Put([]byte(k), []byte("v")))
+	}
+	keys := func(start, end []byte) string {
+		var got []string
+		for k := range db.KeysRange(start, end) {
+			got = append(got, string(k))
+		}
+		return strings.Join(got, " ")
+	}
+	cases := []struct {
+		name       string
+		start, end []byte
+		want       string
+	}{
+		{"nil end", []byte("b"), nil, "b c"},
+		{"empty end", []byte("b"), []byte{}, ""},
+		{"nil start", nil, []byte("c"), "a b"},
+		{"empty start", []byte{}, []byte("c"), "a b"},
+	}
+	for _, c := range cases {
+		if got := keys(c.start, c.end); got != c.want {
+			t.Errorf("%s: KeysRange = %q, want %q", c.name, got, c.want)
+		}
+	}
+	it, err := db.NewIterator(IterOptions{Start: []byte("a"), End: []byte{}})
+	must(t, err)
+	if it.Valid() {
+		t.Errorf("NewIterator with an empty End is on %q", it.Key())
+	}
+	must(t, it.Close())
 }

@@ -208,8 +208,10 @@ pub unsafe extern "C" fn bitcask_iter_create(
 }
 
 /// Creates an iterator over the keys `k` with `start <= k < end`, as
-/// `bitcask_iter_create`. An empty `start` (length 0, the pointer may be NULL)
-/// means no lower bound and an empty `end` no upper bound. The bounds are copied.
+/// `bitcask_iter_create`. A NULL `end` means no upper bound; any other `end` is
+/// a key, the empty key included (a non-NULL pointer with length 0: then the
+/// range is empty), as in every binding (Python `None`, Go `nil`). A NULL or
+/// empty `start` is the smallest key, so no lower bound. The bounds are copied.
 /// Returns as `bitcask_iter_create`, and `BITCASK_INVALID_ARGUMENT` for a NULL
 /// bound with a non-zero length.
 #[no_mangle]
@@ -226,7 +228,7 @@ pub unsafe extern "C" fn bitcask_iter_create_range(
     unsafe {
         let bounds = slice(start, start_len, "start").and_then(|s| {
             let e = slice(end, end_len, "end")?;
-            Ok((s.to_vec(), (!e.is_empty()).then(|| e.to_vec())))
+            Ok((s.to_vec(), (!end.is_null()).then(|| e.to_vec())))
         });
         create(db, out, |d| {
             let (s, e) = bounds?;

@@ -481,6 +481,15 @@ int main(int argc, char **argv) {
     CHECK_OK(bitcask_iter_create_range(db, NULL, 0, S("b3"), false, &it));
     check_walk(it, "b1");
     bitcask_iter_destroy(it);
+    /* NULL is no bound; the empty key is a bound like any other (nothing is
+     * below it), the same in every binding. */
+    CHECK_OK(bitcask_iter_create_range(db, S("it:d"), (const uint8_t *)"", 0, false, &it));
+    CHECK(!bitcask_iter_valid(it));
+    CHECK_STATUS(bitcask_iter_get_error(it), BITCASK_OK);
+    bitcask_iter_destroy(it);
+    CHECK_OK(bitcask_iter_create_range(db, (const uint8_t *)"", 0, S("b3"), false, &it));
+    check_walk(it, "b1");
+    bitcask_iter_destroy(it);
 
     /* the whole database, in both directions */
     uint64_t count = 0, seen = 0;
