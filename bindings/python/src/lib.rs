@@ -16,11 +16,12 @@ use pyo3::exceptions::{PyKeyError, PyRuntimeError, PyTypeError};
 use pyo3::prelude::*;
 use pyo3::types::{
     PyBool, PyByteArray, PyBytes, PyDict, PyFloat, PyInt, PyList, PyMemoryView, PyString, PyTuple,
+    PyType,
 };
 use std::borrow::Cow;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 // ---------------------------------------------------------------------------
@@ -383,6 +384,36 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 struct PyBitcask {
     db: Bitcask,
     closed: AtomicBool,
+    /// The iterators made on this handle, for `close` to end those still live.
+    iters: Mutex<Registry>,
+}
+
+/// Weak references to the states of a handle's iterators: an iterator dropped
+/// by Python leaves a dead entry, pruned when the list has doubled since the
+/// last pruning, so the list stays within twice the live iterators (plus 64).
+#[derive(Default)]
+struct Registry {
+    iters: Vec<Weak<Mutex<IterState>>>,
+    prune_at: usize,
+}
+
+impl PyBitcask {
+    /// Registers a new iterator's state, or ends it at once if the handle was
+    /// closed meanwhile. `close` sets its flag before it takes the registry's
+    /// lock, so an iterator is either registered before `close` sweeps the
+    /// registry or sees the flag here: none escapes.
+    fn register(&self, state: &Arc<Mutex<IterState>>) {
+        let mut reg = lock(&self.iters);
+        if self.closed.load(Ordering::Acquire) {
+            lock(state).end_by_close();
+            return;
+        }
+        if reg.iters.len() >= reg.prune_at {
+            reg.iters.retain(|w| w.strong_count() > 0);
+            reg.prune_at = (2 * reg.iters.len()).max(64);
+        }
+        reg.iters.push(Arc::downgrade(state));
+    }
 }
 
 /// What an iterator yields.
@@ -509,6 +540,7 @@ impl PyBitcask {
         Ok(PyBitcask {
             db,
             closed: AtomicBool::new(false),
+            iters: Mutex::new(Registry::default()),
         })
     }
 
@@ -604,6 +636,34 @@ impl PyBitcask {
 
     fn sync(&self, py: Python<'_>) -> PyResult<()> {
         py.detach(|| self.db.sync()).py(py)
+    }
+
+    /// Deletes every key, in batches of at most `CLEAR_KEYS` deletes or
+    /// `CLEAR_BYTES` bytes of log: one pass of a keys-only iterator (which reads
+    /// the keydir a chunk at a time), so memory stays bounded whatever the
+    /// number of keys. Not atomic: each batch is. Returns the batches written.
+    fn clear(&self, py: Python<'_>) -> PyResult<u64> {
+        let engine = |e: Error| Python::attach(|py| to_py(py, e));
+        py.detach(|| -> PyResult<u64> {
+            let keys = self.db.range::<&[u8]>(.., false).map_err(engine)?.keys();
+            let mut batch = WriteBatch::new();
+            let mut written = 0;
+            for key in keys {
+                batch.delete(&key.map_err(engine)?);
+                if batch.len() >= CLEAR_KEYS || batch.encoded_len() >= CLEAR_BYTES {
+                    self.db.write(&batch).map_err(engine)?;
+                    batch.clear();
+                    written += 1;
+                    // Long on a big database: let Ctrl-C stop it between batches.
+                    Python::attach(|py| py.check_signals())?;
+                }
+            }
+            if !batch.is_empty() {
+                self.db.write(&batch).map_err(engine)?;
+                written += 1;
+            }
+            Ok(written)
+        })
     }
 
     /// An iterator over `[start, stop)` in key order (descending when `reverse`).
@@ -706,11 +766,21 @@ impl PyBitcask {
         py.detach(|| self.db.backup(&path)).py(py)
     }
 
-    /// Flushes, syncs and releases the directory lock. Idempotent.
+    /// Ends the handle's live iterators (their next step raises ClosedError),
+    /// then flushes, syncs and releases the directory lock. Idempotent.
     fn close(&self, py: Python<'_>) -> PyResult<()> {
-        // The engine closes even when the final sync fails, so the flag is set first.
+        // The engine closes even when the final sync fails, so the flag is set
+        // first; `register` reads it under the registry's lock.
         self.closed.store(true, Ordering::Release);
-        py.detach(|| self.db.close()).py(py)
+        py.detach(|| {
+            let iters = std::mem::take(&mut lock(&self.iters).iters);
+            for state in iters.iter().filter_map(Weak::upgrade) {
+                // Waits for a step in progress on another thread, if any.
+                lock(&state).end_by_close();
+            }
+            self.db.close()
+        })
+        .py(py)
     }
 
     #[getter]
@@ -727,6 +797,11 @@ impl PyBitcask {
 /// Values of at least this many bytes are read into their `bytes` directly (see
 /// `PyBitcask::get`).
 const ONE_COPY_MIN: usize = 16 << 10;
+
+/// The largest batch `PyBitcask::clear` writes: this many deletes...
+const CLEAR_KEYS: usize = 10_000;
+/// ...or this many bytes of log (keys are up to `max_key_size` long).
+const CLEAR_BYTES: usize = 8 << 20;
 
 /// A value read by `PyBitcask::get` with the GIL released.
 enum Value {
@@ -778,15 +853,40 @@ fn merge_dict<'py>(py: Python<'py>, m: &MergeStats) -> PyResult<Bound<'py, PyDic
 // ---------------------------------------------------------------------------
 // Iterators
 
-/// An engine iterator. Locked because Python may call `__next__` from several
-/// threads; the lock is taken with the GIL released, as a value read is I/O.
+/// An engine iterator. Its state is locked because Python may call `__next__`
+/// from several threads; the lock is taken with the GIL released, as a value
+/// read is I/O. The handle keeps a weak reference to the state, so that its
+/// `close` can end the iterator.
 #[pyclass(frozen, name = "_Iter", module = "bitcask._bitcask")]
 struct PyIter {
-    cursor: Mutex<Option<Cursor>>,
+    state: Arc<Mutex<IterState>>,
     what: Yield,
     /// Keeps the handle alive: dropping the last reference to a handle closes the
     /// database, which would end `for k in bitcask.open(p): ...` with ClosedError.
-    _db: Py<PyBitcask>,
+    /// Let go by `close`. Only touched with the GIL held.
+    db: Mutex<Option<Py<PyBitcask>>>,
+}
+
+/// What an iterator has left. The engine iterator holds the engine's internals
+/// (an `Arc`, with the data files of the chunk it read ahead), so it is dropped
+/// as soon as the iterator ends, whatever ends it.
+struct IterState {
+    /// None once exhausted or closed.
+    cursor: Option<Cursor>,
+    /// Whether the handle's `close` ended the iterator: its next step raises
+    /// ClosedError rather than StopIteration.
+    db_closed: bool,
+}
+
+impl IterState {
+    /// The handle was closed: a live iterator is ended, and its next step
+    /// raises ClosedError. One already exhausted or closed keeps raising
+    /// StopIteration, as a Python iterator that has ended must.
+    fn end_by_close(&mut self) {
+        if self.cursor.take().is_some() {
+            self.db_closed = true;
+        }
+    }
 }
 
 /// The engine's side of a `PyIter`.
@@ -804,12 +904,26 @@ impl PyIter {
             Yield::Keys => Cursor::Keys(it.keys()),
             Yield::Items | Yield::Values => Cursor::Entries(it),
         };
+        let state = Arc::new(Mutex::new(IterState {
+            cursor: Some(cursor),
+            db_closed: false,
+        }));
+        db.get().register(&state);
         PyIter {
-            cursor: Mutex::new(Some(cursor)),
+            state,
             what,
-            _db: db.clone().unbind(),
+            db: Mutex::new(Some(db.clone().unbind())),
         }
     }
+}
+
+/// One step of a `PyIter`.
+enum Step {
+    Next(bitcask::Result<Item>),
+    /// Exhausted or closed: StopIteration.
+    End,
+    /// Ended by the handle's `close`: ClosedError.
+    Closed,
 }
 
 type Item = (Vec<u8>, Option<Vec<u8>>);
@@ -821,19 +935,29 @@ impl PyIter {
     }
 
     fn __next__(&self, py: Python<'_>) -> PyResult<Option<Py<PyAny>>> {
-        let next: Option<bitcask::Result<Item>> = py.detach(|| {
-            let mut guard = lock(&self.cursor);
-            let r = match guard.as_mut()? {
-                Cursor::Keys(it) => it.next().map(|r| r.map(|k| (k, None))),
-                Cursor::Entries(it) => it.next().map(|r| r.map(|(k, v)| (k, Some(v)))),
+        let step = py.detach(|| {
+            let mut guard = lock(&self.state);
+            let st = &mut *guard;
+            let r = match st.cursor.as_mut() {
+                None if st.db_closed => return Step::Closed,
+                None => return Step::End,
+                Some(Cursor::Keys(it)) => it.next().map(|r| r.map(|k| (k, None))),
+                Some(Cursor::Entries(it)) => it.next().map(|r| r.map(|(k, v)| (k, Some(v)))),
             };
-            if r.is_none() {
-                // Exhausted: let go of the engine's files now, not at garbage collection.
-                *guard = None;
+            match r {
+                Some(r) => Step::Next(r),
+                None => {
+                    // Exhausted: let go of the engine's files now, not at garbage collection.
+                    st.cursor = None;
+                    Step::End
+                }
             }
-            r
         });
-        let Some(r) = next else { return Ok(None) };
+        let r = match step {
+            Step::Next(r) => r,
+            Step::End => return Ok(None),
+            Step::Closed => return Err(to_py(py, Error::Closed)),
+        };
         let obj = match (self.what, r.py(py)?) {
             (Yield::Keys, (k, _)) => PyBytes::new(py, &k).into_any(),
             (Yield::Values, (_, Some(v))) => PyBytes::new(py, &v).into_any(),
@@ -848,6 +972,44 @@ impl PyIter {
             _ => return Err(PyRuntimeError::new_err("iterator yielded no value")),
         };
         Ok(Some(obj.unbind()))
+    }
+
+    /// Ends the iterator: lets go of the engine iterator (and the data files it
+    /// holds) and of the handle. Idempotent. Its next step raises
+    /// StopIteration, or ClosedError if the handle's `close` ended it first.
+    fn close(&self, py: Python<'_>) {
+        // Waits, with the GIL released, for a step in progress on another thread.
+        py.detach(|| drop(lock(&self.state).cursor.take()));
+        // Dropped with the GIL held; may be the handle's last reference.
+        drop(lock(&self.db).take());
+    }
+
+    fn __enter__(slf: PyRef<'_, Self>) -> PyRef<'_, Self> {
+        slf
+    }
+
+    /// Closes the iterator; exceptions propagate.
+    fn __exit__(
+        &self,
+        py: Python<'_>,
+        _exc_type: &Bound<'_, PyAny>,
+        _exc: &Bound<'_, PyAny>,
+        _tb: &Bound<'_, PyAny>,
+    ) -> bool {
+        self.close(py);
+        false
+    }
+
+    /// `_Iter[bytes]` at run time, as for the typing's generic classes.
+    #[classmethod]
+    fn __class_getitem__<'py>(
+        cls: &Bound<'py, PyType>,
+        item: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let py = cls.py();
+        py.import("types")?
+            .getattr("GenericAlias")?
+            .call1((cls, item))
     }
 }
 

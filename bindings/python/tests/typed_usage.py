@@ -43,6 +43,13 @@ def main(path: str) -> None:
         what: bitcask.Yields = "keys"
         either: list[object] = list(db.range(yields=what))
         print(values, either)
+        with db.range(b"a", b"z") as scan:
+            first: tuple[bytes, bytes] = next(scan)
+            print(first)
+        scan.close()
+        key_scan: bitcask.Iter[bytes] = iter(db)
+        key_scan.close()
+        db.clear()
         stats: bitcask.Stats = db.stats()
         last: Optional[int] = stats.last_seq
         live: int = sum(f.live_bytes for f in stats.files)

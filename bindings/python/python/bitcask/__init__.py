@@ -24,6 +24,14 @@ Threads
     wait for a lock or wait for an fsync releases the GIL, so reads run in
     parallel and concurrent writers are merged into one append and one fsync
     (group commit). Iterators see a live view (see :meth:`Bitcask.range`).
+
+Iterators
+    Every iterator the package returns (``iter(db)``, ``iter(db.keys())``,
+    ``iter(db.values())``, ``iter(db.items())``, :meth:`Bitcask.range`,
+    :meth:`Bitcask.prefix`) is an :class:`Iter`: ``close()`` ends it at once
+    (its next step raises ``StopIteration``) and ``with db.range(a, b) as it:``
+    closes it on exit. :meth:`Bitcask.close` ends those still live: their next
+    step raises :class:`ClosedError`.
     Do not use a handle in a child process after ``fork``: open the database
     again there (after the parent closed it, since one writer is allowed).
 
@@ -35,13 +43,13 @@ Errors
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, ItemsView, Iterator, MutableMapping, ValuesView
+from collections.abc import Callable, ItemsView, KeysView, MutableMapping, ValuesView
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Literal, Optional, TypeVar, Union, overload
 
-from ._bitcask import FORMAT_VERSION, OpenProgress, __version__, _Bitcask, _WriteBatch
+from ._bitcask import FORMAT_VERSION, OpenProgress, __version__, _Bitcask, _Iter, _WriteBatch
 from ._errors import (
     BadFormatError,
     BatchTooLargeError,
@@ -65,6 +73,7 @@ __all__ = [
     "FORMAT_VERSION",
     "open",
     "Bitcask",
+    "Iter",
     "WriteBatch",
     "Stats",
     "FileStats",
@@ -108,6 +117,17 @@ Yields = Literal["items", "keys", "values"]
 StrPath = Union[str, "os.PathLike[str]"]
 
 _T = TypeVar("_T")
+
+#: The iterator of every scan: ``Iter[bytes]`` for keys or values,
+#: ``Iter[tuple[bytes, bytes]]`` for items. An :class:`~collections.abc.Iterator`
+#: that can be closed: ``close()`` (idempotent) lets go of what the scan holds
+#: (read-ahead values, references to data files, the handle) at once, and its
+#: next step raises ``StopIteration``; as a context manager it closes on exit.
+#: :meth:`Bitcask.close` ends every iterator still live on the handle: their
+#: next step raises :class:`ClosedError` (one already exhausted or closed keeps
+#: raising ``StopIteration``), and they no longer hold the database, so the
+#: directory can be opened again while they are still referenced.
+Iter = _Iter
 
 
 @dataclass(frozen=True)
@@ -329,10 +349,15 @@ class Bitcask(MutableMapping[bytes, bytes]):
     def __len__(self) -> int:
         return self._db.len()
 
-    def __iter__(self) -> Iterator[bytes]:
+    def __iter__(self) -> Iter[bytes]:
         """Keys in ascending order, from memory: no data file is read (nor by
-        ``keys()``, whose view iterates with this)."""
+        ``keys()``, whose view iterates with this). An :class:`Iter`, which can
+        be closed."""
         return self._db.range(yields="keys")
+
+    def keys(self) -> KeysView[bytes]:
+        """Keys in key order, from memory (no data file is read)."""
+        return _KeysView(self)
 
     def values(self) -> ValuesView[bytes]:
         """Values in key order, each read once (not a lookup per key)."""
@@ -352,12 +377,16 @@ class Bitcask(MutableMapping[bytes, bytes]):
         return default if value is None else value
 
     def clear(self) -> None:
-        """Deletes every key, atomically (one batch)."""
-        batch = _WriteBatch()
-        for key in self._db.range(yields="keys"):
-            batch.delete(key)
-        if len(batch):
-            self._db.write(batch)
+        """Deletes every key, in batches of at most 10,000 keys (or 8 MiB of log)
+        each, in key order, so memory stays bounded whatever the database holds.
+
+        Not atomic: each batch is, the whole is not. A crash, an error or a
+        ``KeyboardInterrupt`` (checked between batches) part-way leaves a prefix
+        of the keys, in key order, deleted, batch by batch. It is one pass over a
+        live view: a key another thread writes meanwhile, behind the pass's
+        position, survives. The GIL is released throughout.
+        """
+        self._db.clear()
 
     # -- beyond the mapping ---------------------------------------------------
 
@@ -410,7 +439,7 @@ class Bitcask(MutableMapping[bytes, bytes]):
         reverse: bool = False,
         *,
         yields: Literal["items"] = "items",
-    ) -> Iterator[tuple[bytes, bytes]]: ...
+    ) -> Iter[tuple[bytes, bytes]]: ...
     @overload
     def range(
         self,
@@ -419,7 +448,7 @@ class Bitcask(MutableMapping[bytes, bytes]):
         reverse: bool = False,
         *,
         yields: Literal["keys", "values"],
-    ) -> Iterator[bytes]: ...
+    ) -> Iter[bytes]: ...
     @overload
     def range(
         self,
@@ -428,7 +457,7 @@ class Bitcask(MutableMapping[bytes, bytes]):
         reverse: bool = False,
         *,
         yields: Yields,
-    ) -> Iterator[Union[bytes, tuple[bytes, bytes]]]: ...
+    ) -> Iter[Union[bytes, tuple[bytes, bytes]]]: ...
     def range(
         self,
         start: Optional[BytesLike] = None,
@@ -436,7 +465,7 @@ class Bitcask(MutableMapping[bytes, bytes]):
         reverse: bool = False,
         *,
         yields: Yields = "items",
-    ) -> Iterator[Union[bytes, tuple[bytes, bytes]]]:
+    ) -> Iter[Union[bytes, tuple[bytes, bytes]]]:
         """The keys ``start <= key < stop`` in key order (descending when
         ``reverse``); None leaves that side open.
 
@@ -449,24 +478,27 @@ class Bitcask(MutableMapping[bytes, bytes]):
 
         The view is live: every key present for the iterator's whole life is seen
         once; a key written or deleted meanwhile may or may not be.
+
+        The result is an :class:`Iter`: ``it.close()`` ends it early, and
+        ``with db.range(a, b) as it:`` closes it on exit.
         """
         return self._db.range(start, stop, reverse, yields=yields)
 
     @overload
     def prefix(
         self, prefix: BytesLike, reverse: bool = False, *, yields: Literal["items"] = "items"
-    ) -> Iterator[tuple[bytes, bytes]]: ...
+    ) -> Iter[tuple[bytes, bytes]]: ...
     @overload
     def prefix(
         self, prefix: BytesLike, reverse: bool = False, *, yields: Literal["keys", "values"]
-    ) -> Iterator[bytes]: ...
+    ) -> Iter[bytes]: ...
     @overload
     def prefix(
         self, prefix: BytesLike, reverse: bool = False, *, yields: Yields
-    ) -> Iterator[Union[bytes, tuple[bytes, bytes]]]: ...
+    ) -> Iter[Union[bytes, tuple[bytes, bytes]]]: ...
     def prefix(
         self, prefix: BytesLike, reverse: bool = False, *, yields: Yields = "items"
-    ) -> Iterator[Union[bytes, tuple[bytes, bytes]]]:
+    ) -> Iter[Union[bytes, tuple[bytes, bytes]]]:
         """The keys that start with ``prefix``, in key order (descending when
         ``reverse``), yielded as ``yields`` says (see :meth:`range`): e.g.
         ``db.prefix(b"user:", yields="keys")`` reads no data file."""
@@ -512,9 +544,13 @@ class Bitcask(MutableMapping[bytes, bytes]):
         return self._db.backup(path)
 
     def close(self) -> None:
-        """Flushes and syncs outstanding writes and releases the directory lock.
+        """Ends the handle's live iterators, flushes and syncs outstanding
+        writes and releases the directory lock.
 
-        Idempotent. Any later use of the handle raises :class:`ClosedError`.
+        Idempotent. Any later use of the handle raises :class:`ClosedError`, and
+        so does the next step of every iterator it ended (see :class:`Iter`);
+        those iterators let go of the database, so the directory can be opened
+        again while they are still referenced.
         """
         self._db.close()
 
@@ -544,17 +580,24 @@ class Bitcask(MutableMapping[bytes, bytes]):
         return f"<bitcask.Bitcask {str(self._db.path)!r} {state}>"
 
 
+class _KeysView(KeysView[bytes]):
+    _mapping: Bitcask
+
+    def __iter__(self) -> Iter[bytes]:
+        return self._mapping._db.range(yields="keys")
+
+
 class _ValuesView(ValuesView[bytes]):
     _mapping: Bitcask
 
-    def __iter__(self) -> Iterator[bytes]:
+    def __iter__(self) -> Iter[bytes]:
         return self._mapping._db.range(yields="values")
 
 
 class _ItemsView(ItemsView[bytes, bytes]):
     _mapping: Bitcask
 
-    def __iter__(self) -> Iterator[tuple[bytes, bytes]]:
+    def __iter__(self) -> Iter[tuple[bytes, bytes]]:
         return self._mapping._db.range(yields="items")
 
 

@@ -3,11 +3,12 @@
 import os
 from pathlib import Path
 from collections.abc import Callable, Iterator
+from types import TracebackType
 from typing import Any, Literal, Optional, TypeVar, Union, overload
 
 _BytesLike = Union[bytes, bytearray, memoryview]
 _Yields = Literal["items", "keys", "values"]
-_T = TypeVar("_T")
+_T_co = TypeVar("_T_co", covariant=True)
 
 __version__: str
 FORMAT_VERSION: int
@@ -67,6 +68,8 @@ class _Bitcask:
     def delete(self, key: _BytesLike) -> int: ...
     def write(self, batch: _WriteBatch, sync: bool = False) -> int: ...
     def sync(self) -> None: ...
+    # Deletes every key in batches (not atomic); returns the batches written.
+    def clear(self) -> int: ...
     # yields="keys" reads no data file; "items" and "values" read values ahead,
     # a chunk of keys at a time, in file order. Anything else: ValueError.
     @overload
@@ -116,9 +119,23 @@ class _Bitcask:
     @property
     def path(self) -> Path: ...
 
-class _Iter(Iterator[_T]):
-    def __iter__(self) -> _Iter[_T]: ...
-    def __next__(self) -> _T: ...
+class _Iter(Iterator[_T_co]):
+    """A scan's iterator (``bitcask.Iter``): closable, and a context manager."""
+
+    def __iter__(self) -> _Iter[_T_co]: ...
+    def __next__(self) -> _T_co:
+        """The next item; StopIteration once exhausted or closed, ClosedError
+        once the handle's ``close`` has ended it."""
+    def close(self) -> None:
+        """Ends the iterator at once (idempotent): its next step raises
+        StopIteration, or ClosedError if the handle's ``close`` ended it first."""
+    def __enter__(self) -> _Iter[_T_co]: ...
+    def __exit__(
+        self,
+        exc_type: Optional[type[BaseException]],
+        exc: Optional[BaseException],
+        tb: Optional[TracebackType],
+    ) -> bool: ...
 
 class _WriteBatch:
     def __init__(self) -> None: ...

@@ -78,7 +78,8 @@ class ReadOnlyError(Error):
 
 
 class ClosedError(Error):
-    """The handle was closed."""
+    """The handle was closed: raised by any use of it, and by the next step of
+    an iterator that its ``close`` ended."""
 
 
 class WritesRefusedError(Error):
