@@ -134,6 +134,18 @@ static uint64_t stat_of(bitcask_t *db, bitcask_stat_t which) {
 
 /* Checks that no merge failure is reported: the counter is 0 and
  * bitcask_last_merge_error says NOT_FOUND, writing nothing. */
+/* A closed database in `name` (its path in `p`) holding a = "aaaa", b = "bbbb",
+ * in 0000000001.data, with the hint a clean close leaves. */
+static void two_records(char *p, size_t n, const char *name) {
+  bitcask_t *db = NULL;
+  path_of(p, n, name);
+  CHECK_OK(bitcask_open(p, NULL, &db));
+  CHECK_OK(bitcask_put(db, S("a"), S("aaaa")));
+  CHECK_OK(bitcask_put(db, S("b"), S("bbbb")));
+  CHECK_OK(bitcask_close(db));
+  bitcask_destroy(db);
+}
+
 static void check_no_merge_error(bitcask_t *db) {
   CHECK(stat_of(db, BITCASK_STAT_MERGE_FAILURES) == 0);
   bitcask_status_t code = BITCASK_PANIC;
@@ -1361,13 +1373,7 @@ int main(int argc, char **argv) {
   {
     char p[1100], file[1200];
     bitcask_t *cdb = NULL;
-    path_of(p, sizeof p, "corrupt");
-    CHECK_OK(bitcask_open(p, NULL, &cdb));
-    CHECK_OK(bitcask_put(cdb, S("a"), S("aaaa")));
-    CHECK_OK(bitcask_put(cdb, S("b"), S("bbbb")));
-    CHECK_OK(bitcask_close(cdb));
-    bitcask_destroy(cdb);
-    cdb = NULL;
+    two_records(p, sizeof p, "corrupt");
     /* Flip a byte of the first record's value (the record starts after the
      * 16-byte file header). A valid record follows, so it is no torn tail. */
     /* As after a crash: without the hint a clean close leaves, open scans
@@ -1388,12 +1394,7 @@ int main(int argc, char **argv) {
     char p[1100], file[1200];
     bitcask_t *cdb = NULL;
     bitcask_iterator_t *it = NULL;
-    path_of(p, sizeof p, "corrupt-value");
-    CHECK_OK(bitcask_open(p, NULL, &cdb));
-    CHECK_OK(bitcask_put(cdb, S("a"), S("aaaa")));
-    CHECK_OK(bitcask_put(cdb, S("b"), S("bbbb")));
-    CHECK_OK(bitcask_close(cdb));
-    bitcask_destroy(cdb);
+    two_records(p, sizeof p, "corrupt-value");
     /* The clean close left a hint, so open reads no record: the damage shows
      * only when the value is read. */
     snprintf(file, sizeof file, "%s/0000000001.data", p);
