@@ -262,3 +262,62 @@ fn prealloc_rotation_under_durable_load_takes_the_spare() {
     let db = Bitcask::open(dir.path(), durable()).unwrap();
     assert_matches(&db, &model);
 }
+
+/// The same under every sync policy, with the defaults on (automatic merges
+/// included) and a write buffer: one durable write starts preallocation, the
+/// writes after it land in the zeros, and a process crash (the OS keeps every
+/// byte it was handed) leaves a zero tail that open neither drops nor reports.
+#[cfg(feature = "fault-injection")]
+#[test]
+fn prealloc_tail_after_a_process_crash_under_every_sync_policy() {
+    use bitcask::fs::memfs::{Crash, MemFs};
+    use std::path::Path;
+    let policies = [
+        (SyncPolicy::Always, 0),
+        (SyncPolicy::EveryMs(5), 0),
+        (SyncPolicy::Never, 0),
+        (SyncPolicy::Never, 64 << 10),
+    ];
+    for (sync, buffer) in policies {
+        let what = format!("{sync:?}, write buffer {buffer}");
+        let fs = MemFs::new();
+        let mut o = Options::default();
+        assert!(o.auto_merge && o.preallocate);
+        o.sync = sync;
+        o.write_buffer_size = buffer;
+        let mut model = BTreeMap::new();
+        let mut rng = Rng(23);
+        for round in 0..3 {
+            let db = Bitcask::open_with_fs("/db", o.clone(), Arc::new(fs.process())).unwrap();
+            assert_eq!(
+                db.stats().unwrap().dropped_bytes_at_open,
+                0,
+                "{what}, round {round}: preallocated zeros are not dropped bytes"
+            );
+            assert_matches(&db, &model);
+            let mut b = WriteBatch::new();
+            b.put(b"durable", format!("round {round}").as_bytes());
+            db.write_opt(&b, WriteOptions { sync: true }).unwrap();
+            model.insert(b"durable".to_vec(), format!("round {round}").into_bytes());
+            put_many(&db, &mut model, &mut rng, 200);
+            // The buffer's bytes reach the OS before the crash.
+            db.sync().unwrap();
+            fs.crash(Crash::ProcessOnly);
+            drop(db);
+            let mut names = fs.names(Path::new("/db"));
+            names.retain(|n| n.ends_with(".data"));
+            names.sort();
+            let last = fs
+                .read_file(&Path::new("/db").join(names.last().unwrap()))
+                .unwrap();
+            assert_eq!(
+                *last.last().unwrap(),
+                0,
+                "{what}, round {round}: a zero tail is left"
+            );
+        }
+        let db = Bitcask::open_with_fs("/db", o, Arc::new(fs.process())).unwrap();
+        assert_eq!(db.stats().unwrap().dropped_bytes_at_open, 0, "{what}");
+        assert_matches(&db, &model);
+    }
+}
