@@ -20,6 +20,7 @@ use crate::options::{Options, SyncPolicy};
 use crate::prealloc::{self, Prealloc};
 use crate::record;
 use crate::recovery;
+use crate::snapshot::{Old, Pin, Snapshot, Versions};
 use crate::stats::{FileStats, Stats};
 use crate::write::{Request, WriteQueue};
 use parking_lot::{Mutex, RwLock};
@@ -92,6 +93,10 @@ pub(crate) struct Index {
     /// and their record bytes. Keys without expiry are not here, so they cost
     /// nothing; with it, `len` is exact and a merge knows what expiry reclaims.
     pub expiring: BTreeMap<(u32, u32), (u64, u64)>,
+    /// The sequence number of the last write the keydir holds.
+    pub seq: u64,
+    /// Open snapshots and the versions they may still read.
+    pub versions: Versions,
 }
 
 /// Whether a value with this expiry (0: never) is gone at `now_ms`.
@@ -100,17 +105,23 @@ pub(crate) fn expired(expires: u32, now_ms: u64) -> bool {
 }
 
 impl Index {
-    pub fn apply_put(&mut self, key: &[u8], loc: Loc) {
-        if let Some(old) = self.keydir.insert(key, loc) {
-            self.unlive(&old);
+    /// Points `key` at `loc`; returns what it replaced.
+    pub fn apply_put(&mut self, key: &[u8], loc: Loc) -> Option<Loc> {
+        let old = self.keydir.insert(key, loc);
+        if let Some(old) = &old {
+            self.unlive(old);
         }
         self.note_live(&loc);
+        old
     }
 
-    pub fn apply_delete(&mut self, key: &[u8]) {
-        if let Some(old) = self.keydir.remove(key) {
-            self.unlive(&old);
+    /// Removes `key`; returns what it held.
+    pub fn apply_delete(&mut self, key: &[u8]) -> Option<Loc> {
+        let old = self.keydir.remove(key);
+        if let Some(old) = &old {
+            self.unlive(old);
         }
+        old
     }
 
     /// Counts a location the keydir now holds.
@@ -166,14 +177,45 @@ impl Index {
     }
 
     /// The location of `key`, unless it has expired by `now()` (asked only of a
-    /// key that expires), and the file holding it.
-    fn locate(&self, key: &[u8], now: impl Fn() -> u64) -> Option<(Loc, Arc<DataFile>)> {
+    /// key that expires), and the file holding it; as of sequence number `at`
+    /// when given (a snapshot's), else now.
+    fn locate(
+        &self,
+        key: &[u8],
+        at: Option<u64>,
+        now: impl Fn() -> u64,
+    ) -> Option<(Loc, Arc<DataFile>)> {
+        if let Some(old) = at.and_then(|seq| self.versions.at(key, seq)) {
+            let (loc, file) = old.as_ref()?;
+            if loc.expires != 0 && expired(loc.expires, now()) {
+                return None;
+            }
+            return Some((*loc, file.clone()));
+        }
         let loc = self.keydir.get(key)?;
         if loc.expires != 0 && expired(loc.expires, now()) {
             return None;
         }
         let file = self.files.get(&loc.file_id)?.file.clone();
         Some((loc, file))
+    }
+}
+
+/// A location the keydir held, with its file: still in the index, as a merge
+/// removes a file only once no keydir entry points into it.
+fn with_file(files: &BTreeMap<u32, FileInfo>, loc: Option<Loc>) -> Old {
+    let loc = loc?;
+    Some((loc, files.get(&loc.file_id)?.file.clone()))
+}
+
+/// Whether no key lies between `lower` and `upper`.
+pub(crate) fn empty_range(lower: Bound<&[u8]>, upper: Bound<&[u8]>) -> bool {
+    match (lower, upper) {
+        (Bound::Included(l), Bound::Included(u)) => l > u,
+        (Bound::Included(l) | Bound::Excluded(l), Bound::Included(u) | Bound::Excluded(u)) => {
+            l >= u
+        }
+        _ => false,
     }
 }
 
@@ -454,6 +496,7 @@ impl Bitcask {
         let rec = recovery::recover(&fs, &dir, &opts)?;
         let unhinted = rec.unhinted;
         let mut index = rec.index;
+        index.seq = rec.next_seq.saturating_sub(1);
         let mut writer = None;
         let mut active_id = rec.last_id.unwrap_or(0);
         if !opts.read_only {
@@ -557,8 +600,7 @@ impl Bitcask {
     /// The value of `key`, or `None`. One keydir lookup and one positioned read, with
     /// the record's checksum verified.
     pub fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
-        let now = || self.inner.now_ms();
-        let Some((loc, file)) = self.inner.open_index()?.locate(key, now) else {
+        let Some((loc, file)) = self.inner.locate(key, None)? else {
             return Ok(None);
         };
         self.inner.read_value(key, &loc, &file).map(Some)
@@ -570,22 +612,23 @@ impl Bitcask {
     /// verified first, as by [`Bitcask::get`]; the file stays open while `f` runs,
     /// whatever a merge does meanwhile.
     pub fn get_with<R>(&self, key: &[u8], f: impl FnOnce(&[u8]) -> R) -> Result<Option<R>> {
-        let now = || self.inner.now_ms();
-        let Some((loc, file)) = self.inner.open_index()?.locate(key, now) else {
+        let Some((loc, file)) = self.inner.locate(key, None)? else {
             return Ok(None);
         };
-        // Copied out first: `f` runs with no lock held.
-        if let Some(v) = self.inner.buffered(&loc) {
-            return Ok(Some(f(&v)));
-        }
-        file.with_value(key, loc.offset, loc.rec_len, self.inner.reads, f)
-            .map(Some)
+        self.inner.value_with(key, &loc, &file, f).map(Some)
     }
 
     /// Whether `key` has a value (that has not expired). No I/O.
     pub fn contains(&self, key: &[u8]) -> Result<bool> {
-        let now = || self.inner.now_ms();
-        Ok(self.inner.open_index()?.locate(key, now).is_some())
+        Ok(self.inner.locate(key, None)?.is_some())
+    }
+
+    /// A consistent read view as of the last write made: see [`Snapshot`]. O(1):
+    /// it copies nothing.
+    pub fn snapshot(&self) -> Result<Snapshot> {
+        Ok(Snapshot {
+            pin: Pin::take(&self.inner)?,
+        })
     }
 
     /// Number of keys, expired ones not counted (exactly, whether or not a merge
@@ -629,7 +672,7 @@ impl Bitcask {
     /// Whether `key` exists and when it expires. No I/O.
     pub fn key_ttl(&self, key: &[u8]) -> Result<KeyTtl> {
         let now = self.inner.now_ms();
-        Ok(match self.inner.open_index()?.locate(key, || now) {
+        Ok(match self.inner.open_index()?.locate(key, None, || now) {
             None => KeyTtl::Missing,
             Some((loc, _)) if loc.expires == 0 => KeyTtl::Persistent,
             Some((loc, _)) => {
@@ -672,8 +715,8 @@ impl Bitcask {
         self.inner.sync_active()
     }
 
-    /// Iterates over all keys and values in key order. See [`Iter`] for what it
-    /// sees of concurrent writes.
+    /// Iterates over all keys and values in key order, as of its creation: see
+    /// [`Iter`].
     pub fn iter(&self) -> Result<Iter> {
         self.range::<&[u8]>(.., false)
     }
@@ -684,33 +727,12 @@ impl Bitcask {
         range: impl std::ops::RangeBounds<K>,
         reverse: bool,
     ) -> Result<Iter> {
-        self.inner.check_open()?;
-        let own = |b: Bound<&K>| match b {
-            Bound::Included(k) => Bound::Included(k.as_ref().to_vec()),
-            Bound::Excluded(k) => Bound::Excluded(k.as_ref().to_vec()),
-            Bound::Unbounded => Bound::Unbounded,
-        };
-        let (lower, upper) = (own(range.start_bound()), own(range.end_bound()));
-        Ok(Iter {
-            inner: self.inner.clone(),
-            range: (lower.clone(), upper.clone()),
-            lower,
-            upper,
-            reverse,
-            values: true,
-            chunk: ITER_CHUNK_MIN,
-            buf: Chunk::default(),
-            done: false,
-        })
+        self.snapshot()?.range(range, reverse)
     }
 
     /// Iterates over keys that start with `prefix`.
     pub fn prefix(&self, prefix: &[u8], reverse: bool) -> Result<Iter> {
-        let upper = match prefix_successor(prefix) {
-            Some(s) => Bound::Excluded(s),
-            None => Bound::Unbounded,
-        };
-        self.range::<&[u8]>((Bound::Included(prefix), bound_ref(&upper)), reverse)
+        self.snapshot()?.prefix(prefix, reverse)
     }
 
     /// All keys, in key order.
@@ -849,6 +871,26 @@ impl Inner {
         self.buffer.as_ref()?.state.lock().value(loc)
     }
 
+    /// Where `key`'s value is, as of sequence number `at` (a snapshot's) or now.
+    pub(crate) fn locate(&self, key: &[u8], at: Option<u64>) -> Result<Old> {
+        Ok(self.open_index()?.locate(key, at, || self.now_ms()))
+    }
+
+    /// Calls `f` with the value at `loc`, borrowed where it lies.
+    pub(crate) fn value_with<R>(
+        &self,
+        key: &[u8],
+        loc: &Loc,
+        file: &DataFile,
+        f: impl FnOnce(&[u8]) -> R,
+    ) -> Result<R> {
+        // Copied out first: `f` runs with no lock held.
+        if let Some(v) = self.buffered(loc) {
+            return Ok(f(&v));
+        }
+        file.with_value(key, loc.offset, loc.rec_len, self.reads, f)
+    }
+
     pub(crate) fn read_value(&self, key: &[u8], loc: &Loc, file: &DataFile) -> Result<Vec<u8>> {
         if let Some(v) = self.buffered(loc) {
             return Ok(v);
@@ -932,7 +974,8 @@ impl Inner {
         let mut seqs = Vec::with_capacity(group.len());
         // Each record as the keydir will see it: where its key is in `scratch`
         // and how long, its location, and for a tombstone the file it names.
-        let mut applied: Vec<(usize, usize, Loc, Option<u32>)> = Vec::with_capacity(group.len());
+        let mut applied: Vec<(usize, usize, Loc, Option<u32>, u64)> =
+            Vec::with_capacity(group.len());
         // A tombstone names the file of the value it deletes: a merge may drop it
         // once no file that old remains (see merge.rs).
         let deletes = group
@@ -980,7 +1023,7 @@ impl Inner {
                     expires: f.expires,
                 };
                 let key_at = scratch.len() - op.value.len() - op.key.len();
-                applied.push((key_at, op.key.len(), loc, tomb.then_some(f.target)));
+                applied.push((key_at, op.key.len(), loc, tomb.then_some(f.target), seq));
             }
         }
         drop(ix);
@@ -1000,7 +1043,7 @@ impl Inner {
             let mut ix = self.index.write();
             let (mut tomb, mut tombs, mut max_target) = (0, 0, 0);
             let mut newest = None;
-            for &(key_at, key_len, loc, target) in &applied {
+            for &(key_at, key_len, loc, target, seq) in &applied {
                 let key = &scratch[key_at..key_at + key_len];
                 newest = Some(Newest {
                     file_id,
@@ -1011,16 +1054,22 @@ impl Inner {
                         0
                     },
                 });
-                match target {
+                let old = match target {
                     Some(t) => {
                         tomb += loc.rec_len as u64;
                         tombs += 1;
                         max_target = max_target.max(t);
-                        ix.apply_delete(key);
+                        ix.apply_delete(key)
                     }
                     None => ix.apply_put(key, loc),
+                };
+                if ix.versions.active() {
+                    let ix = &mut *ix;
+                    let files = &ix.files;
+                    ix.versions.note(key, seq, || with_file(files, old));
                 }
             }
+            ix.seq = w.next_seq - 1;
             if let Some(f) = ix.files.get_mut(&file_id) {
                 f.total += total;
                 f.tomb += tomb;
@@ -1409,7 +1458,7 @@ impl Inner {
         };
         preallocated_bytes += self.prealloc.spare_len();
         let now = self.now_ms();
-        let (keys, keydir_bytes, tombstones, files) = {
+        let (keys, keydir_bytes, tombstones, files, snapshots) = {
             let ix = self.index.read();
             let tombstones = ix.files.values().map(|f| f.tombs).sum();
             let files: Vec<FileStats> = ix
@@ -1427,6 +1476,7 @@ impl Inner {
                 ix.keydir.heap_bytes() as u64,
                 tombstones,
                 files,
+                ix.versions.counts(),
             )
         };
         let data_bytes = files.iter().map(|f| f.total_bytes).sum();
@@ -1454,6 +1504,8 @@ impl Inner {
             syncs: self.syncs.load(Ordering::Relaxed),
             writes: self.writes.load(Ordering::Relaxed),
             write_groups: self.write_groups.load(Ordering::Relaxed),
+            snapshots: snapshots.0,
+            snapshot_versions: snapshots.1,
         })
     }
 }
@@ -1537,19 +1589,20 @@ pub(crate) fn note_expiring(expiring: &mut BTreeMap<(u32, u32), (u64, u64)>, loc
 
 /// Iterator over keys and values in key order (descending when reversed).
 ///
+/// It reads from a [`Snapshot`]: the one it was made from, or one of its own
+/// taken when it was made on the database, so it sees the database exactly as of
+/// that moment, whatever writes and merges happen while it runs, and keeps what
+/// it reads alive as a snapshot does (see [`Snapshot`]) until it is dropped.
 /// It reads the keydir in chunks under its lock, so it never blocks writers for
 /// long: 16 keys first, so that a short scan reads little, then twice as many
 /// each time up to 512. The values of a chunk are read together, in file order.
-/// What it sees of concurrent writes: every key present for the iterator's whole
-/// life is yielded exactly once; a key written or deleted meanwhile may or may not
-/// be; a value is the one current when its chunk was read (never older than the
-/// iterator; a batch is seen whole within one chunk) and stays readable even if a
-/// merge removes its file meanwhile. [`Iter::keys`] reads no data file.
+/// [`Iter::keys`] reads no data file.
 ///
-/// A clone continues independently from the same position.
+/// A clone continues independently from the same position, in the same view.
 #[derive(Clone)]
 pub struct Iter {
     inner: Arc<Inner>,
+    pin: Arc<Pin>,
     /// The bounds the iterator was made with; `lower`/`upper` narrow as it moves.
     range: (Bound<Vec<u8>>, Bound<Vec<u8>>),
     lower: Bound<Vec<u8>>,
@@ -1687,38 +1740,127 @@ fn bound_ref(b: &Bound<Vec<u8>>) -> Bound<&[u8]> {
 }
 
 impl Iter {
+    pub(crate) fn new<K: AsRef<[u8]>>(
+        pin: Arc<Pin>,
+        range: impl std::ops::RangeBounds<K>,
+        reverse: bool,
+    ) -> Result<Iter> {
+        let inner = pin.inner().clone();
+        inner.check_open()?;
+        let own = |b: Bound<&K>| match b {
+            Bound::Included(k) => Bound::Included(k.as_ref().to_vec()),
+            Bound::Excluded(k) => Bound::Excluded(k.as_ref().to_vec()),
+            Bound::Unbounded => Bound::Unbounded,
+        };
+        let (lower, upper) = (own(range.start_bound()), own(range.end_bound()));
+        Ok(Iter {
+            inner,
+            pin,
+            range: (lower.clone(), upper.clone()),
+            lower,
+            upper,
+            reverse,
+            values: true,
+            chunk: ITER_CHUNK_MIN,
+            buf: Chunk::default(),
+            done: false,
+        })
+    }
+
+    /// The sequence number of the view it reads.
+    pub fn seq(&self) -> u64 {
+        self.pin.seq
+    }
+
     fn refill(&mut self) -> Result<()> {
         let now = self.inner.now_ms();
         let c = &mut self.buf;
         c.clear();
         {
             let ix = self.inner.open_index()?;
-            ix.keydir.scan(
-                bound_ref(&self.lower),
-                bound_ref(&self.upper),
-                self.reverse,
-                self.chunk,
-                &mut c.keys,
-            );
-            // The bound moves past every key scanned, kept or expired.
-            let n = c.keys.len();
-            if n == 0 {
-                self.done = true;
+            let (lower, upper) = (bound_ref(&self.lower), bound_ref(&self.upper));
+            ix.keydir
+                .scan(lower, upper, self.reverse, self.chunk, &mut c.keys);
+            let changed = ix
+                .versions
+                .changed(lower, upper, self.reverse, self.pin.seq, self.chunk);
+            // Each entry's file: from the index, or kept with a version.
+            let mut olds: Vec<Option<Arc<DataFile>>> = Vec::new();
+            // Where this chunk ends: past it, keys of the keydir or of the
+            // versions not taken this time may lie. None: the range is done.
+            let mut end = None;
+            if changed.is_empty() {
+                if c.keys.len() == self.chunk {
+                    end = Some(c.keys.key(self.chunk - 1).to_vec());
+                }
             } else {
-                let last = Bound::Excluded(c.keys.key(n - 1).to_vec());
-                if self.reverse {
-                    self.upper = last;
-                } else {
-                    self.lower = last;
+                // Keys changed since the snapshot read as they were then.
+                let scanned = std::mem::take(&mut c.keys);
+                let n = scanned.len();
+                let before = |a: &[u8], b: &[u8]| if self.reverse { a > b } else { a < b };
+                let last_k = (n == self.chunk).then(|| scanned.key(n - 1));
+                let last_v = (changed.len() == self.chunk).then(|| changed[changed.len() - 1].0);
+                let cut = match (last_k, last_v) {
+                    (Some(k), Some(v)) => Some(if before(k, v) { k } else { v }),
+                    (k, v) => k.or(v),
+                };
+                let within = |k: &[u8]| cut.is_none_or(|cut| !before(cut, k));
+                let (mut i, mut j) = (0, 0);
+                loop {
+                    let k = (i < n).then(|| scanned.key(i)).filter(|k| within(k));
+                    let v = changed.get(j).filter(|v| within(v.0));
+                    match (k, v) {
+                        (None, None) => break,
+                        (Some(k), v) if v.is_none_or(|v| before(k, v.0)) => {
+                            c.keys.push(k, scanned.locs[i]);
+                            olds.push(None);
+                            i += 1;
+                        }
+                        (k, Some(&(key, old))) => {
+                            if k == Some(key) {
+                                i += 1;
+                            }
+                            j += 1;
+                            if let Some((loc, file)) = old {
+                                c.keys.push(key, *loc);
+                                olds.push(Some(file.clone()));
+                            }
+                        }
+                        (Some(_), None) => unreachable!(),
+                    }
+                }
+                end = cut.map(<[u8]>::to_vec);
+            }
+            // The bound moves past every key considered, kept or expired.
+            match end {
+                None => self.done = true,
+                Some(last) => {
+                    if self.reverse {
+                        self.upper = Bound::Excluded(last);
+                    } else {
+                        self.lower = Bound::Excluded(last);
+                    }
                 }
             }
-            for i in 0..n {
+            // A version's file may share its id with a newer one (a merge can
+            // hand a removed file's id out again): told apart by pointer then.
+            let mixed = olds.iter().any(Option::is_some);
+            for i in 0..c.keys.len() {
                 let loc = c.keys.locs[i];
-                let at = match c.files.iter().rposition(|f| f.id == loc.file_id) {
+                let old = olds.get_mut(i).and_then(Option::take);
+                let seen = match &old {
+                    Some(f) => c.files.iter().rposition(|g| Arc::ptr_eq(f, g)),
+                    None if !mixed => c.files.iter().rposition(|f| f.id == loc.file_id),
+                    None => ix
+                        .files
+                        .get(&loc.file_id)
+                        .and_then(|f| c.files.iter().rposition(|g| Arc::ptr_eq(&f.file, g))),
+                };
+                let at = match seen {
                     Some(at) => at,
-                    None => match ix.files.get(&loc.file_id) {
+                    None => match old.or_else(|| Some(ix.files.get(&loc.file_id)?.file.clone())) {
                         Some(f) => {
-                            c.files.push(f.file.clone());
+                            c.files.push(f);
                             c.files.len() - 1
                         }
                         None => {

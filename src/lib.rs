@@ -42,6 +42,7 @@ mod options;
 mod prealloc;
 mod record;
 mod recovery;
+mod snapshot;
 mod stats;
 mod write;
 
@@ -50,6 +51,7 @@ pub use db::{Bitcask, Iter, KeyTtl, Keys, WriteOptions};
 pub use error::{Error, Result};
 pub use merge::MergeStats;
 pub use options::{Clock, CommitTrace, CommitTracer, OpenProgress, Options, Progress, SyncPolicy};
+pub use snapshot::Snapshot;
 pub use stats::{FileStats, Stats};
 
 /// The on-disk format version this build reads and writes.

@@ -60,4 +60,9 @@ pub struct Stats {
     /// Appends those writes were committed in: with write merging, concurrent
     /// writes share one append and one fdatasync, so this is below `writes`.
     pub write_groups: u64,
+    /// Snapshots alive, those iterators read from included.
+    pub snapshots: u64,
+    /// Versions kept for them: one per key changed since the oldest was taken,
+    /// at most one per key and snapshot. 0 once none is alive.
+    pub snapshot_versions: u64,
 }

@@ -59,8 +59,10 @@ impl bitcask_iterator_t {
             Bound::Included(start.clone())
         };
         let upper = end.clone().map_or(Bound::Unbounded, Bound::Excluded);
-        let mut ascending = db.range::<Vec<u8>>((lower.clone(), upper.clone()), false)?;
-        let mut descending = db.range::<Vec<u8>>((lower, upper), true)?;
+        // Both directions read one view.
+        let snap = db.snapshot()?;
+        let mut ascending = snap.range::<Vec<u8>>((lower.clone(), upper.clone()), false)?;
+        let mut descending = snap.range::<Vec<u8>>((lower, upper), true)?;
         ascending.set_values(false);
         descending.set_values(false);
         let mut it = bitcask_iterator_t {

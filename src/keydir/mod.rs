@@ -540,6 +540,12 @@ impl KeyChunk {
         self.ends.clear();
         self.locs.clear();
     }
+
+    pub fn push(&mut self, key: &[u8], loc: Loc) {
+        self.bytes.extend_from_slice(key);
+        self.ends.push(self.bytes.len());
+        self.locs.push(loc);
+    }
 }
 
 impl ScanOut for KeyChunk {
