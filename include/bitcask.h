@@ -30,8 +30,13 @@
  * bitcask_iter_get_error reports the first failed move or value read since the
  * iterator's creation or last seek (corruption, I/O, a closed database).
  *
+ * Snapshots. bitcask_snapshot_create gives a read view as of one sequence
+ * number; the bitcask_snapshot_* reads and iterators see exactly the writes up
+ * to it. Every iterator reads from a snapshot: its own, taken when it is
+ * created on a database, or the one it is created from.
+ *
  * Ownership and NULL. Handles (bitcask_t, bitcask_options_t, bitcask_batch_t,
- * bitcask_iterator_t) are opaque; each is made by a function storing it in an
+ * bitcask_iterator_t, bitcask_snapshot_t) are opaque; each is made by a function storing it in an
  * out-parameter and freed by its destroy function, which accepts NULL. A NULL
  * handle or out-parameter gives BITCASK_INVALID_ARGUMENT, never a crash. Passing
  * a pointer that is not NULL yet not valid (freed, wrong type, too short) is
@@ -39,13 +44,14 @@
  * BITCASK_PANIC.
  *
  * Lifetime. bitcask_close closes a database but leaves its handle valid: later
- * calls return BITCASK_CLOSED until bitcask_destroy frees it. Iterators hold the
- * database's internals themselves: they outlive bitcask_destroy of their
- * database and then report BITCASK_CLOSED.
+ * calls return BITCASK_CLOSED until bitcask_destroy frees it. Iterators and
+ * snapshots hold the database's internals themselves: they outlive
+ * bitcask_destroy of their database and then report BITCASK_CLOSED.
  *
  * Threads. A bitcask_t may be shared by any number of threads (reads run in
  * parallel, concurrent writes are group-committed); only bitcask_destroy must not
- * race with other calls on it. Options, batches and iterators are not
+ * race with other calls on it. A bitcask_snapshot_t may be shared the same way.
+ * Options, batches and iterators are not
  * thread-safe: use each from one thread at a time (a batch that nobody modifies
  * may be written by several threads at once). The last error is per thread.
  */
@@ -334,6 +340,15 @@ enum bitcask_stat_t
    * zero-filled tail and the spare next file); not in the disk bytes.
    */
   BITCASK_STAT_PREALLOCATED_BYTES = 25,
+  /**
+   * Snapshots alive, those iterators read from included.
+   */
+  BITCASK_STAT_SNAPSHOTS = 26,
+  /**
+   * Versions kept for them (one per key changed since the oldest was taken,
+   * at most one per key and snapshot); 0 once none is alive.
+   */
+  BITCASK_STAT_SNAPSHOT_VERSIONS = 27,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -364,6 +379,16 @@ typedef struct bitcask_iterator_t bitcask_iterator_t;
  * it, so it may be destroyed or reused right after.
  */
 typedef struct bitcask_options_t bitcask_options_t;
+
+/**
+ * A consistent read view of a database as of one sequence number: reads and
+ * iterators made from it see exactly the writes up to it, whatever writes and
+ * merges happen while it lives. Thread-safe: any number of threads may read
+ * through one snapshot at once; only `bitcask_snapshot_destroy` must be its last
+ * use. Like an iterator, it holds the database's internals and stays valid after
+ * `bitcask_destroy` of its database (reads then return `BITCASK_CLOSED`).
+ */
+typedef struct bitcask_snapshot_t bitcask_snapshot_t;
 
 /**
  * An open (or closed, not yet destroyed) database. Thread-safe: every function may
@@ -747,10 +772,11 @@ bitcask_status_t bitcask_last_merge_error(const bitcask_t *db,
  * positioned on the first entry (check `bitcask_iter_valid`), and stores it in
  * `*out`. The caller owns it and frees it with `bitcask_iter_destroy`.
  *
- * What it sees of concurrent writes: every key present for the iterator's whole
- * life is visited exactly once per pass; a key written or deleted meanwhile may or
- * may not be. Returns `BITCASK_OK`; `BITCASK_INVALID_ARGUMENT` when `db` or `out`
- * is NULL; `BITCASK_CLOSED`, `BITCASK_CORRUPTION` or `BITCASK_IO` on failure.
+ * It reads the database as of its creation, through a snapshot of its own (see
+ * `bitcask_snapshot_create`, whose costs it shares until destroyed): writes
+ * made meanwhile are not seen, in either direction or after a seek. Returns
+ * `BITCASK_OK`; `BITCASK_INVALID_ARGUMENT` when `db` or `out` is NULL;
+ * `BITCASK_CLOSED`, `BITCASK_CORRUPTION` or `BITCASK_IO` on failure.
  */
 bitcask_status_t bitcask_iter_create(const bitcask_t *db, bool reverse, bitcask_iterator_t **out);
 
@@ -1094,6 +1120,102 @@ bitcask_status_t bitcask_options_set_default_ttl(bitcask_options_t *opts, uint64
 bitcask_status_t bitcask_options_set_open_progress(bitcask_options_t *opts,
                                                    bitcask_progress_fn progress,
                                                    void *user_data);
+
+/**
+ * Takes a snapshot of `db` as of its last write and stores it in `*out`. It
+ * copies nothing, so it is cheap (a lock and a map insert). While a snapshot (or
+ * an iterator, which reads from one of its own) is alive, each write also keeps
+ * what it replaced, about 100 bytes per key changed, and data files a merge
+ * removes stay open, and their space in use, until no snapshot can read them;
+ * `bitcask_snapshot_destroy` releases all of it. The caller owns the snapshot.
+ * Returns `BITCASK_OK`; `BITCASK_INVALID_ARGUMENT` when `db` or `out` is NULL;
+ * `BITCASK_CLOSED`.
+ */
+bitcask_status_t bitcask_snapshot_create(const bitcask_t *db, bitcask_snapshot_t **out);
+
+/**
+ * Releases a snapshot. NULL is accepted and ignored. Iterators made from it keep
+ * the view they read until they are destroyed themselves.
+ */
+void bitcask_snapshot_destroy(bitcask_snapshot_t *snap);
+
+/**
+ * The sequence number of the last write the snapshot sees (0 before any write,
+ * and for a NULL snapshot).
+ */
+uint64_t bitcask_snapshot_seq(const bitcask_snapshot_t *snap);
+
+/**
+ * `bitcask_get` through a snapshot: copies the value `key` had into `buf`, with
+ * the same contract (`BITCASK_BUFFER_TOO_SMALL` and the length needed in
+ * `*value_len` when it does not fit; `BITCASK_NOT_FOUND` when the key had no
+ * value). `BITCASK_INVALID_ARGUMENT` for a NULL `snap` or `value_len`;
+ * `BITCASK_CLOSED`, `BITCASK_CORRUPTION` or `BITCASK_IO` on failure.
+ */
+bitcask_status_t bitcask_snapshot_get(const bitcask_snapshot_t *snap,
+                                      const uint8_t *key,
+                                      size_t key_len,
+                                      uint8_t *buf,
+                                      size_t buf_len,
+                                      size_t *value_len);
+
+/**
+ * `bitcask_get_alloc` through a snapshot: the value `key` had, in a new buffer
+ * the caller frees with `bitcask_free`. Returns as `bitcask_get_alloc`.
+ */
+bitcask_status_t bitcask_snapshot_get_alloc(const bitcask_snapshot_t *snap,
+                                            const uint8_t *key,
+                                            size_t key_len,
+                                            uint8_t **value,
+                                            size_t *value_len);
+
+/**
+ * `BITCASK_OK` when `key` had a value in the snapshot, `BITCASK_NOT_FOUND` when
+ * not; no data file is read. `BITCASK_INVALID_ARGUMENT` for a NULL `snap`;
+ * `BITCASK_CLOSED`.
+ */
+bitcask_status_t bitcask_snapshot_contains(const bitcask_snapshot_t *snap,
+                                           const uint8_t *key,
+                                           size_t key_len);
+
+/**
+ * Stores the number of keys the snapshot sees in `*count` (no data file is
+ * read). Returns `BITCASK_OK`, `BITCASK_INVALID_ARGUMENT` when a pointer is NULL,
+ * or `BITCASK_CLOSED`.
+ */
+bitcask_status_t bitcask_snapshot_count(const bitcask_snapshot_t *snap, uint64_t *count);
+
+/**
+ * `bitcask_iter_create` over the snapshot's view. The iterator may outlive the
+ * snapshot handle. Returns as `bitcask_iter_create`, with
+ * `BITCASK_INVALID_ARGUMENT` for a NULL `snap`.
+ */
+bitcask_status_t bitcask_snapshot_iter_create(const bitcask_snapshot_t *snap,
+                                              bool reverse,
+                                              bitcask_iterator_t **out);
+
+/**
+ * `bitcask_iter_create_range` over the snapshot's view (a NULL `end` is no
+ * upper bound; an empty non-NULL one is the empty key). Returns as
+ * `bitcask_iter_create_range`, with `BITCASK_INVALID_ARGUMENT` for a NULL `snap`.
+ */
+bitcask_status_t bitcask_snapshot_iter_create_range(const bitcask_snapshot_t *snap,
+                                                    const uint8_t *start,
+                                                    size_t start_len,
+                                                    const uint8_t *end,
+                                                    size_t end_len,
+                                                    bool reverse,
+                                                    bitcask_iterator_t **out);
+
+/**
+ * `bitcask_iter_create_prefix` over the snapshot's view. Returns as
+ * `bitcask_iter_create_prefix`, with `BITCASK_INVALID_ARGUMENT` for a NULL `snap`.
+ */
+bitcask_status_t bitcask_snapshot_iter_create_prefix(const bitcask_snapshot_t *snap,
+                                                     const uint8_t *prefix,
+                                                     size_t prefix_len,
+                                                     bool reverse,
+                                                     bitcask_iterator_t **out);
 
 #ifdef __cplusplus
 }  // extern "C"

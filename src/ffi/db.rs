@@ -85,11 +85,16 @@ pub enum bitcask_stat_t {
     /// Bytes allocated past the data for durable writes (the active file's
     /// zero-filled tail and the spare next file); not in the disk bytes.
     BITCASK_STAT_PREALLOCATED_BYTES = 25,
+    /// Snapshots alive, those iterators read from included.
+    BITCASK_STAT_SNAPSHOTS = 26,
+    /// Versions kept for them (one per key changed since the oldest was taken,
+    /// at most one per key and snapshot); 0 once none is alive.
+    BITCASK_STAT_SNAPSHOT_VERSIONS = 27,
 }
 
 impl bitcask_stat_t {
     /// Every counter, indexed by its number.
-    const ALL: [bitcask_stat_t; 26] = [
+    const ALL: [bitcask_stat_t; 28] = [
         bitcask_stat_t::BITCASK_STAT_KEYS,
         bitcask_stat_t::BITCASK_STAT_KEYDIR_BYTES,
         bitcask_stat_t::BITCASK_STAT_DATA_BYTES,
@@ -116,6 +121,8 @@ impl bitcask_stat_t {
         bitcask_stat_t::BITCASK_STAT_WRITES,
         bitcask_stat_t::BITCASK_STAT_WRITE_GROUPS,
         bitcask_stat_t::BITCASK_STAT_PREALLOCATED_BYTES,
+        bitcask_stat_t::BITCASK_STAT_SNAPSHOTS,
+        bitcask_stat_t::BITCASK_STAT_SNAPSHOT_VERSIONS,
     ];
 }
 
@@ -214,31 +221,47 @@ pub unsafe extern "C" fn bitcask_get(
 ) -> bitcask_status_t {
     guard(|| {
         let value_len = out_ptr(value_len, "value_len")?;
-        if buf.is_null() && buf_len > 0 {
-            return Err(Failure::invalid(format!(
-                "buf is NULL with length {buf_len}"
-            )));
-        }
         // SAFETY: the caller promises a live handle and a readable key.
         let (h, k) = unsafe { (handle(db, "db")?, key_slice(key, key_len)?) };
-        // The value is copied straight from where it lies: no allocation.
-        let copied = h.db.get_with(k, |v| {
-            // SAFETY: non-NULL, and the caller promises it is writable.
-            unsafe { value_len.write(v.len()) };
-            if v.len() > buf_len {
-                return Err(Failure::new(
-                    Status::BITCASK_BUFFER_TOO_SMALL,
-                    format!("value of {} bytes does not fit in {buf_len}", v.len()),
-                ));
-            }
-            // SAFETY: `buf` holds `buf_len >= v.len()` writable bytes (non-NULL
-            // when v.len() > 0, checked above); `v` is the engine's memory, which
-            // the caller's buffer cannot be.
-            unsafe { std::ptr::copy_nonoverlapping(v.as_ptr(), buf, v.len()) };
-            Ok(())
-        })?;
-        copied.ok_or_else(Failure::not_found)?
+        // SAFETY: the caller promises `buf_len` writable bytes at `buf`.
+        unsafe { copy_value(buf, buf_len, value_len, |f| h.db.get_with(k, f)) }
     })
+}
+
+/// The body of `bitcask_get` and `bitcask_snapshot_get`: `get_with` calls its
+/// argument with the value, which is copied straight from where it lies into
+/// `buf` (no allocation), or finds none.
+///
+/// Safety: `buf` is NULL or writable for `buf_len` bytes; `value_len` is writable.
+pub(crate) unsafe fn copy_value(
+    buf: *mut u8,
+    buf_len: usize,
+    value_len: *mut usize,
+    get_with: impl FnOnce(
+        &mut dyn FnMut(&[u8]) -> Result<(), Failure>,
+    ) -> crate::Result<Option<Result<(), Failure>>>,
+) -> Result<(), Failure> {
+    if buf.is_null() && buf_len > 0 {
+        return Err(Failure::invalid(format!(
+            "buf is NULL with length {buf_len}"
+        )));
+    }
+    let copied = get_with(&mut |v: &[u8]| {
+        // SAFETY: non-NULL, and the caller promises it is writable.
+        unsafe { value_len.write(v.len()) };
+        if v.len() > buf_len {
+            return Err(Failure::new(
+                Status::BITCASK_BUFFER_TOO_SMALL,
+                format!("value of {} bytes does not fit in {buf_len}", v.len()),
+            ));
+        }
+        // SAFETY: `buf` holds `buf_len >= v.len()` writable bytes (non-NULL
+        // when v.len() > 0, checked above); `v` is the engine's memory, which
+        // the caller's buffer cannot be.
+        unsafe { std::ptr::copy_nonoverlapping(v.as_ptr(), buf, v.len()) };
+        Ok(())
+    })?;
+    copied.ok_or_else(Failure::not_found)?
 }
 
 /// Stores the value of `key` in a new buffer at `*value` with its length in
@@ -568,6 +591,8 @@ pub unsafe extern "C" fn bitcask_stat(
             BITCASK_STAT_WRITES => Some(s.writes),
             BITCASK_STAT_WRITE_GROUPS => Some(s.write_groups),
             BITCASK_STAT_PREALLOCATED_BYTES => Some(s.preallocated_bytes),
+            BITCASK_STAT_SNAPSHOTS => Some(s.snapshots),
+            BITCASK_STAT_SNAPSHOT_VERSIONS => Some(s.snapshot_versions),
         };
         let v = v.ok_or_else(|| Failure::new(Status::BITCASK_NOT_FOUND, "no value"))?;
         // SAFETY: non-NULL, and the caller promises it is writable.

@@ -8,11 +8,13 @@
 //! destroyed database leaves them reporting `BITCASK_CLOSED`.
 
 use super::db::bitcask_t;
+use super::snapshot::bitcask_snapshot_t;
 use super::{
     bitcask_status_t, borrowed_ptr, guard, guard_value, handle, handle_mut, key_slice, out_ptr,
     slice, Failure, Status,
 };
 use crate::db::{prefix_successor, Bitcask, Iter, IterEntry};
+use crate::snapshot::Snapshot;
 use std::cell::{OnceCell, RefCell};
 use std::ops::Bound;
 
@@ -48,7 +50,7 @@ struct Current {
 
 impl bitcask_iterator_t {
     fn new(
-        db: &Bitcask,
+        snap: &Snapshot,
         start: Vec<u8>,
         end: Option<Vec<u8>>,
         reverse: bool,
@@ -60,7 +62,6 @@ impl bitcask_iterator_t {
         };
         let upper = end.clone().map_or(Bound::Unbounded, Bound::Excluded);
         // Both directions read one view.
-        let snap = db.snapshot()?;
         let mut ascending = snap.range::<Vec<u8>>((lower.clone(), upper.clone()), false)?;
         let mut descending = snap.range::<Vec<u8>>((lower, upper), true)?;
         ascending.set_values(false);
@@ -170,17 +171,28 @@ impl bitcask_iterator_t {
     }
 }
 
-/// Creates the iterator behind the three constructors.
-unsafe fn create(
-    db: *const bitcask_t,
+/// What an iterator reads: a database (through a snapshot of its own, taken
+/// now) or a snapshot.
+pub(crate) enum Source {
+    Db(*const bitcask_t),
+    Snapshot(*const bitcask_snapshot_t),
+}
+
+/// Creates the iterator behind the constructors.
+pub(crate) unsafe fn create(
+    src: Source,
     out: *mut *mut bitcask_iterator_t,
-    make: impl FnOnce(&Bitcask) -> Result<bitcask_iterator_t, Failure>,
+    make: impl FnOnce(&Snapshot) -> Result<bitcask_iterator_t, Failure>,
 ) -> bitcask_status_t {
     guard(|| {
-        // SAFETY: the caller promises a live database handle.
-        let h = unsafe { handle(db, "db") }?;
+        let snap = match src {
+            // SAFETY: the caller promises a live database handle.
+            Source::Db(db) => Bitcask::snapshot(&unsafe { handle(db, "db") }?.db)?,
+            // SAFETY: the caller promises a live snapshot handle.
+            Source::Snapshot(s) => unsafe { handle(s, "snapshot") }?.snap.clone(),
+        };
         let out = out_ptr(out, "out")?;
-        let it = make(&h.db)?;
+        let it = make(&snap)?;
         // SAFETY: `out` is non-NULL and the caller promises it is writable.
         unsafe { out.write(Box::into_raw(Box::new(it))) };
         Ok(())
@@ -191,10 +203,11 @@ unsafe fn create(
 /// positioned on the first entry (check `bitcask_iter_valid`), and stores it in
 /// `*out`. The caller owns it and frees it with `bitcask_iter_destroy`.
 ///
-/// What it sees of concurrent writes: every key present for the iterator's whole
-/// life is visited exactly once per pass; a key written or deleted meanwhile may or
-/// may not be. Returns `BITCASK_OK`; `BITCASK_INVALID_ARGUMENT` when `db` or `out`
-/// is NULL; `BITCASK_CLOSED`, `BITCASK_CORRUPTION` or `BITCASK_IO` on failure.
+/// It reads the database as of its creation, through a snapshot of its own (see
+/// `bitcask_snapshot_create`, whose costs it shares until destroyed): writes
+/// made meanwhile are not seen, in either direction or after a seek. Returns
+/// `BITCASK_OK`; `BITCASK_INVALID_ARGUMENT` when `db` or `out` is NULL;
+/// `BITCASK_CLOSED`, `BITCASK_CORRUPTION` or `BITCASK_IO` on failure.
 #[no_mangle]
 pub unsafe extern "C" fn bitcask_iter_create(
     db: *const bitcask_t,
@@ -202,11 +215,11 @@ pub unsafe extern "C" fn bitcask_iter_create(
     out: *mut *mut bitcask_iterator_t,
 ) -> bitcask_status_t {
     // SAFETY: forwarded caller promise.
-    unsafe {
-        create(db, out, |d| {
-            bitcask_iterator_t::new(d, Vec::new(), None, reverse)
-        })
-    }
+    unsafe { create(Source::Db(db), out, |s| whole(s, reverse)) }
+}
+
+pub(crate) fn whole(s: &Snapshot, reverse: bool) -> Result<bitcask_iterator_t, Failure> {
+    bitcask_iterator_t::new(s, Vec::new(), None, reverse)
 }
 
 /// Creates an iterator over the keys `k` with `start <= k < end`, as
@@ -228,15 +241,44 @@ pub unsafe extern "C" fn bitcask_iter_create_range(
 ) -> bitcask_status_t {
     // SAFETY: the caller promises readable bounds; the rest is forwarded.
     unsafe {
-        let bounds = slice(start, start_len, "start").and_then(|s| {
-            let e = slice(end, end_len, "end")?;
-            Ok((s.to_vec(), (!end.is_null()).then(|| e.to_vec())))
-        });
-        create(db, out, |d| {
-            let (s, e) = bounds?;
-            bitcask_iterator_t::new(d, s, e, reverse)
-        })
+        let bounds = range_bounds(start, start_len, end, end_len);
+        create(Source::Db(db), out, |s| ranged(s, bounds, reverse))
     }
+}
+
+/// Copies a range's bounds: a NULL `end` is no bound.
+///
+/// Safety: each pointer is NULL or readable for its length.
+pub(crate) unsafe fn range_bounds(
+    start: *const u8,
+    start_len: usize,
+    end: *const u8,
+    end_len: usize,
+) -> Result<(Vec<u8>, Option<Vec<u8>>), Failure> {
+    // SAFETY: forwarded caller promise.
+    let s = unsafe { slice(start, start_len, "start") }?;
+    // SAFETY: forwarded caller promise.
+    let e = unsafe { slice(end, end_len, "end") }?;
+    Ok((s.to_vec(), (!end.is_null()).then(|| e.to_vec())))
+}
+
+pub(crate) fn ranged(
+    s: &Snapshot,
+    bounds: Result<(Vec<u8>, Option<Vec<u8>>), Failure>,
+    reverse: bool,
+) -> Result<bitcask_iterator_t, Failure> {
+    let (start, end) = bounds?;
+    bitcask_iterator_t::new(s, start, end, reverse)
+}
+
+pub(crate) fn prefixed(
+    s: &Snapshot,
+    prefix: Result<Vec<u8>, Failure>,
+    reverse: bool,
+) -> Result<bitcask_iterator_t, Failure> {
+    let p = prefix?;
+    let end = prefix_successor(&p);
+    bitcask_iterator_t::new(s, p, end, reverse)
 }
 
 /// Creates an iterator over the keys that start with `prefix` (copied), as
@@ -254,11 +296,7 @@ pub unsafe extern "C" fn bitcask_iter_create_prefix(
     // SAFETY: the caller promises a readable prefix; the rest is forwarded.
     unsafe {
         let prefix = slice(prefix, prefix_len, "prefix").map(<[u8]>::to_vec);
-        create(db, out, |d| {
-            let p = prefix?;
-            let end = prefix_successor(&p);
-            bitcask_iterator_t::new(d, p, end, reverse)
-        })
+        create(Source::Db(db), out, |s| prefixed(s, prefix, reverse))
     }
 }
 

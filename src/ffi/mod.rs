@@ -15,6 +15,7 @@ pub mod batch;
 pub mod db;
 pub mod iter;
 pub mod options;
+pub mod snapshot;
 
 use crate::error::Error;
 use std::cell::RefCell;
