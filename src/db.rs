@@ -1616,6 +1616,8 @@ pub struct Iter {
     chunk: usize,
     buf: Chunk,
     done: bool,
+    /// A failure was reported: the iterator ends (until a seek).
+    failed: bool,
 }
 
 const ITER_CHUNK_MIN: usize = 16;
@@ -1764,6 +1766,7 @@ impl Iter {
             chunk: ITER_CHUNK_MIN,
             buf: Chunk::default(),
             done: false,
+            failed: false,
         })
     }
 
@@ -1913,6 +1916,7 @@ impl Iter {
     pub fn seek(&mut self, key: &[u8]) {
         self.buf.clear();
         self.done = false;
+        self.failed = false;
         self.chunk = ITER_CHUNK_MIN;
         self.lower = self.range.0.clone();
         self.upper = self.range.1.clone();
@@ -1967,8 +1971,9 @@ impl Iter {
             res = self.refill();
         }
         if let Err(e) = res {
-            // Report the close once, then end.
-            let first = !self.done;
+            // Report the failure once, then end.
+            let first = !self.failed;
+            self.failed = true;
             self.done = true;
             self.buf.clear();
             return first.then_some(Err(e));
