@@ -1161,6 +1161,91 @@ int main(int argc, char **argv) {
     CHECK_STATUS(bitcask_iter_get_error(NULL), BITCASK_INVALID_ARGUMENT);
   }
 
+  start_phase("snapshot: a view as of one sequence number");
+  {
+    bitcask_t *db2 = NULL;
+    bitcask_snapshot_t *snap = NULL;
+    bitcask_iterator_t *it = NULL;
+    char p[1100];
+    uint8_t buf[16];
+    size_t len = 0;
+    uint64_t n = 0;
+    path_of(p, sizeof p, "snapshot");
+    CHECK_OK(bitcask_open(p, NULL, &db2));
+    CHECK_OK(bitcask_put(db2, S("a"), S("1")));
+    CHECK_OK(bitcask_put(db2, S("b"), S("1")));
+    CHECK_OK(bitcask_put(db2, S("c"), S("1")));
+    CHECK_OK(bitcask_snapshot_create(db2, &snap));
+    CHECK(bitcask_snapshot_seq(snap) == 3);
+    CHECK(stat_of(db2, BITCASK_STAT_SNAPSHOTS) == 1);
+    CHECK_OK(bitcask_put(db2, S("a"), S("2")));
+    CHECK_OK(bitcask_delete(db2, S("b")));
+    CHECK_OK(bitcask_put(db2, S("ab"), S("new")));
+    CHECK_OK(bitcask_merge(db2));
+    CHECK(stat_of(db2, BITCASK_STAT_SNAPSHOT_VERSIONS) == 3);
+    /* Reads through the snapshot see the state it was taken at. */
+    CHECK_OK(bitcask_snapshot_get(snap, S("a"), buf, sizeof buf, &len));
+    CHECK(len == 1 && buf[0] == '1');
+    CHECK_OK(bitcask_snapshot_get(snap, S("b"), buf, sizeof buf, &len));
+    CHECK(len == 1 && buf[0] == '1');
+    CHECK_STATUS(bitcask_snapshot_get(snap, S("ab"), buf, sizeof buf, &len), BITCASK_NOT_FOUND);
+    CHECK_STATUS(bitcask_snapshot_get(snap, S("a"), NULL, 0, &len), BITCASK_BUFFER_TOO_SMALL);
+    CHECK(len == 1);
+    {
+      uint8_t *v = NULL;
+      CHECK_OK(bitcask_snapshot_get_alloc(snap, S("b"), &v, &len));
+      CHECK(len == 1 && v[0] == '1');
+      bitcask_free(v);
+    }
+    CHECK_OK(bitcask_snapshot_contains(snap, S("b")));
+    CHECK_STATUS(bitcask_snapshot_contains(snap, S("ab")), BITCASK_NOT_FOUND);
+    CHECK_OK(bitcask_snapshot_count(snap, &n));
+    CHECK(n == 3);
+    CHECK_OK(bitcask_count(db2, &n));
+    CHECK(n == 3);
+    CHECK_OK(bitcask_snapshot_iter_create(snap, false, &it));
+    check_walk(it, "a b c");
+    CHECK_OK(bitcask_iter_get_error(it));
+    bitcask_iter_destroy(it);
+    CHECK_OK(bitcask_snapshot_iter_create_range(snap, S("a"), S("c"), true, &it));
+    check_walk(it, "b a");
+    bitcask_iter_destroy(it);
+    CHECK_OK(bitcask_snapshot_iter_create_prefix(snap, S("a"), false, &it));
+    check_walk(it, "a");
+    /* The iterator's value is the snapshot's, read after the merge. */
+    CHECK_OK(bitcask_iter_seek_first(it));
+    {
+      const uint8_t *v = NULL;
+      CHECK_OK(bitcask_iter_value(it, &v, &len));
+      CHECK(len == 1 && v[0] == '1');
+    }
+    /* The database's own iterator sees the present. */
+    {
+      bitcask_iterator_t *now = NULL;
+      CHECK_OK(bitcask_iter_create(db2, false, &now));
+      check_walk(now, "a ab c");
+      bitcask_iter_destroy(now);
+    }
+    /* An iterator keeps its view after its snapshot handle goes. */
+    bitcask_snapshot_destroy(snap);
+    CHECK(stat_of(db2, BITCASK_STAT_SNAPSHOTS) == 1);
+    CHECK_OK(bitcask_iter_seek_first(it));
+    check_walk(it, "a");
+    bitcask_iter_destroy(it);
+    CHECK(stat_of(db2, BITCASK_STAT_SNAPSHOTS) == 0);
+    CHECK(stat_of(db2, BITCASK_STAT_SNAPSHOT_VERSIONS) == 0);
+    /* A snapshot outlives its database and then reports BITCASK_CLOSED. */
+    CHECK_OK(bitcask_snapshot_create(db2, &snap));
+    bitcask_destroy(db2);
+    CHECK_STATUS(bitcask_snapshot_get(snap, S("a"), buf, sizeof buf, &len), BITCASK_CLOSED);
+    CHECK_STATUS(bitcask_snapshot_iter_create(snap, false, &it), BITCASK_CLOSED);
+    bitcask_snapshot_destroy(snap);
+    bitcask_snapshot_destroy(NULL);
+    CHECK(bitcask_snapshot_seq(NULL) == 0);
+    CHECK_STATUS(bitcask_snapshot_create(NULL, &snap), BITCASK_INVALID_ARGUMENT);
+    CHECK_STATUS(bitcask_snapshot_count(NULL, &n), BITCASK_INVALID_ARGUMENT);
+  }
+
   start_phase("error: locked directory");
   {
     bitcask_t *second = NULL;
