@@ -82,6 +82,11 @@
 #define BITCASK_VERSION_PATCH 0
 
 /**
+ * The value of a numeric `bitcask_event_t` field that its event does not have.
+ */
+#define BITCASK_EVENT_NO_VALUE UINT64_MAX
+
+/**
  * The result of every fallible function. The numbers are part of the ABI: they
  * never change, and new codes are only ever appended.
  */
@@ -188,6 +193,49 @@ enum bitcask_status_t
 typedef enum bitcask_status_t bitcask_status_t;
 #else
 typedef int32_t bitcask_status_t;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+/**
+ * What a `bitcask_event_t` reports. The numbers are stable.
+ */
+enum bitcask_event_kind_t
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : int32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  /**
+   * A merge finished and removed files: `bytes` given back, `duration_us`.
+   */
+  BITCASK_EVENT_MERGE_COMPLETED = 0,
+  /**
+   * A merge failed (`error`, `error_message`); an automatic one backs off.
+   */
+  BITCASK_EVENT_MERGE_FAILED = 1,
+  /**
+   * A write or fdatasync failed (`error`, `file`): writes are refused until
+   * the database is reopened.
+   */
+  BITCASK_EVENT_WRITES_REFUSED = 2,
+  /**
+   * Open cut a torn tail of `bytes` from `file` at `offset`.
+   */
+  BITCASK_EVENT_DROPPED_AT_OPEN = 3,
+  /**
+   * A salvage open skipped `bytes` of damage in `file` at `offset`.
+   */
+  BITCASK_EVENT_SALVAGED_AT_OPEN = 4,
+  /**
+   * An fdatasync of the active `file` took `duration_us`, at least the
+   * threshold of `bitcask_options_set_slow_sync_ms`.
+   */
+  BITCASK_EVENT_SLOW_SYNC = 5,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum bitcask_event_kind_t bitcask_event_kind_t;
+#else
+typedef int32_t bitcask_event_kind_t;
 #endif // __STDC_VERSION__ >= 202311L
 #endif // __cplusplus
 
@@ -436,6 +484,45 @@ typedef struct {
  * what `bitcask_options_set_open_progress` was given.
  */
 typedef void (*bitcask_progress_fn)(const bitcask_progress_t *progress, void *user_data);
+
+/**
+ * One event, as passed to a `bitcask_event_fn`. Every pointer is valid for the
+ * call only; copy what you keep.
+ */
+typedef struct {
+  bitcask_event_kind_t kind;
+  /**
+   * The kind as a NUL-terminated lowercase name (`"merge_failed"`).
+   */
+  const char *name;
+  /**
+   * A one-line description with every field, as the library would log it.
+   */
+  const char *message;
+  /**
+   * The data file concerned (NUL-terminated), or NULL.
+   */
+  const char *file;
+  /**
+   * A byte offset in `file`, a byte count and a duration in microseconds;
+   * each `BITCASK_EVENT_NO_VALUE` when the event has none.
+   */
+  uint64_t offset;
+  uint64_t bytes;
+  uint64_t duration_us;
+  /**
+   * The error's status code (`BITCASK_OK` when the event has none) and its
+   * message (NULL when none).
+   */
+  bitcask_status_t error;
+  const char *error_message;
+} bitcask_event_t;
+
+/**
+ * An event callback: `event` is valid for the call only; `user_data` is what
+ * `bitcask_options_set_event_listener` was given.
+ */
+typedef void (*bitcask_event_fn)(const bitcask_event_t *event, void *user_data);
 
 #ifdef __cplusplus
 extern "C" {
@@ -1120,6 +1207,31 @@ bitcask_status_t bitcask_options_set_default_ttl(bitcask_options_t *opts, uint64
 bitcask_status_t bitcask_options_set_open_progress(bitcask_options_t *opts,
                                                    bitcask_progress_fn progress,
                                                    void *user_data);
+
+/**
+ * Makes the database call `listener(&event, user_data)` for each of its events:
+ * failed and completed merges, writes refused after a failed write or fsync,
+ * bytes dropped or salvaged at open, slow fdatasyncs (see
+ * `bitcask_event_kind_t`). Calls come from any thread (the database's
+ * background thread, or the opening thread during `bitcask_open`), one at a
+ * time per database, never with a lock of the library held; a slow listener
+ * delays the hint files and `BITCASK_SYNC_EVERY_MS` syncs queued behind it.
+ * `user_data` must stay valid, and usable from any thread, until the database
+ * is closed or destroyed. A NULL `listener` removes it (the default).
+ *
+ * Returns `BITCASK_OK`, or `BITCASK_INVALID_ARGUMENT` when `opts` is NULL.
+ */
+bitcask_status_t bitcask_options_set_event_listener(bitcask_options_t *opts,
+                                                    bitcask_event_fn listener,
+                                                    void *user_data);
+
+/**
+ * Sets how long an fdatasync of the active file must take to be reported as a
+ * `BITCASK_EVENT_SLOW_SYNC` event: `threshold_ms` milliseconds (0 reports every
+ * sync), or none when negative. Default 1000. Returns `BITCASK_OK`, or
+ * `BITCASK_INVALID_ARGUMENT` when `opts` is NULL.
+ */
+bitcask_status_t bitcask_options_set_slow_sync_ms(bitcask_options_t *opts, int64_t threshold_ms);
 
 /**
  * Takes a snapshot of `db` as of its last write and stores it in `*out`. It

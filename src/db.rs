@@ -10,6 +10,7 @@
 use crate::batch::WriteBatch;
 use crate::datafile::{self, DataFile, Reads, ScanEnd};
 use crate::error::{Error, Result};
+use crate::event::{deliver, Event, EventKind};
 use crate::format::*;
 use crate::fs::{Fs, RealFs};
 use crate::hint::HintWriter;
@@ -385,6 +386,8 @@ struct Writer {
 enum Job {
     /// Write the hint file of a data file that just became immutable.
     Hint(u32),
+    /// Hand an event to the log and the listener.
+    Event(Box<Event>),
     Stop,
 }
 
@@ -495,6 +498,7 @@ impl Bitcask {
         }
         let rec = recovery::recover(&fs, &dir, &opts)?;
         let unhinted = rec.unhinted;
+        let events = rec.events;
         let mut index = rec.index;
         index.seq = rec.next_seq.saturating_sub(1);
         let mut writer = None;
@@ -593,6 +597,9 @@ impl Bitcask {
                     let _ = tx.send(Job::Hint(id));
                 }
             }
+        }
+        for e in events {
+            inner.emit(e);
         }
         Ok(Bitcask { inner })
     }
@@ -863,7 +870,54 @@ impl Inner {
 
     /// After a failed write or sync the file's state is unknown: refuse writes.
     fn refuse(&self, e: &Error) {
-        self.refused.lock().get_or_insert_with(|| e.to_string());
+        let first = {
+            let mut r = self.refused.lock();
+            let first = r.is_none();
+            r.get_or_insert_with(|| e.to_string());
+            first
+        };
+        if first {
+            let mut ev = Event::new(EventKind::WritesRefused).error(e.clone());
+            if let Some(p) = e.path() {
+                ev = ev.file(p);
+            }
+            self.emit(ev);
+        }
+    }
+
+    /// Reports an event from the background thread, which holds no lock of the
+    /// engine when it delivers (without one, as read-only, right here: the
+    /// callers hold none then).
+    pub(crate) fn emit(&self, e: Event) {
+        if self.opts.event_listener.is_none()
+            && !log::log_enabled!(target: "bitcask", e.kind.level())
+        {
+            return;
+        }
+        let e = match self.background.lock().as_ref() {
+            Some((tx, _)) => match tx.send(Job::Event(Box::new(e))) {
+                Ok(()) => return,
+                Err(mpsc::SendError(Job::Event(e))) => *e,
+                Err(_) => return,
+            },
+            None => e,
+        };
+        deliver(self.opts.event_listener.as_ref(), &e);
+    }
+
+    /// fdatasyncs the active file, reporting a slow one.
+    fn sync_file(&self, file: &DataFile) -> Result<()> {
+        let t = Instant::now();
+        file.sync()?;
+        let took = t.elapsed();
+        if self.opts.slow_sync_threshold.is_some_and(|s| took >= s) {
+            self.emit(
+                Event::new(EventKind::SlowSync)
+                    .file(&file.path)
+                    .duration(took),
+            );
+        }
+        Ok(())
     }
 
     /// A copy of the value at `loc` while it is still in the write buffer.
@@ -1177,7 +1231,7 @@ impl Inner {
         lap.trace.write = lap.lap();
         if sync {
             self.syncs.fetch_add(1, Ordering::Relaxed);
-            w.active.sync()?;
+            self.sync_file(&w.active)?;
             lap.trace.sync = lap.lap();
         } else {
             self.dirty.store(true, Ordering::Release);
@@ -1347,7 +1401,7 @@ impl Inner {
                 buf.flush(&file)?;
             }
             self.syncs.fetch_add(1, Ordering::Relaxed);
-            file.sync()
+            self.sync_file(&file)
         })();
         res.inspect_err(|e| self.refuse(e))
     }
@@ -1560,6 +1614,7 @@ fn background(inner: Weak<Inner>, rx: mpsc::Receiver<Job>) {
             Ok(Job::Hint(id)) => {
                 let _ = db.write_hint(id);
             }
+            Ok(Job::Event(e)) => deliver(db.opts.event_listener.as_ref(), &e),
             Ok(Job::Stop) | Err(mpsc::RecvTimeoutError::Disconnected) => return,
             Err(mpsc::RecvTimeoutError::Timeout) => {}
         }

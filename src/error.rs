@@ -77,6 +77,18 @@ pub enum Error {
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
+    /// The file or directory the error concerns, if it names one.
+    pub fn path(&self) -> Option<&std::path::Path> {
+        match self {
+            Error::Io { path, .. }
+            | Error::Locked { path }
+            | Error::DatabaseNotFound { path }
+            | Error::DatabaseExists { path } => Some(path),
+            Error::Corruption { file, .. } | Error::BadFormat { file, .. } => Some(file),
+            _ => None,
+        }
+    }
+
     pub(crate) fn io(op: &'static str, path: impl Into<PathBuf>, source: io::Error) -> Error {
         Error::Io {
             op,

@@ -20,6 +20,7 @@ mod batch;
 mod datafile;
 mod db;
 mod error;
+mod event;
 // The C ABI: the only module allowed unsafe code.
 #[allow(unsafe_code)]
 mod ffi;
@@ -49,6 +50,7 @@ mod write;
 pub use batch::{BatchOp, WriteBatch};
 pub use db::{Bitcask, Iter, KeyTtl, Keys, WriteOptions};
 pub use error::{Error, Result};
+pub use event::{Event, EventKind, EventListener};
 pub use merge::MergeStats;
 pub use options::{Clock, CommitTrace, CommitTracer, OpenProgress, Options, Progress, SyncPolicy};
 pub use snapshot::Snapshot;

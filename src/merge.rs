@@ -29,6 +29,7 @@
 use crate::datafile::{self, sync_dir, DataFile, RecordRef, ScanEnd};
 use crate::db::{FileInfo, Index, Inner, Newest};
 use crate::error::{Error, Result};
+use crate::event::{Event, EventKind};
 use crate::format::*;
 use crate::fs::Appender;
 use crate::hint::{self, HintWriter};
@@ -219,6 +220,11 @@ impl Inner {
         match &res {
             Ok(m) if m.files_in == 0 => {}
             Ok(m) => {
+                self.emit(
+                    Event::new(EventKind::MergeCompleted)
+                        .bytes(m.bytes_reclaimed)
+                        .duration(m.duration),
+                );
                 st.last = Some(m.clone());
                 st.merges += 1;
                 st.failures = 0;
@@ -227,6 +233,11 @@ impl Inner {
             }
             Err(Error::Closed) => {}
             Err(e) => {
+                let mut ev = Event::new(EventKind::MergeFailed).error(e.clone());
+                if let Some(p) = e.path() {
+                    ev = ev.file(p);
+                }
+                self.emit(ev);
                 st.failures += 1;
                 st.last_error = Some(e.clone());
                 // Exponential backoff from the check interval, capped at an hour.

@@ -88,6 +88,13 @@ pub struct Options {
     /// the last one has `files_done == files_total`, and building the keydir
     /// follows it. Default `None`.
     pub open_progress: Option<OpenProgress>,
+    /// Receives the database's events (failed merges, refused writes, bytes
+    /// dropped or salvaged at open, slow syncs: see [`crate::EventKind`]), which
+    /// also go to the `log` facade under the target `bitcask`. Default `None`.
+    pub event_listener: Option<crate::EventListener>,
+    /// An fdatasync of the active file taking at least this long is reported as
+    /// a `SlowSync` event. `None` reports none. Default 1 s.
+    pub slow_sync_threshold: Option<Duration>,
     /// The wall clock expiry is judged by. Tests substitute a model clock; not a
     /// stable API.
     #[doc(hidden)]
@@ -191,6 +198,8 @@ impl Default for Options {
             merge_bytes_per_sec: 0,
             default_ttl: None,
             open_progress: None,
+            event_listener: None,
+            slow_sync_threshold: Some(Duration::from_secs(1)),
             clock: None,
             commit_trace: None,
         }

@@ -10,6 +10,7 @@
 use crate::datafile::{self, DataFile, RecordRef, ScanEnd};
 use crate::db::{FileInfo, Index, Newest};
 use crate::error::{Error, Result};
+use crate::event::{Event, EventKind};
 use crate::format::*;
 use crate::fs::Fs;
 use crate::hint;
@@ -29,6 +30,8 @@ pub(crate) struct Recovered {
     pub dropped_bytes: u64,
     /// Bytes skipped by a salvage open.
     pub salvaged_bytes: u64,
+    /// What open dropped or salvaged, where.
+    pub events: Vec<Event>,
     /// Immutable files that need a hint written.
     pub unhinted: Vec<u32>,
 }
@@ -640,6 +643,7 @@ struct Loaded {
     wants_hint: bool,
     dropped: u64,
     salvaged: u64,
+    events: Vec<Event>,
 }
 
 /// A change to the last file that open makes only once every file has loaded,
@@ -709,6 +713,7 @@ fn load_file(fs: &Arc<dyn Fs>, dir: &Path, opts: &Options, id: u32, last: bool) 
     let mut df = DataFile::open(&**fs, dir, id, writable && last)?;
     let mut len = df.len()?;
     let (mut dropped, mut salvaged) = (0u64, 0u64);
+    let mut events = Vec::new();
     let mut repair = None;
     if !df.read_header()? {
         // Shorter than a header: a crash right after the file was created.
@@ -720,6 +725,10 @@ fn load_file(fs: &Arc<dyn Fs>, dir: &Path, opts: &Options, id: u32, last: bool) 
             ));
         }
         dropped += len;
+        if len > 0 {
+            let e = Event::new(EventKind::DroppedAtOpen).file(&df.path);
+            events.push(e.offset(0).bytes(len));
+        }
         if writable && last {
             repair = Some(Repair::Header);
         }
@@ -743,6 +752,7 @@ fn load_file(fs: &Arc<dyn Fs>, dir: &Path, opts: &Options, id: u32, last: bool) 
                 },
                 dropped,
                 salvaged,
+                events,
             });
         }
     } else if let Some(hint) = hint::load(&**fs, dir, id, df.version, len)? {
@@ -757,6 +767,7 @@ fn load_file(fs: &Arc<dyn Fs>, dir: &Path, opts: &Options, id: u32, last: bool) 
             wants_hint: false,
             dropped,
             salvaged,
+            events,
         });
     }
     // No usable hint: scan. An immutable file scanned clean gets its hint once
@@ -796,7 +807,16 @@ fn load_file(fs: &Arc<dyn Fs>, dir: &Path, opts: &Options, id: u32, last: bool) 
             None if last => {
                 // Only bytes that were written count as dropped, not the
                 // preallocated zeros after them.
-                dropped += datafile::zeros_to(&*df.file, cut, len, &df.path)? - cut;
+                let n = datafile::zeros_to(&*df.file, cut, len, &df.path)? - cut;
+                if n > 0 {
+                    events.push(
+                        Event::new(EventKind::DroppedAtOpen)
+                            .file(&df.path)
+                            .offset(cut)
+                            .bytes(n),
+                    );
+                }
+                dropped += n;
                 if writable {
                     repair = Some(Repair::Truncate(cut));
                 }
@@ -808,6 +828,12 @@ fn load_file(fs: &Arc<dyn Fs>, dir: &Path, opts: &Options, id: u32, last: bool) 
                     None => len,
                 };
                 salvaged += resume - cut;
+                events.push(
+                    Event::new(EventKind::SalvagedAtOpen)
+                        .file(&df.path)
+                        .offset(cut)
+                        .bytes(resume - cut),
+                );
                 from = resume;
             }
             _ => {
@@ -828,6 +854,7 @@ fn load_file(fs: &Arc<dyn Fs>, dir: &Path, opts: &Options, id: u32, last: bool) 
         wants_hint,
         dropped,
         salvaged,
+        events,
     })
 }
 
@@ -906,7 +933,9 @@ pub(crate) fn recover(fs: &Arc<dyn Fs>, dir: &Path, opts: &Options) -> Result<Re
     let mut max_seq = 0u64;
     let (mut dropped, mut salvaged) = (0u64, 0u64);
     let mut unhinted = Vec::new();
-    for (&id, l) in ids.iter().zip(load_all(fs, dir, opts, &ids)?) {
+    let mut events = Vec::new();
+    for (&id, mut l) in ids.iter().zip(load_all(fs, dir, opts, &ids)?) {
+        events.append(&mut l.events);
         if l.wants_hint {
             unhinted.push(id);
         }
@@ -937,6 +966,7 @@ pub(crate) fn recover(fs: &Arc<dyn Fs>, dir: &Path, opts: &Options) -> Result<Re
         dropped_bytes: dropped,
         salvaged_bytes: salvaged,
         unhinted,
+        events,
     })
 }
 

@@ -481,3 +481,139 @@ pub unsafe extern "C" fn bitcask_options_set_open_progress(
     // SAFETY: forwarded caller promise.
     unsafe { set(opts, |h| h.opts.open_progress = callback) }
 }
+
+/// What a `bitcask_event_t` reports. The numbers are stable.
+#[repr(i32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum bitcask_event_kind_t {
+    /// A merge finished and removed files: `bytes` given back, `duration_us`.
+    BITCASK_EVENT_MERGE_COMPLETED = 0,
+    /// A merge failed (`error`, `error_message`); an automatic one backs off.
+    BITCASK_EVENT_MERGE_FAILED = 1,
+    /// A write or fdatasync failed (`error`, `file`): writes are refused until
+    /// the database is reopened.
+    BITCASK_EVENT_WRITES_REFUSED = 2,
+    /// Open cut a torn tail of `bytes` from `file` at `offset`.
+    BITCASK_EVENT_DROPPED_AT_OPEN = 3,
+    /// A salvage open skipped `bytes` of damage in `file` at `offset`.
+    BITCASK_EVENT_SALVAGED_AT_OPEN = 4,
+    /// An fdatasync of the active `file` took `duration_us`, at least the
+    /// threshold of `bitcask_options_set_slow_sync_ms`.
+    BITCASK_EVENT_SLOW_SYNC = 5,
+}
+
+/// The value of a numeric `bitcask_event_t` field that its event does not have.
+pub const BITCASK_EVENT_NO_VALUE: u64 = u64::MAX;
+
+/// One event, as passed to a `bitcask_event_fn`. Every pointer is valid for the
+/// call only; copy what you keep.
+#[repr(C)]
+#[derive(Debug)]
+pub struct bitcask_event_t {
+    pub kind: bitcask_event_kind_t,
+    /// The kind as a NUL-terminated lowercase name (`"merge_failed"`).
+    pub name: *const std::ffi::c_char,
+    /// A one-line description with every field, as the library would log it.
+    pub message: *const std::ffi::c_char,
+    /// The data file concerned (NUL-terminated), or NULL.
+    pub file: *const std::ffi::c_char,
+    /// A byte offset in `file`, a byte count and a duration in microseconds;
+    /// each `BITCASK_EVENT_NO_VALUE` when the event has none.
+    pub offset: u64,
+    pub bytes: u64,
+    pub duration_us: u64,
+    /// The error's status code (`BITCASK_OK` when the event has none) and its
+    /// message (NULL when none).
+    pub error: bitcask_status_t,
+    pub error_message: *const std::ffi::c_char,
+}
+
+/// An event callback: `event` is valid for the call only; `user_data` is what
+/// `bitcask_options_set_event_listener` was given.
+pub type bitcask_event_fn =
+    Option<unsafe extern "C" fn(event: *const bitcask_event_t, user_data: *mut c_void)>;
+
+/// Makes the database call `listener(&event, user_data)` for each of its events:
+/// failed and completed merges, writes refused after a failed write or fsync,
+/// bytes dropped or salvaged at open, slow fdatasyncs (see
+/// `bitcask_event_kind_t`). Calls come from any thread (the database's
+/// background thread, or the opening thread during `bitcask_open`), one at a
+/// time per database, never with a lock of the library held; a slow listener
+/// delays the hint files and `BITCASK_SYNC_EVERY_MS` syncs queued behind it.
+/// `user_data` must stay valid, and usable from any thread, until the database
+/// is closed or destroyed. A NULL `listener` removes it (the default).
+///
+/// Returns `BITCASK_OK`, or `BITCASK_INVALID_ARGUMENT` when `opts` is NULL.
+#[no_mangle]
+pub unsafe extern "C" fn bitcask_options_set_event_listener(
+    opts: *mut bitcask_options_t,
+    listener: bitcask_event_fn,
+    user_data: *mut c_void,
+) -> bitcask_status_t {
+    // The pointer crosses threads as an integer: the caller vouches for it.
+    let user_data = user_data as usize;
+    let callback = listener.map(|f| {
+        crate::event::EventListener(Arc::new(move |e: &crate::event::Event| {
+            let c = |s: String| std::ffi::CString::new(s.replace('\0', "?")).unwrap_or_default();
+            let name = c(e.kind.name().to_string());
+            let message = c(e.to_string());
+            let file = e.file.as_ref().map(|p| c(p.display().to_string()));
+            let failure = e.error.clone().map(Failure::from);
+            let error_message = failure.as_ref().map(|f| c(f.message.clone()));
+            let ptr =
+                |s: &Option<std::ffi::CString>| s.as_ref().map_or(std::ptr::null(), |s| s.as_ptr());
+            let ev = bitcask_event_t {
+                kind: match e.kind {
+                    crate::EventKind::MergeCompleted => {
+                        bitcask_event_kind_t::BITCASK_EVENT_MERGE_COMPLETED
+                    }
+                    crate::EventKind::MergeFailed => {
+                        bitcask_event_kind_t::BITCASK_EVENT_MERGE_FAILED
+                    }
+                    crate::EventKind::WritesRefused => {
+                        bitcask_event_kind_t::BITCASK_EVENT_WRITES_REFUSED
+                    }
+                    crate::EventKind::DroppedAtOpen => {
+                        bitcask_event_kind_t::BITCASK_EVENT_DROPPED_AT_OPEN
+                    }
+                    crate::EventKind::SalvagedAtOpen => {
+                        bitcask_event_kind_t::BITCASK_EVENT_SALVAGED_AT_OPEN
+                    }
+                    crate::EventKind::SlowSync => bitcask_event_kind_t::BITCASK_EVENT_SLOW_SYNC,
+                },
+                name: name.as_ptr(),
+                message: message.as_ptr(),
+                file: ptr(&file),
+                offset: e.offset.unwrap_or(BITCASK_EVENT_NO_VALUE),
+                bytes: e.bytes.unwrap_or(BITCASK_EVENT_NO_VALUE),
+                duration_us: e
+                    .duration
+                    .map_or(BITCASK_EVENT_NO_VALUE, |d| d.as_micros() as u64),
+                error: failure
+                    .as_ref()
+                    .map_or(bitcask_status_t::BITCASK_OK, |f| f.status),
+                error_message: ptr(&error_message),
+            };
+            // SAFETY: the caller of `bitcask_options_set_event_listener` promised
+            // a callable `listener` and a `user_data` valid on any thread while
+            // the database is open; `ev` and its strings outlive the call.
+            unsafe { f(&ev, user_data as *mut c_void) }
+        }))
+    });
+    // SAFETY: forwarded caller promise.
+    unsafe { set(opts, |h| h.opts.event_listener = callback) }
+}
+
+/// Sets how long an fdatasync of the active file must take to be reported as a
+/// `BITCASK_EVENT_SLOW_SYNC` event: `threshold_ms` milliseconds (0 reports every
+/// sync), or none when negative. Default 1000. Returns `BITCASK_OK`, or
+/// `BITCASK_INVALID_ARGUMENT` when `opts` is NULL.
+#[no_mangle]
+pub unsafe extern "C" fn bitcask_options_set_slow_sync_ms(
+    opts: *mut bitcask_options_t,
+    threshold_ms: i64,
+) -> bitcask_status_t {
+    let t = u64::try_from(threshold_ms).ok().map(Duration::from_millis);
+    // SAFETY: forwarded caller promise.
+    unsafe { set(opts, |h| h.opts.slow_sync_threshold = t) }
+}

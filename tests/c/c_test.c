@@ -277,6 +277,52 @@ static void record_progress(const bitcask_progress_t *p, void *user_data) {
   log->calls++;
 }
 
+/* Events as a listener saw them, from whatever thread called it. */
+struct event_log {
+  pthread_mutex_t mu;
+  int count;
+  bitcask_event_kind_t kind[16];
+  char name[16][32];
+  char file[16][1100];
+  uint64_t offset[16], bytes[16], duration_us[16];
+  bitcask_status_t error[16];
+};
+
+static void record_event(const bitcask_event_t *e, void *user_data) {
+  struct event_log *log = user_data;
+  pthread_mutex_lock(&log->mu);
+  int i = log->count;
+  if (i < 16) {
+    log->kind[i] = e->kind;
+    snprintf(log->name[i], sizeof log->name[i], "%s", e->name);
+    snprintf(log->file[i], sizeof log->file[i], "%s", e->file ? e->file : "");
+    log->offset[i] = e->offset;
+    log->bytes[i] = e->bytes;
+    log->duration_us[i] = e->duration_us;
+    log->error[i] = e->error;
+    log->count++;
+  }
+  pthread_mutex_unlock(&log->mu);
+}
+
+/* The index of the first event of `kind`, waiting up to 10 s (events are
+ * delivered by the database's background thread). */
+static int wait_event(struct event_log *log, bitcask_event_kind_t kind) {
+  for (int tries = 0; tries < 2000; tries++) {
+    pthread_mutex_lock(&log->mu);
+    for (int i = 0; i < log->count; i++) {
+      if (log->kind[i] == kind) {
+        pthread_mutex_unlock(&log->mu);
+        return i;
+      }
+    }
+    pthread_mutex_unlock(&log->mu);
+    sleep_ms(5);
+  }
+  CHECK(0);
+  return -1;
+}
+
 int main(int argc, char **argv) {
   snprintf(workdir, sizeof workdir, "%s",
            argc > 1 ? argv[1] : "/tmp/bitcask-c-test");
@@ -1244,6 +1290,47 @@ int main(int argc, char **argv) {
     CHECK(bitcask_snapshot_seq(NULL) == 0);
     CHECK_STATUS(bitcask_snapshot_create(NULL, &snap), BITCASK_INVALID_ARGUMENT);
     CHECK_STATUS(bitcask_snapshot_count(NULL, &n), BITCASK_INVALID_ARGUMENT);
+  }
+
+  start_phase("events: a listener on the options");
+  {
+    static struct event_log log = {.mu = PTHREAD_MUTEX_INITIALIZER};
+    bitcask_t *db2 = NULL;
+    bitcask_options_t *o = NULL;
+    char p[1100], data[1200];
+    two_records(p, sizeof p, "events");
+    /* A torn write after the last record, and no hint: open cuts it. */
+    snprintf(data, sizeof data, "%s/0000000001.data", p);
+    {
+      char hint[1200];
+      snprintf(hint, sizeof hint, "%s/0000000001.hint", p);
+      unlink(hint);
+      FILE *f = fopen(data, "ab");
+      CHECK(f != NULL);
+      fputs("torn", f);
+      fclose(f);
+    }
+    CHECK_OK(bitcask_options_create(&o));
+    CHECK_OK(bitcask_options_set_event_listener(o, record_event, &log));
+    CHECK_OK(bitcask_options_set_sync(o, BITCASK_SYNC_ALWAYS, 0));
+    CHECK_OK(bitcask_options_set_slow_sync_ms(o, 0)); /* every sync is slow */
+    CHECK_STATUS(bitcask_options_set_event_listener(NULL, record_event, &log),
+                 BITCASK_INVALID_ARGUMENT);
+    CHECK_OK(bitcask_open(p, o, &db2));
+    int i = wait_event(&log, BITCASK_EVENT_DROPPED_AT_OPEN);
+    CHECK(strcmp(log.name[i], "dropped_at_open") == 0);
+    CHECK(strcmp(log.file[i], data) == 0);
+    CHECK(log.bytes[i] == 4);
+    CHECK(log.offset[i] != BITCASK_EVENT_NO_VALUE);
+    CHECK(log.duration_us[i] == BITCASK_EVENT_NO_VALUE);
+    CHECK(log.error[i] == BITCASK_OK);
+    CHECK_OK(bitcask_put(db2, S("c"), S("cccc")));
+    i = wait_event(&log, BITCASK_EVENT_SLOW_SYNC);
+    CHECK(strcmp(log.file[i], data) == 0);
+    CHECK(log.duration_us[i] != BITCASK_EVENT_NO_VALUE);
+    CHECK_OK(bitcask_close(db2));
+    bitcask_destroy(db2);
+    bitcask_options_destroy(o);
   }
 
   start_phase("error: locked directory");
