@@ -113,7 +113,10 @@ func BenchmarkScan(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		n := 0
-		for range db.All() {
+		for _, err := range db.All() {
+			if err != nil {
+				b.Fatal(err)
+			}
 			n++
 		}
 		if n != benchKeys {
@@ -129,7 +132,10 @@ func BenchmarkKeys(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		n := 0
-		for range db.Keys() {
+		for _, err := range db.Keys() {
+			if err != nil {
+				b.Fatal(err)
+			}
 			n++
 		}
 		if n != benchKeys {

@@ -60,10 +60,13 @@ func checkModel(t *testing.T, db *DB, model map[string]string) {
 		}
 	}
 	var keys []string
-	for k, v := range db.All() {
-		keys = append(keys, string(k))
-		if model[string(k)] != string(v) {
-			t.Errorf("All: %q = %q, want %q", k, v, model[string(k)])
+	for e, err := range db.All() {
+		if err != nil {
+			t.Fatalf("All: %v", err)
+		}
+		keys = append(keys, string(e.Key))
+		if model[string(e.Key)] != string(e.Value) {
+			t.Errorf("All: %q = %q, want %q", e.Key, e.Value, model[string(e.Key)])
 		}
 	}
 	if want := slices.Sorted(maps.Keys(model)); !slices.Equal(keys, want) {
@@ -569,11 +572,20 @@ func TestUseAfterClose(t *testing.T) {
 	_, errs["Backup"] = db.Backup(filepath.Join(t.TempDir(), "backup"))
 	errs["Fold"] = db.Fold(func(k, v []byte) error { return nil })
 	errs["Scan"] = db.Scan(nil, func(k, v []byte) error { return nil })
-	var loopErr error
-	for range db.All(ErrorTo(&loopErr)) {
-		t.Error("All yielded after Close")
+	// The loops must yield the error: an empty loop would leave nil here.
+	errs["All"], errs["Keys"] = nil, nil
+	for e, err := range db.All() {
+		if err == nil {
+			t.Errorf("All yielded %q after Close", e.Key)
+		}
+		errs["All"] = err
 	}
-	errs["All"] = loopErr
+	for k, err := range db.Keys() {
+		if err == nil {
+			t.Errorf("Keys yielded %q after Close", k)
+		}
+		errs["Keys"] = err
+	}
 	// An iterator made before Close outlives it and reports ErrClosed.
 	it.Next()
 	errs["Iterator.Next"] = it.Err()
@@ -610,7 +622,10 @@ func TestConcurrent(t *testing.T) {
 					if err := db.Write(&b); err != nil {
 						t.Error(err)
 					}
-					for range db.Prefix([]byte(fmt.Sprintf("w%d-", w))) {
+					for _, err := range db.Prefix([]byte(fmt.Sprintf("w%d-", w))) {
+						if err != nil {
+							t.Error(err)
+						}
 					}
 				}
 			}

@@ -11,8 +11,8 @@
 //	defer db.Close()
 //	err = db.Put([]byte("user:1"), []byte("alice"))
 //	v, err := db.Get([]byte("user:1"))        // errors.Is(err, bitcask.ErrNotFound)
-//	for k, v := range db.Prefix([]byte("user:")) { ... }
-//	for k := range db.KeysPrefix([]byte("user:")) { ... } // no value read
+//	for e, err := range db.Prefix([]byte("user:")) { ... } // e.Key, e.Value; see Iteration
+//	for k, err := range db.KeysPrefix([]byte("user:")) { ... } // no value read
 //	err = db.PutWithTTL([]byte("session:9"), token, time.Hour)
 //	left, err := db.TTL([]byte("session:9"))  // about an hour
 //
@@ -33,6 +33,38 @@
 // SIGBUS that kills the process (see WithMmap). Iterators read a value only
 // when it is asked for: Keys, KeysRange and KeysPrefix, and an Iterator used
 // with Key alone, read no data file.
+//
+// # Iteration
+//
+// All, Range and Prefix (keys and values) and Keys, KeysRange and KeysPrefix
+// (keys alone) are range-over-func sequences that yield the error in the
+// loop: iter.Seq2[Entry, error] and iter.Seq2[[]byte, error].
+//
+//	for e, err := range db.Prefix([]byte("user:")) {
+//		if err != nil {
+//			return err // ErrClosed, ErrCorruption, ErrIO, ...
+//		}
+//		fmt.Printf("%s = %s\n", e.Key, e.Value)
+//	}
+//
+// Each step yields an entry and a nil error. A failure (the DB closed
+// meanwhile, a value that cannot be read, an I/O error) is yielded once, with
+// a zero Entry (a nil key), as the last step; a loop that ends without one
+// has seen its whole range. This is the common shape of Go sequences that can
+// fail (the Google Cloud client libraries' iter.Seq2[T, error], for one),
+// chosen over the two others for what each leaves to the caller: an Err
+// method to call after the loop (bufio.Scanner, database/sql.Rows) is easily
+// forgotten, and a loop that forgets it ends early on a damaged record as if
+// the range were done; a panic would turn a damaged record or a concurrent
+// Close into a crash. Here the error is a loop variable, which the compiler
+// requires to be used once named. Its one gap is that of every
+// iter.Seq2[T, error]: a loop with a single variable, for e := range
+// db.All(), compiles and drops the error, so always write two.
+//
+// NewIterator is the explicit cursor, as pebble's Iterator or a bbolt Cursor:
+// First, Seek, Next and Prev, with Err to check after a loop that ends on
+// Valid. Every iteration reads the database as of its start: writes made
+// during the loop, by the loop or elsewhere, are not seen.
 //
 // # Durable writes
 //

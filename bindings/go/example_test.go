@@ -43,8 +43,11 @@ func ExampleOpen() {
 		fmt.Println("user:1 deleted")
 	}
 
-	for k, v := range db.Prefix([]byte("user:")) { // key order
-		fmt.Printf("%s = %s\n", k, v)
+	for e, err := range db.Prefix([]byte("user:")) { // key order
+		if err != nil { // the iteration failed: the loop's last step
+			log.Fatal(err)
+		}
+		fmt.Printf("%s = %s\n", e.Key, e.Value)
 	}
 	// Output:
 	// user:1 = alice
@@ -109,14 +112,60 @@ func ExampleDB_Keys() {
 		}
 	}
 	// Keys only: the loop reads no data file.
-	var iterErr error
-	for k := range db.KeysPrefix([]byte("user:"), bitcask.ErrorTo(&iterErr)) {
+	for k, err := range db.KeysPrefix([]byte("user:")) {
+		if err != nil {
+			log.Fatal(err)
+		}
 		fmt.Printf("%s\n", k)
-	}
-	if iterErr != nil {
-		log.Fatal(iterErr)
 	}
 	// Output:
 	// user:1
 	// user:2
+}
+
+// Every range-over-func iteration yields its error as its last step, so the
+// loop has two variables and checks the second. An error is yielded at most
+// once, with a zero Entry, and nothing follows it.
+func ExampleDB_All() {
+	dir, err := os.MkdirTemp("", "bitcask-example")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+
+	db, err := bitcask.Open(filepath.Join(dir, "db"))
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer db.Close()
+
+	for _, k := range []string{"b", "a", "c"} {
+		if err := db.Put([]byte(k), []byte("value of "+k)); err != nil {
+			log.Fatal(err)
+		}
+	}
+	// A function that returns the error, as a loop over a file would.
+	count := func(db *bitcask.DB) (int, error) {
+		n := 0
+		for e, err := range db.All(bitcask.Reverse()) {
+			if err != nil {
+				return n, err // ErrClosed, ErrCorruption, ErrIO, ...
+			}
+			fmt.Printf("%s = %s\n", e.Key, e.Value)
+			n++
+		}
+		return n, nil
+	}
+	n, err := count(db)
+	fmt.Println(n, err)
+
+	db.Close()
+	n, err = count(db)
+	fmt.Println(n, errors.Is(err, bitcask.ErrClosed))
+	// Output:
+	// c = value of c
+	// b = value of b
+	// a = value of a
+	// 3 <nil>
+	// 0 true
 }

@@ -43,9 +43,18 @@ type IterOptions struct {
 	Reverse bool
 }
 
-// Iterator is a cursor over keys in order, with their values. It sees a live
-// view: every key present for its whole life is visited once; a key written or
-// deleted meanwhile may or may not be.
+// Iterator is a cursor over keys in order, with their values. It reads the
+// database as of its creation, through a snapshot of its own: writes made
+// meanwhile are not seen, in either direction or after a seek. While it is
+// open, writes keep what they replace for it (see the C header's
+// bitcask_snapshot_create), so close it when done.
+//
+// It is the explicit form of iteration, as in pebble or LevelDB: a loop that
+// ends on Valid turning false must check Err, which says whether the range
+// ended or a move or value read failed:
+//
+//	for ; it.Valid(); it.Next() { ... }
+//	if err := it.Err(); err != nil { ... }
 //
 // Moves read no value: the library reads an entry's value when Value (or
 // ValueAndErr) is first called on it, as it was when the iterator reached the
@@ -279,90 +288,118 @@ func (it *Iterator) Close() error {
 	return nil
 }
 
+// Entry is a key and its value, as All, Range and Prefix yield them: copies
+// owned by the caller.
+type Entry struct {
+	Key, Value []byte
+}
+
 // ScanOption changes how All, Range and Prefix, and Keys, KeysRange and
 // KeysPrefix, iterate.
 type ScanOption func(*scanConfig)
 
 type scanConfig struct {
 	reverse bool
-	errp    *error
 }
 
 // Reverse iterates in descending key order.
 func Reverse() ScanOption { return func(c *scanConfig) { c.reverse = true } }
 
-// ErrorTo stores in *err why the loop stopped early: a range-over-func loop has
-// no way to return an error, so without this option a failure (the DB closed
-// meanwhile, a corrupt record, an I/O error) just ends the loop. *err is set to
-// nil when the loop starts.
-func ErrorTo(err *error) ScanOption { return func(c *scanConfig) { c.errp = err } }
-
-// All iterates over every key and its value in key order, for use with range:
+// All iterates over every key and its value in key order. Each step yields an
+// Entry and a nil error, or, when the iteration fails (the DB closed
+// meanwhile, a value that cannot be read, an I/O error), a zero Entry and the
+// error, which is then the last step:
 //
-//	for k, v := range db.All() { ... }
+//	for e, err := range db.All() {
+//		if err != nil {
+//			return err
+//		}
+//		fmt.Printf("%s = %s\n", e.Key, e.Value)
+//	}
 //
 // The keys and values are copies. Breaking out of the loop frees the
-// underlying iterator. See ErrorTo for errors. Every value is read, whether or
-// not the loop uses it: Keys iterates without reading any.
-func (db *DB) All(opts ...ScanOption) iter.Seq2[[]byte, []byte] {
-	return db.seq(IterOptions{}, opts)
+// underlying iterator. Every value is read, whether or not the loop uses it:
+// Keys iterates without reading any. The iteration reads the database as of
+// its start (see NewIterator).
+func (db *DB) All(opts ...ScanOption) iter.Seq2[Entry, error] {
+	return entries(db.NewIterator, IterOptions{}, opts)
 }
 
 // Range iterates over the keys k with start <= k < end, as All; a nil end means
 // no upper bound, and an empty non-nil end is the empty key (see IterOptions).
-func (db *DB) Range(start, end []byte, opts ...ScanOption) iter.Seq2[[]byte, []byte] {
-	return db.seq(IterOptions{Start: bytes.Clone(start), End: bytes.Clone(end)}, opts)
+func (db *DB) Range(start, end []byte, opts ...ScanOption) iter.Seq2[Entry, error] {
+	return entries(db.NewIterator, IterOptions{Start: bytes.Clone(start), End: bytes.Clone(end)}, opts)
 }
 
 // Prefix iterates over the keys that start with prefix, as All.
-func (db *DB) Prefix(prefix []byte, opts ...ScanOption) iter.Seq2[[]byte, []byte] {
-	return db.seq(IterOptions{Prefix: bytes.Clone(prefix)}, opts)
+func (db *DB) Prefix(prefix []byte, opts ...ScanOption) iter.Seq2[Entry, error] {
+	return entries(db.NewIterator, IterOptions{Prefix: bytes.Clone(prefix)}, opts)
 }
 
 // Keys iterates over every key in key order, as All but without the values:
-// the loop reads no data file, only the in-memory keydir.
+// the loop reads no data file, only the in-memory keydir. It yields each key
+// with a nil error, or nil and the error that ended the iteration, last:
 //
-//	for k := range db.Keys() { ... }
-func (db *DB) Keys(opts ...ScanOption) iter.Seq[[]byte] {
-	return db.keySeq(IterOptions{}, opts)
+//	for k, err := range db.Keys() {
+//		if err != nil {
+//			return err
+//		}
+//		fmt.Printf("%s\n", k)
+//	}
+func (db *DB) Keys(opts ...ScanOption) iter.Seq2[[]byte, error] {
+	return keys(db.NewIterator, IterOptions{}, opts)
 }
 
 // KeysRange iterates over the keys k with start <= k < end, as Keys; bounds as
 // Range.
-func (db *DB) KeysRange(start, end []byte, opts ...ScanOption) iter.Seq[[]byte] {
-	return db.keySeq(IterOptions{Start: bytes.Clone(start), End: bytes.Clone(end)}, opts)
+func (db *DB) KeysRange(start, end []byte, opts ...ScanOption) iter.Seq2[[]byte, error] {
+	return keys(db.NewIterator, IterOptions{Start: bytes.Clone(start), End: bytes.Clone(end)}, opts)
 }
 
 // KeysPrefix iterates over the keys that start with prefix, as Keys.
-func (db *DB) KeysPrefix(prefix []byte, opts ...ScanOption) iter.Seq[[]byte] {
-	return db.keySeq(IterOptions{Prefix: bytes.Clone(prefix)}, opts)
+func (db *DB) KeysPrefix(prefix []byte, opts ...ScanOption) iter.Seq2[[]byte, error] {
+	return keys(db.NewIterator, IterOptions{Prefix: bytes.Clone(prefix)}, opts)
 }
 
-func scanOptions(o *IterOptions, opts []ScanOption) scanConfig {
+// newIterFunc makes an Iterator: DB.NewIterator (or, later, another source's).
+type newIterFunc func(IterOptions) (*Iterator, error)
+
+func scanOptions(o *IterOptions, opts []ScanOption) {
 	var cfg scanConfig
 	for _, opt := range opts {
 		opt(&cfg)
 	}
 	o.Reverse = cfg.reverse
-	return cfg
 }
 
-func (db *DB) seq(o IterOptions, opts []ScanOption) iter.Seq2[[]byte, []byte] {
-	cfg := scanOptions(&o, opts)
-	return func(yield func([]byte, []byte) bool) {
-		err := db.each(o, true, yield)
-		if cfg.errp != nil {
-			*cfg.errp = err
+// entries is the sequence of All, Range and Prefix: every entry of o, then the
+// error that ended the iteration, if any. Nothing is yielded after yield
+// returned false, the error included.
+func entries(newIter newIterFunc, o IterOptions, opts []ScanOption) iter.Seq2[Entry, error] {
+	scanOptions(&o, opts)
+	return func(yield func(Entry, error) bool) {
+		stopped := false
+		err := each(newIter, o, true, func(k, v []byte) bool {
+			stopped = !yield(Entry{Key: k, Value: v}, nil)
+			return !stopped
+		})
+		if err != nil && !stopped {
+			yield(Entry{}, err)
 		}
 	}
 }
 
-func (db *DB) keySeq(o IterOptions, opts []ScanOption) iter.Seq[[]byte] {
-	cfg := scanOptions(&o, opts)
-	return func(yield func([]byte) bool) {
-		err := db.each(o, false, func(k, _ []byte) bool { return yield(k) })
-		if cfg.errp != nil {
-			*cfg.errp = err
+// keys is entries for Keys, KeysRange and KeysPrefix: no value is read.
+func keys(newIter newIterFunc, o IterOptions, opts []ScanOption) iter.Seq2[[]byte, error] {
+	scanOptions(&o, opts)
+	return func(yield func([]byte, error) bool) {
+		stopped := false
+		err := each(newIter, o, false, func(k, _ []byte) bool {
+			stopped = !yield(k, nil)
+			return !stopped
+		})
+		if err != nil && !stopped {
+			yield(nil, err)
 		}
 	}
 }
@@ -371,8 +408,8 @@ func (db *DB) keySeq(o IterOptions, opts []ScanOption) iter.Seq[[]byte] {
 // returns false, closing the iterator on every way out (including a panic in
 // f). It returns the error that ended the iteration, a value that could not
 // be read included.
-func (db *DB) each(o IterOptions, values bool, f func(k, v []byte) bool) error {
-	it, err := db.NewIterator(o)
+func each(newIter newIterFunc, o IterOptions, values bool, f func(k, v []byte) bool) error {
+	it, err := newIter(o)
 	if err != nil {
 		return err
 	}
@@ -390,18 +427,18 @@ func (db *DB) each(o IterOptions, values bool, f func(k, v []byte) bool) error {
 // Fold calls f for every key and its value (copies), in key order. It stops
 // at the first error f returns and returns it.
 func (db *DB) Fold(f func(key, value []byte) error) error {
-	return db.scan(IterOptions{}, f)
+	return scan(db.NewIterator, IterOptions{}, f)
 }
 
 // Scan calls f for every key that starts with prefix and its value (copies),
 // in key order. It stops at the first error f returns and returns it.
 func (db *DB) Scan(prefix []byte, f func(key, value []byte) error) error {
-	return db.scan(IterOptions{Prefix: prefix}, f)
+	return scan(db.NewIterator, IterOptions{Prefix: prefix}, f)
 }
 
-func (db *DB) scan(o IterOptions, f func(key, value []byte) error) error {
+func scan(newIter newIterFunc, o IterOptions, f func(key, value []byte) error) error {
 	var ferr error
-	err := db.each(o, true, func(k, v []byte) bool {
+	err := each(newIter, o, true, func(k, v []byte) bool {
 		ferr = f(k, v)
 		return ferr == nil
 	})

@@ -3,6 +3,8 @@ package bitcask
 import (
 	"errors"
 	"fmt"
+	"iter"
+	"os"
 	"runtime"
 	"slices"
 	"strings"
@@ -10,13 +12,43 @@ import (
 	"time"
 )
 
-func keysOf(seq func(func([]byte, []byte) bool)) []string {
+// entryKeys runs seq in the safe loop shape and returns the keys it yielded
+// and the error that ended it.
+func entryKeys(seq iter.Seq2[Entry, error]) ([]string, error) {
 	var keys []string
-	for k, v := range seq {
-		if string(v) != "v"+string(k) {
-			panic(fmt.Sprintf("value of %q is %q", k, v))
+	for e, err := range seq {
+		if err != nil {
+			return keys, err
+		}
+		keys = append(keys, string(e.Key))
+	}
+	return keys, nil
+}
+
+// keyStrings is entryKeys for a keys-only sequence.
+func keyStrings(seq iter.Seq2[[]byte, error]) ([]string, error) {
+	var keys []string
+	for k, err := range seq {
+		if err != nil {
+			return keys, err
 		}
 		keys = append(keys, string(k))
+	}
+	return keys, nil
+}
+
+// keysOf returns the keys seq yields, checking that each value is "v"+key
+// (as fill writes them) and that no error ends it.
+func keysOf(seq iter.Seq2[Entry, error]) []string {
+	var keys []string
+	for e, err := range seq {
+		if err != nil {
+			panic(fmt.Sprintf("after %q: %v", keys, err))
+		}
+		if string(e.Value) != "v"+string(e.Key) {
+			panic(fmt.Sprintf("value of %q is %q", e.Key, e.Value))
+		}
+		keys = append(keys, string(e.Key))
 	}
 	return keys
 }
@@ -77,8 +109,9 @@ func TestIterationEarlyBreakFreesIterator(t *testing.T) {
 	db := open(t, t.TempDir())
 	fill(t, db, "a", "b", "c", "d")
 	for range 3 {
-		for k := range db.Range([]byte("a"), nil) {
-			if string(k) == "b" {
+		for e, err := range db.Range([]byte("a"), nil) {
+			must(t, err)
+			if string(e.Key) == "b" {
 				break
 			}
 		}
@@ -102,8 +135,9 @@ func TestIterationYieldsCopies(t *testing.T) {
 	db := open(t, t.TempDir())
 	fill(t, db, "a", "b", "c")
 	var keys, values [][]byte
-	for k, v := range db.All() {
-		keys, values = append(keys, k), append(values, v)
+	for e, err := range db.All() {
+		must(t, err)
+		keys, values = append(keys, e.Key), append(values, e.Value)
 	}
 	// Had they been borrowed from the C iterator, they would now be garbage.
 	for i, k := range keys {
@@ -113,26 +147,92 @@ func TestIterationYieldsCopies(t *testing.T) {
 	}
 }
 
+// A database closed in the middle of a loop ends it with ErrClosed, yielded
+// as the loop's last step: the loop in its ordinary shape sees it.
 func TestIterationSeesCloseAsError(t *testing.T) {
 	noLeakedIterators(t)
-	db := open(t, t.TempDir())
-	fill(t, db, "a", "b", "c")
-	var err error
-	var seen []string
-	for k := range db.All(ErrorTo(&err)) {
-		seen = append(seen, string(k))
+	for _, tc := range []struct {
+		name string
+		loop func(db *DB) ([]string, error)
+	}{
+		{"All", func(db *DB) ([]string, error) {
+			var seen []string
+			for e, err := range db.All() {
+				if err != nil {
+					return seen, err
+				}
+				seen = append(seen, string(e.Key))
+				must(t, db.Close())
+			}
+			return seen, nil
+		}},
+		{"Range reversed", func(db *DB) ([]string, error) {
+			var seen []string
+			for e, err := range db.Range([]byte("a"), nil, Reverse()) {
+				if err != nil {
+					return seen, err
+				}
+				seen = append(seen, string(e.Key))
+				must(t, db.Close())
+			}
+			return seen, nil
+		}},
+		{"KeysPrefix", func(db *DB) ([]string, error) {
+			var seen []string
+			for k, err := range db.KeysPrefix(nil) {
+				if err != nil {
+					return seen, err
+				}
+				seen = append(seen, string(k))
+				must(t, db.Close())
+			}
+			return seen, nil
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			db := open(t, t.TempDir())
+			fill(t, db, "a", "b", "c")
+			seen, err := tc.loop(db)
+			if !errors.Is(err, ErrClosed) || len(seen) != 1 {
+				t.Fatalf("seen %q, err %v; want one key, then ErrClosed", seen, err)
+			}
+		})
+	}
+	t.Run("clean loop yields no error", func(t *testing.T) {
+		db := open(t, t.TempDir())
+		fill(t, db, "a", "b")
+		n := 0
+		for _, err := range db.All() {
+			must(t, err)
+			n++
+		}
+		if n != 2 {
+			t.Fatalf("%d steps, want 2", n)
+		}
+	})
+	t.Run("closed before the loop", func(t *testing.T) {
+		db := open(t, t.TempDir())
+		fill(t, db, "a")
 		must(t, db.Close())
-	}
-	if !errors.Is(err, ErrClosed) || !slices.Equal(seen, []string{"a"}) {
-		t.Fatalf("seen %q, err %v; want [a], ErrClosed", seen, err)
-	}
-	var noErr error = errors.New("stale")
-	db2 := open(t, t.TempDir())
-	for range db2.All(ErrorTo(&noErr)) {
-	}
-	if noErr != nil {
-		t.Fatalf("ErrorTo after a clean loop: %v", noErr)
-	}
+		steps := 0
+		var last error
+		for _, err := range db.Prefix(nil) {
+			steps++
+			last = err
+		}
+		if steps != 1 || !errors.Is(last, ErrClosed) {
+			t.Fatalf("%d steps, last error %v; want one step with ErrClosed", steps, last)
+		}
+	})
+	t.Run("no step after break", func(t *testing.T) {
+		db := open(t, t.TempDir())
+		fill(t, db, "a", "b")
+		for _, err := range db.All() {
+			must(t, err)
+			must(t, db.Close())
+			break // the iterator's ErrClosed must not reach a yield that returned false
+		}
+	})
 }
 
 func TestFoldAndScan(t *testing.T) {
@@ -266,10 +366,8 @@ func TestRangeBoundsNilIsUnboundedEmptyIsAKey(t *testing.T) {
 		must(t, db.Put([]byte(k), []byte("v")))
 	}
 	keys := func(start, end []byte) string {
-		var got []string
-		for k := range db.KeysRange(start, end) {
-			got = append(got, string(k))
-		}
+		got, err := keyStrings(db.KeysRange(start, end))
+		must(t, err)
 		return strings.Join(got, " ")
 	}
 	cases := []struct {
@@ -293,4 +391,68 @@ func TestRangeBoundsNilIsUnboundedEmptyIsAKey(t *testing.T) {
 		t.Errorf("NewIterator with an empty End is on %q", it.Key())
 	}
 	must(t, it.Close())
+}
+
+// A value damaged on disk while the database was closed (the clean close left
+// hint files, so the reopen reads no record) ends every loop that reads values
+// with ErrCorruption, yielded to the loop in its ordinary shape; keys-only
+// loops read no value and see every key.
+func TestIterationSurfacesCorruptValueAfterReopen(t *testing.T) {
+	for _, m := range readModes {
+		t.Run(m.name, func(t *testing.T) {
+			noLeakedIterators(t)
+			dir := t.TempDir()
+			db := open(t, dir, m.opt)
+			fill(t, db, "a", "b", "d", "e")
+			bad := []byte("the value of c, damaged while the database is closed")
+			must(t, db.Put([]byte("c"), bad))
+			must(t, db.Close())
+			name, at := findValue(t, dir, bad)
+			data, err := os.ReadFile(name)
+			must(t, err)
+			data[at+len(bad)/2] ^= 0xff
+			must(t, os.WriteFile(name, data, 0o644))
+			db = open(t, dir, m.opt)
+
+			for _, tc := range []struct {
+				name string
+				seq  iter.Seq2[Entry, error]
+				want []string
+			}{
+				{"All", db.All(), []string{"a", "b"}},
+				{"All reversed", db.All(Reverse()), []string{"e", "d"}},
+				{"Range", db.Range([]byte("b"), nil), []string{"b"}},
+				{"Prefix", db.Prefix([]byte("c")), nil},
+			} {
+				t.Run(tc.name, func(t *testing.T) {
+					var seen []string
+					var loopErr error
+					steps := 0
+					for e, err := range tc.seq {
+						steps++
+						if err != nil {
+							if e.Key != nil || e.Value != nil {
+								t.Errorf("the error came with an entry: %q", e.Key)
+							}
+							loopErr = err
+							continue // nothing may follow the error
+						}
+						seen = append(seen, string(e.Key))
+					}
+					if !errors.Is(loopErr, ErrCorruption) || !slices.Equal(seen, tc.want) {
+						t.Fatalf("seen %q, err %v; want %q, ErrCorruption", seen, loopErr, tc.want)
+					}
+					if steps != len(tc.want)+1 {
+						t.Fatalf("%d steps, want %d entries and the error", steps, len(tc.want))
+					}
+				})
+			}
+			t.Run("Keys", func(t *testing.T) {
+				seen, err := keyStrings(db.Keys())
+				if err != nil || !slices.Equal(seen, []string{"a", "b", "c", "d", "e"}) {
+					t.Fatalf("Keys: %q, %v", seen, err)
+				}
+			})
+		})
+	}
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"iter"
 	"maps"
 	"math/rand"
 	"os"
@@ -61,21 +62,14 @@ func checkGet(t *testing.T, db *DB, key string, want []byte) {
 func checkKeys(t *testing.T, db *DB, model map[string][]byte) {
 	t.Helper()
 	want := slices.Sorted(maps.Keys(model))
-	var err error
-	var got []string
-	for k := range db.Keys(ErrorTo(&err)) {
-		got = append(got, string(k))
-	}
+	got, err := keyStrings(db.Keys())
 	if err != nil || !slices.Equal(got, want) {
 		t.Fatalf("Keys = %q, %v; want %q", got, err, want)
 	}
-	got = nil
-	for k := range db.Keys(Reverse()) {
-		got = append(got, string(k))
-	}
+	got, err = keyStrings(db.Keys(Reverse()))
 	slices.Reverse(want)
-	if !slices.Equal(got, want) {
-		t.Fatalf("Keys(Reverse()) = %q, want %q", got, want)
+	if err != nil || !slices.Equal(got, want) {
+		t.Fatalf("Keys(Reverse()) = %q, %v; want %q", got, err, want)
 	}
 }
 
@@ -119,11 +113,10 @@ func readModel(t *testing.T, opt Option) map[string][]byte {
 	}
 	checkKeys(t, db, model)
 	got := map[string][]byte{}
-	var err error
-	for k, v := range db.All(ErrorTo(&err)) {
-		got[string(k)] = v
+	for e, err := range db.All() {
+		must(t, err)
+		got[string(e.Key)] = e.Value
 	}
-	must(t, err)
 	if !maps.EqualFunc(got, model, bytes.Equal) {
 		t.Fatalf("All: %d entries, model %d (or a value differs)", len(got), len(model))
 	}
@@ -284,11 +277,9 @@ func TestKeysOnlyIteration(t *testing.T) {
 		return out
 	}
 	rev := func(s []string) []string { s = slices.Clone(s); slices.Reverse(s); return s }
-	collect := func(seq func(func([]byte) bool)) []string {
-		var out []string
-		for k := range seq {
-			out = append(out, string(k))
-		}
+	collect := func(seq iter.Seq2[[]byte, error]) []string {
+		out, err := keyStrings(seq)
+		must(t, err)
 		return out
 	}
 	for _, tc := range []struct {
@@ -315,11 +306,12 @@ func TestKeysOnlyIteration(t *testing.T) {
 	}
 	t.Run("same keys as All", func(t *testing.T) {
 		var keys []string
-		for k, v := range db.All() {
-			if !bytes.Equal(v, model[string(k)]) {
-				t.Fatalf("All: value of %q", k)
+		for e, err := range db.All() {
+			must(t, err)
+			if !bytes.Equal(e.Value, model[string(e.Key)]) {
+				t.Fatalf("All: value of %q", e.Key)
 			}
-			keys = append(keys, string(k))
+			keys = append(keys, string(e.Key))
 		}
 		if !slices.Equal(keys, collect(db.Keys())) {
 			t.Fatal("Keys and All disagree")
@@ -327,7 +319,8 @@ func TestKeysOnlyIteration(t *testing.T) {
 	})
 	t.Run("break frees the iterator", func(t *testing.T) {
 		before := openIterators.Load()
-		for k := range db.Keys() {
+		for k, err := range db.Keys() {
+			must(t, err)
 			if string(k) == "key:010" {
 				break
 			}
@@ -338,7 +331,8 @@ func TestKeysOnlyIteration(t *testing.T) {
 	})
 	t.Run("yields copies", func(t *testing.T) {
 		var keys [][]byte
-		for k := range db.Keys() {
+		for k, err := range db.Keys() {
+			must(t, err)
 			keys = append(keys, k)
 		}
 		for i, k := range keys {
@@ -350,9 +344,12 @@ func TestKeysOnlyIteration(t *testing.T) {
 	t.Run("closed database", func(t *testing.T) {
 		db := open(t, t.TempDir())
 		fill(t, db, "a", "b", "c")
-		var err error
 		var seen []string
-		for k := range db.Keys(ErrorTo(&err)) {
+		var err error
+		for k, kerr := range db.Keys() {
+			if err = kerr; err != nil {
+				break
+			}
 			seen = append(seen, string(k))
 			must(t, db.Close())
 		}
@@ -418,21 +415,13 @@ func TestValueReadErrorsAreSurfaced(t *testing.T) {
 				checkGet(t, db, "d", []byte("vd"))
 			})
 			t.Run("All", func(t *testing.T) {
-				var err error
-				var seen []string
-				for k := range db.All(ErrorTo(&err)) {
-					seen = append(seen, string(k))
-				}
+				seen, err := entryKeys(db.All())
 				if !errors.Is(err, ErrCorruption) || !slices.Equal(seen, []string{"a", "b"}) {
 					t.Fatalf("seen %q, err %v; want [a b], ErrCorruption", seen, err)
 				}
 			})
 			t.Run("All reversed", func(t *testing.T) {
-				var err error
-				var seen []string
-				for k := range db.All(Reverse(), ErrorTo(&err)) {
-					seen = append(seen, string(k))
-				}
+				seen, err := entryKeys(db.All(Reverse()))
 				if !errors.Is(err, ErrCorruption) || !slices.Equal(seen, []string{"e", "d"}) {
 					t.Fatalf("seen %q, err %v; want [e d], ErrCorruption", seen, err)
 				}
@@ -447,11 +436,7 @@ func TestValueReadErrorsAreSurfaced(t *testing.T) {
 				}
 			})
 			t.Run("keys only", func(t *testing.T) {
-				var err error
-				var seen []string
-				for k := range db.Keys(ErrorTo(&err)) {
-					seen = append(seen, string(k))
-				}
+				seen, err := keyStrings(db.Keys())
 				if err != nil || !slices.Equal(seen, all) {
 					t.Fatalf("Keys: %q, %v", seen, err)
 				}
@@ -597,18 +582,20 @@ func TestIteratorValueAcrossMerge(t *testing.T) {
 					put(k, sized(k+"''", 70))
 				}
 				n := 0
-				var err error
-				for k, v := range db.All(ErrorTo(&err)) {
+				for e, err := range db.All() {
+					if err != nil {
+						t.Fatalf("after %d entries: %v", n, err)
+					}
 					if n == 0 {
 						must(t, db.Merge())
 					}
-					if !bytes.Equal(v, model[string(k)]) {
-						t.Fatalf("%q in a loop that merged: %d bytes", k, len(v))
+					if !bytes.Equal(e.Value, model[string(e.Key)]) {
+						t.Fatalf("%q in a loop that merged: %d bytes", e.Key, len(e.Value))
 					}
 					n++
 				}
-				if err != nil || n != len(model) {
-					t.Fatalf("%d of %d entries, %v", n, len(model), err)
+				if n != len(model) {
+					t.Fatalf("%d of %d entries", n, len(model))
 				}
 			})
 		})

@@ -192,10 +192,8 @@ func TestExpiryInRealTime(t *testing.T) {
 	if n, err := ddb.Len(); n != 0 || err != nil {
 		t.Fatalf("Len with the default TTL = %d, %v; want 0", n, err)
 	}
-	var seen []string
-	for k := range db.Range([]byte("x:"), []byte("x:f")) {
-		seen = append(seen, string(k))
-	}
+	seen, err := entryKeys(db.Range([]byte("x:"), []byte("x:f")))
+	must(t, err)
 	if len(seen) != 0 {
 		t.Fatalf("Range saw expired keys %q", seen)
 	}
