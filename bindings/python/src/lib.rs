@@ -9,8 +9,8 @@
 //! released.
 
 use bitcask::{
-    Bitcask, Error, Iter, KeyTtl, Keys, MergeStats, OpenProgress, Options, Progress, Stats,
-    SyncPolicy, WriteBatch, WriteOptions,
+    Bitcask, Error, Iter, KeyTtl, Keys, MergeStats, OpenProgress, Options, Progress, Snapshot,
+    Stats, SyncPolicy, WriteBatch, WriteOptions,
 };
 use pyo3::exceptions::{PyKeyError, PyRuntimeError, PyTypeError};
 use pyo3::prelude::*;
@@ -21,7 +21,7 @@ use pyo3::types::{
 use std::borrow::Cow;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex, RwLock, Weak};
 use std::time::Duration;
 
 // ---------------------------------------------------------------------------
@@ -375,6 +375,16 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
+/// `lock` for the readers of a `RwLock`.
+fn read<T>(m: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+    m.read().unwrap_or_else(|p| p.into_inner())
+}
+
+/// `lock` for the writer of a `RwLock`.
+fn write<T>(m: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
+    m.write().unwrap_or_else(|p| p.into_inner())
+}
+
 // ---------------------------------------------------------------------------
 // The handle
 
@@ -383,37 +393,88 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 #[pyclass(frozen, name = "_Bitcask", module = "bitcask._bitcask")]
 struct PyBitcask {
     db: Bitcask,
-    closed: AtomicBool,
-    /// The iterators made on this handle, for `close` to end those still live.
-    iters: Mutex<Registry>,
+    /// The iterators and snapshots made on this handle, for `close` to end
+    /// those still live; its flag is the handle's `closed`.
+    children: Children,
 }
 
-/// Weak references to the states of a handle's iterators: an iterator dropped
-/// by Python leaves a dead entry, pruned when the list has doubled since the
-/// last pruning, so the list stays within twice the live iterators (plus 64).
+/// What a `close` ends besides its own object: an iterator, or a snapshot
+/// (which ends its own iterators in turn).
+trait EndByClose: Send + Sync {
+    /// Lets go of the engine's internals; later use raises ClosedError. Waits
+    /// for a call in progress on another thread, so it runs without the GIL.
+    fn end_by_close(&self);
+}
+
+/// The live iterators and snapshots of a handle, or the live iterators of a
+/// snapshot, for the owner's `close` to end them, and whether it was closed.
+#[derive(Default)]
+struct Children {
+    closed: AtomicBool,
+    registry: Mutex<Registry>,
+}
+
+/// Weak references to the children: one dropped by Python leaves a dead
+/// entry, pruned when the list has doubled since the last pruning, so the list
+/// stays within twice the live children (plus 64).
 #[derive(Default)]
 struct Registry {
-    iters: Vec<Weak<Mutex<IterState>>>,
+    live: Vec<Weak<dyn EndByClose>>,
     prune_at: usize,
 }
 
-impl PyBitcask {
-    /// Registers a new iterator's state, or ends it at once if the handle was
-    /// closed meanwhile. `close` sets its flag before it takes the registry's
-    /// lock, so an iterator is either registered before `close` sweeps the
-    /// registry or sees the flag here: none escapes.
-    fn register(&self, state: &Arc<Mutex<IterState>>) {
-        let mut reg = lock(&self.iters);
-        if self.closed.load(Ordering::Acquire) {
-            lock(state).end_by_close();
+impl Children {
+    fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
+    }
+
+    /// Registers a new child, or ends it at once if the owner was closed
+    /// meanwhile. `close` sets its flag before it takes the registry's lock, so
+    /// a child is either registered before `close` sweeps the registry or sees
+    /// the flag here: none escapes.
+    fn register<T: EndByClose + 'static>(&self, child: &Arc<T>) {
+        let mut reg = lock(&self.registry);
+        if self.is_closed() {
+            child.end_by_close();
             return;
         }
-        if reg.iters.len() >= reg.prune_at {
-            reg.iters.retain(|w| w.strong_count() > 0);
-            reg.prune_at = (2 * reg.iters.len()).max(64);
+        if reg.live.len() >= reg.prune_at {
+            reg.live.retain(|w| w.strong_count() > 0);
+            reg.prune_at = (2 * reg.live.len()).max(64);
         }
-        reg.iters.push(Arc::downgrade(state));
+        let weak: Weak<dyn EndByClose> = Arc::downgrade(child) as Weak<dyn EndByClose>;
+        reg.live.push(weak);
     }
+
+    /// Marks the owner closed and ends every child still live. Without the GIL.
+    fn close(&self) {
+        // Set first; `register` reads it under the registry's lock.
+        self.closed.store(true, Ordering::Release);
+        let live = std::mem::take(&mut lock(&self.registry).live);
+        for child in live.iter().filter_map(Weak::upgrade) {
+            child.end_by_close();
+        }
+    }
+}
+
+/// The bounds of `range(start, stop)`: `start` included, `stop` excluded, None
+/// no bound (the empty key is an ordinary bound).
+type KeyBounds = (std::ops::Bound<Vec<u8>>, std::ops::Bound<Vec<u8>>);
+
+fn range_bounds(
+    start: Option<&Bound<'_, PyAny>>,
+    stop: Option<&Bound<'_, PyAny>>,
+) -> PyResult<KeyBounds> {
+    use std::ops::Bound as B;
+    let lo = match start {
+        Some(k) => B::Included(bytes_arg(k, "start")?.into_owned()),
+        None => B::Unbounded,
+    };
+    let hi = match stop {
+        Some(k) => B::Excluded(bytes_arg(k, "stop")?.into_owned()),
+        None => B::Unbounded,
+    };
+    Ok((lo, hi))
 }
 
 /// What an iterator yields.
@@ -539,8 +600,7 @@ impl PyBitcask {
         let db = opened.py(py)?;
         Ok(PyBitcask {
             db,
-            closed: AtomicBool::new(false),
-            iters: Mutex::new(Registry::default()),
+            children: Children::default(),
         })
     }
 
@@ -560,22 +620,8 @@ impl PyBitcask {
         key: &Bound<'py, PyAny>,
     ) -> PyResult<Option<Bound<'py, PyBytes>>> {
         let key = bytes_arg(key, "key")?;
-        let v = py
-            .detach(|| {
-                self.db.get_with(&key, |v| {
-                    if v.len() < ONE_COPY_MIN {
-                        Ok(Value::Copied(v.to_vec()))
-                    } else {
-                        bytes_without_gil(v).map(Value::Made)
-                    }
-                })
-            })
-            .py(py)?;
-        Ok(match v.transpose()? {
-            None => None,
-            Some(Value::Copied(v)) => Some(PyBytes::new(py, &v)),
-            Some(Value::Made(b)) => Some(b.into_bound(py)),
-        })
+        let v = py.detach(|| self.db.get_with(&key, Value::take)).py(py)?;
+        Value::into_bytes(py, v)
     }
 
     fn contains(&self, py: Python<'_>, key: &Bound<'_, PyAny>) -> PyResult<bool> {
@@ -639,30 +685,53 @@ impl PyBitcask {
     }
 
     /// Deletes every key, in batches of at most `CLEAR_KEYS` deletes or
-    /// `CLEAR_BYTES` bytes of log: one pass of a keys-only iterator (which reads
-    /// the keydir a chunk at a time), so memory stays bounded whatever the
-    /// number of keys. Not atomic: each batch is. Returns the batches written.
+    /// `CLEAR_BYTES` bytes of log, in key order, so memory stays bounded
+    /// whatever the number of keys. Each batch's keys come from a keys-only
+    /// iterator (which reads the keydir a chunk at a time) started past the
+    /// previous batch's last key and dropped before the batch is written: an
+    /// iterator reads from a snapshot, and one kept across the deletes would
+    /// make the engine keep what every delete replaced, a version per key.
+    /// Not atomic: each batch is. Returns the batches written.
     fn clear(&self, py: Python<'_>) -> PyResult<u64> {
+        use std::ops::Bound as B;
         let engine = |e: Error| Python::attach(|py| to_py(py, e));
         py.detach(|| -> PyResult<u64> {
-            let keys = self.db.range::<&[u8]>(.., false).map_err(engine)?.keys();
-            let mut batch = WriteBatch::new();
             let mut written = 0;
-            for key in keys {
-                batch.delete(&key.map_err(engine)?);
-                if batch.len() >= CLEAR_KEYS || batch.encoded_len() >= CLEAR_BYTES {
-                    self.db.write(&batch).map_err(engine)?;
-                    batch.clear();
-                    written += 1;
-                    // Long on a big database: let Ctrl-C stop it between batches.
-                    Python::attach(|py| py.check_signals())?;
+            let mut after: Option<Vec<u8>> = None;
+            loop {
+                let lower = match &after {
+                    Some(k) => B::Excluded(k.as_slice()),
+                    None => B::Unbounded,
+                };
+                let keys = self
+                    .db
+                    .range::<&[u8]>((lower, B::Unbounded), false)
+                    .map_err(engine)?
+                    .keys();
+                let mut batch = WriteBatch::new();
+                let mut last = None;
+                let mut full = false;
+                for key in keys {
+                    let key = key.map_err(engine)?;
+                    batch.delete(&key);
+                    last = Some(key);
+                    if batch.len() >= CLEAR_KEYS || batch.encoded_len() >= CLEAR_BYTES {
+                        full = true;
+                        break;
+                    }
                 }
+                // The iterator, and its snapshot, are gone by here.
+                if !batch.is_empty() {
+                    self.db.write(&batch).map_err(engine)?;
+                    written += 1;
+                }
+                if !full {
+                    return Ok(written);
+                }
+                after = last;
+                // Long on a big database: let Ctrl-C stop it between batches.
+                Python::attach(|py| py.check_signals())?;
             }
-            if !batch.is_empty() {
-                self.db.write(&batch).map_err(engine)?;
-                written += 1;
-            }
-            Ok(written)
         })
     }
 
@@ -676,18 +745,12 @@ impl PyBitcask {
         reverse: bool,
         yields: &str,
     ) -> PyResult<PyIter> {
-        use std::ops::Bound as B;
         let what = Yield::parse(yields)?;
-        let lo = match start {
-            Some(k) => B::Included(bytes_arg(k, "start")?.into_owned()),
-            None => B::Unbounded,
-        };
-        let hi = match stop {
-            Some(k) => B::Excluded(bytes_arg(k, "stop")?.into_owned()),
-            None => B::Unbounded,
-        };
-        let it = slf.get().db.range::<Vec<u8>>((lo, hi), reverse).py(py)?;
-        Ok(PyIter::new(slf, it, what))
+        let bounds = range_bounds(start, stop)?;
+        // Takes a snapshot, under the index lock a writer may hold.
+        let db = &slf.get().db;
+        let it = py.detach(|| db.range::<Vec<u8>>(bounds, reverse)).py(py)?;
+        Ok(PyIter::new(slf.as_any(), &slf.get().children, it, what))
     }
 
     /// An iterator over the keys that start with `prefix`, in key order.
@@ -701,8 +764,30 @@ impl PyBitcask {
     ) -> PyResult<PyIter> {
         let what = Yield::parse(yields)?;
         let p = bytes_arg(prefix, "prefix")?;
-        let it = slf.get().db.prefix(&p, reverse).py(py)?;
-        Ok(PyIter::new(slf, it, what))
+        let db = &slf.get().db;
+        let it = py.detach(|| db.prefix(&p, reverse)).py(py)?;
+        Ok(PyIter::new(slf.as_any(), &slf.get().children, it, what))
+    }
+
+    /// A read view as of the last write made (see `PySnapshot`). O(1).
+    fn snapshot(slf: &Bound<'_, Self>, py: Python<'_>) -> PyResult<PySnapshot> {
+        let db = &slf.get().db;
+        // Takes the index lock, which a writer may hold.
+        let snap = py.detach(|| db.snapshot()).py(py)?;
+        let seq = snap.seq();
+        let core = Arc::new(SnapCore {
+            snap: RwLock::new(Some(snap)),
+            children: Children::default(),
+        });
+        // Ending it here if the handle was closed meanwhile releases the
+        // engine's registration, with the GIL released.
+        let children = &slf.get().children;
+        py.detach(|| children.register(&core));
+        Ok(PySnapshot {
+            core,
+            seq,
+            db: Mutex::new(Some(slf.clone().unbind())),
+        })
     }
 
     /// The engine's counters as a dict (the package turns it into `Stats`).
@@ -748,6 +833,8 @@ impl PyBitcask {
         d.set_item("syncs", s.syncs)?;
         d.set_item("writes", s.writes)?;
         d.set_item("write_groups", s.write_groups)?;
+        d.set_item("snapshots", s.snapshots)?;
+        d.set_item("snapshot_versions", s.snapshot_versions)?;
         Ok(d)
     }
 
@@ -766,18 +853,15 @@ impl PyBitcask {
         py.detach(|| self.db.backup(&path)).py(py)
     }
 
-    /// Ends the handle's live iterators (their next step raises ClosedError),
-    /// then flushes, syncs and releases the directory lock. Idempotent.
+    /// Ends the handle's live iterators and snapshots (their next use raises
+    /// ClosedError), then flushes, syncs and releases the directory lock.
+    /// Idempotent.
     fn close(&self, py: Python<'_>) -> PyResult<()> {
-        // The engine closes even when the final sync fails, so the flag is set
-        // first; `register` reads it under the registry's lock.
-        self.closed.store(true, Ordering::Release);
         py.detach(|| {
-            let iters = std::mem::take(&mut lock(&self.iters).iters);
-            for state in iters.iter().filter_map(Weak::upgrade) {
-                // Waits for a step in progress on another thread, if any.
-                lock(&state).end_by_close();
-            }
+            // The engine closes even when the final sync fails, so the
+            // children are ended (and the flag set) first. Waits for a step or
+            // a read in progress on another thread, if any.
+            self.children.close();
             self.db.close()
         })
         .py(py)
@@ -785,7 +869,7 @@ impl PyBitcask {
 
     #[getter]
     fn closed(&self) -> bool {
-        self.closed.load(Ordering::Acquire)
+        self.children.is_closed()
     }
 
     #[getter]
@@ -803,12 +887,35 @@ const CLEAR_KEYS: usize = 10_000;
 /// ...or this many bytes of log (keys are up to `max_key_size` long).
 const CLEAR_BYTES: usize = 8 << 20;
 
-/// A value read by `PyBitcask::get` with the GIL released.
+/// A value read by `PyBitcask::get` (or `PySnapshot::get`) with the GIL released.
 enum Value {
     /// Copied out, to become a `bytes` once the GIL is back.
     Copied(Vec<u8>),
     /// Already a `bytes`.
     Made(Py<PyBytes>),
+}
+
+impl Value {
+    /// What `get_with` does with a value, without the GIL.
+    fn take(v: &[u8]) -> PyResult<Value> {
+        if v.len() < ONE_COPY_MIN {
+            Ok(Value::Copied(v.to_vec()))
+        } else {
+            bytes_without_gil(v).map(Value::Made)
+        }
+    }
+
+    /// The `bytes` of what `get_with` returned, with the GIL.
+    fn into_bytes(
+        py: Python<'_>,
+        v: Option<PyResult<Value>>,
+    ) -> PyResult<Option<Bound<'_, PyBytes>>> {
+        Ok(match v.transpose()? {
+            None => None,
+            Some(Value::Copied(v)) => Some(PyBytes::new(py, &v)),
+            Some(Value::Made(b)) => Some(b.into_bound(py)),
+        })
+    }
 }
 
 /// A `bytes` holding `v`, made on a thread without the GIL: the GIL is taken
@@ -855,16 +962,18 @@ fn merge_dict<'py>(py: Python<'py>, m: &MergeStats) -> PyResult<Bound<'py, PyDic
 
 /// An engine iterator. Its state is locked because Python may call `__next__`
 /// from several threads; the lock is taken with the GIL released, as a value
-/// read is I/O. The handle keeps a weak reference to the state, so that its
-/// `close` can end the iterator.
+/// read is I/O. The handle (or the snapshot) it was made from keeps a weak
+/// reference to the state, so that its `close` can end the iterator.
 #[pyclass(frozen, name = "_Iter", module = "bitcask._bitcask")]
 struct PyIter {
     state: Arc<Mutex<IterState>>,
     what: Yield,
-    /// Keeps the handle alive: dropping the last reference to a handle closes the
-    /// database, which would end `for k in bitcask.open(p): ...` with ClosedError.
-    /// Let go by `close`. Only touched with the GIL held.
-    db: Mutex<Option<Py<PyBitcask>>>,
+    /// Keeps the handle (a `PyBitcask`) or the snapshot (a `PySnapshot`) it was
+    /// made from alive: dropping the last reference to a handle closes the
+    /// database, which would end `for k in bitcask.open(p): ...` with
+    /// ClosedError, and dropping a snapshot's would release the snapshot. Let
+    /// go by `close`. Only touched with the GIL held.
+    owner: Mutex<Option<Py<PyAny>>>,
 }
 
 /// What an iterator has left. The engine iterator holds the engine's internals
@@ -879,13 +988,20 @@ struct IterState {
 }
 
 impl IterState {
-    /// The handle was closed: a live iterator is ended, and its next step
-    /// raises ClosedError. One already exhausted or closed keeps raising
-    /// StopIteration, as a Python iterator that has ended must.
+    /// The handle (or the snapshot) was closed: a live iterator is ended, and
+    /// its next step raises ClosedError. One already exhausted or closed keeps
+    /// raising StopIteration, as a Python iterator that has ended must.
     fn end_by_close(&mut self) {
         if self.cursor.take().is_some() {
             self.db_closed = true;
         }
+    }
+}
+
+impl EndByClose for Mutex<IterState> {
+    fn end_by_close(&self) {
+        // Waits for a step in progress on another thread, if any.
+        lock(self).end_by_close();
     }
 }
 
@@ -899,7 +1015,8 @@ enum Cursor {
 }
 
 impl PyIter {
-    fn new(db: &Bound<'_, PyBitcask>, it: Iter, what: Yield) -> Self {
+    /// An iterator over `it`, registered with `children`, its owner's.
+    fn new(owner: &Bound<'_, PyAny>, children: &Children, it: Iter, what: Yield) -> Self {
         let cursor = match what {
             Yield::Keys => Cursor::Keys(it.keys()),
             Yield::Items | Yield::Values => Cursor::Entries(it),
@@ -908,11 +1025,11 @@ impl PyIter {
             cursor: Some(cursor),
             db_closed: false,
         }));
-        db.get().register(&state);
+        children.register(&state);
         PyIter {
             state,
             what,
-            db: Mutex::new(Some(db.clone().unbind())),
+            owner: Mutex::new(Some(owner.clone().unbind())),
         }
     }
 }
@@ -974,14 +1091,15 @@ impl PyIter {
         Ok(Some(obj.unbind()))
     }
 
-    /// Ends the iterator: lets go of the engine iterator (and the data files it
-    /// holds) and of the handle. Idempotent. Its next step raises
-    /// StopIteration, or ClosedError if the handle's `close` ended it first.
+    /// Ends the iterator: lets go of the engine iterator (and the data files and
+    /// the snapshot it holds) and of the handle or snapshot it was made from.
+    /// Idempotent. Its next step raises StopIteration, or ClosedError if the
+    /// owner's `close` ended it first.
     fn close(&self, py: Python<'_>) {
         // Waits, with the GIL released, for a step in progress on another thread.
         py.detach(|| drop(lock(&self.state).cursor.take()));
-        // Dropped with the GIL held; may be the handle's last reference.
-        drop(lock(&self.db).take());
+        // Dropped with the GIL held; may be the owner's last reference.
+        drop(lock(&self.owner).take());
     }
 
     fn __enter__(slf: PyRef<'_, Self>) -> PyRef<'_, Self> {
@@ -1010,6 +1128,148 @@ impl PyIter {
         py.import("types")?
             .getattr("GenericAlias")?
             .call1((cls, item))
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Snapshots
+
+/// A read view of the database as of one sequence number (the engine's
+/// `Snapshot`), from `_Bitcask.snapshot`. Reads take its lock shared, with the
+/// GIL released, so threads read one snapshot in parallel; `close` (its own or
+/// the handle's) takes it exclusively to let go of the engine's snapshot,
+/// waiting for reads in progress. The handle keeps a weak reference to the
+/// core, so that its `close` can end the snapshot; the snapshot keeps weak
+/// references to its iterators, which its own end ends in turn.
+#[pyclass(frozen, name = "_Snapshot", module = "bitcask._bitcask")]
+struct PySnapshot {
+    core: Arc<SnapCore>,
+    /// The snapshot's sequence number: still known once it is closed.
+    seq: u64,
+    /// Keeps the handle alive, as an iterator does. Let go by `close`. Only
+    /// touched with the GIL held.
+    db: Mutex<Option<Py<PyBitcask>>>,
+}
+
+struct SnapCore {
+    /// None once closed, by its `close` or the handle's: dropping the engine's
+    /// snapshot releases what the engine keeps for it.
+    snap: RwLock<Option<Snapshot>>,
+    /// Iterators made from the snapshot; the flag is the snapshot's `closed`.
+    children: Children,
+}
+
+impl SnapCore {
+    /// `f` on the engine's snapshot, or ClosedError once it is closed.
+    fn with<R>(&self, f: impl FnOnce(&Snapshot) -> bitcask::Result<R>) -> bitcask::Result<R> {
+        match &*read(&self.snap) {
+            Some(s) => f(s),
+            None => Err(Error::Closed),
+        }
+    }
+}
+
+impl EndByClose for SnapCore {
+    fn end_by_close(&self) {
+        // Waits for reads in progress; an iterator being made from the snapshot
+        // meanwhile is ended by `register`, or by the sweep below.
+        drop(write(&self.snap).take());
+        self.children.close();
+    }
+}
+
+#[pymethods]
+impl PySnapshot {
+    /// The value `key` had, or None.
+    fn get<'py>(
+        &self,
+        py: Python<'py>,
+        key: &Bound<'py, PyAny>,
+    ) -> PyResult<Option<Bound<'py, PyBytes>>> {
+        let key = bytes_arg(key, "key")?;
+        let v = py
+            .detach(|| self.core.with(|s| s.get_with(&key, Value::take)))
+            .py(py)?;
+        Value::into_bytes(py, v)
+    }
+
+    fn contains(&self, py: Python<'_>, key: &Bound<'_, PyAny>) -> PyResult<bool> {
+        let key = bytes_arg(key, "key")?;
+        py.detach(|| self.core.with(|s| s.contains(&key))).py(py)
+    }
+
+    fn len(&self, py: Python<'_>) -> PyResult<usize> {
+        // Walks the versions kept since the snapshot, under the index lock.
+        py.detach(|| self.core.with(|s| s.len())).py(py)
+    }
+
+    /// An iterator over `[start, stop)` as of the snapshot, as `_Bitcask.range`.
+    #[pyo3(signature = (start=None, stop=None, reverse=false, yields="items"))]
+    fn range(
+        slf: &Bound<'_, Self>,
+        py: Python<'_>,
+        start: Option<&Bound<'_, PyAny>>,
+        stop: Option<&Bound<'_, PyAny>>,
+        reverse: bool,
+        yields: &str,
+    ) -> PyResult<PyIter> {
+        let what = Yield::parse(yields)?;
+        let bounds = range_bounds(start, stop)?;
+        let core = &slf.get().core;
+        let it = py
+            .detach(|| core.with(|s| s.range::<Vec<u8>>(bounds, reverse)))
+            .py(py)?;
+        Ok(PyIter::new(slf.as_any(), &core.children, it, what))
+    }
+
+    /// An iterator over the keys that start with `prefix`, as of the snapshot.
+    #[pyo3(signature = (prefix, reverse=false, yields="items"))]
+    fn prefix(
+        slf: &Bound<'_, Self>,
+        py: Python<'_>,
+        prefix: &Bound<'_, PyAny>,
+        reverse: bool,
+        yields: &str,
+    ) -> PyResult<PyIter> {
+        let what = Yield::parse(yields)?;
+        let p = bytes_arg(prefix, "prefix")?;
+        let core = &slf.get().core;
+        let it = py.detach(|| core.with(|s| s.prefix(&p, reverse))).py(py)?;
+        Ok(PyIter::new(slf.as_any(), &core.children, it, what))
+    }
+
+    /// Releases the snapshot (and ends its live iterators, whose next step
+    /// raises ClosedError) and lets go of the handle. Idempotent.
+    fn close(&self, py: Python<'_>) {
+        py.detach(|| self.core.end_by_close());
+        // Dropped with the GIL held; may be the handle's last reference.
+        drop(lock(&self.db).take());
+    }
+
+    #[getter]
+    fn seq(&self) -> u64 {
+        self.seq
+    }
+
+    #[getter]
+    fn closed(&self) -> bool {
+        self.core.children.is_closed()
+    }
+
+    fn __enter__(slf: PyRef<'_, Self>) -> PyRef<'_, Self> {
+        slf
+    }
+
+    /// Closes the snapshot; exceptions propagate.
+    fn __exit__(
+        &self,
+        py: Python<'_>,
+        _exc_type: &Bound<'_, PyAny>,
+        _exc: &Bound<'_, PyAny>,
+        _tb: &Bound<'_, PyAny>,
+    ) -> bool {
+        self.close(py);
+        false
     }
 }
 
@@ -1071,6 +1331,7 @@ fn _bitcask(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("FORMAT_VERSION", bitcask::FORMAT_VERSION)?;
     m.add_class::<PyBitcask>()?;
     m.add_class::<PyIter>()?;
+    m.add_class::<PySnapshot>()?;
     m.add_class::<PyWriteBatch>()?;
     m.add_class::<PyOpenProgress>()?;
     Ok(())

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 import tempfile
-from collections.abc import MutableMapping
+from collections.abc import Mapping, MutableMapping
 from typing import Optional
 
 
@@ -65,6 +65,17 @@ def main(path: str) -> None:
         with tempfile.TemporaryDirectory() as copy:
             backup_seq: int = db.backup(copy)
             print(backup_seq)
+        with db.snapshot() as snap:
+            view: Mapping[bytes, bytes] = snap
+            at: Optional[bytes] = snap.get(b"a")
+            or_default: bytes = snap.get(b"zz", b"default")
+            snap_pairs: list[tuple[bytes, bytes]] = list(snap.range(b"a", None, reverse=True))
+            snap_keys: list[bytes] = list(snap.prefix(b"b", yields="keys"))
+            snap_seq: int = snap.seq
+            print(len(view), at, or_default, snap_pairs, snap_keys, snap_seq, b"a" in snap)
+        snap_closed: bool = snap.closed
+        held: int = stats.snapshots + stats.snapshot_versions
+        print(snap_closed, held)
         merges: int = stats.merges
         failures: int = stats.merge_failures
         merge_error: Optional[bitcask.Error] = stats.last_merge_error

@@ -10,8 +10,8 @@ A database is a directory; :func:`open` creates it if needed (unless given
 ``create_if_missing=False``). A :class:`Bitcask` is a
 :class:`collections.abc.MutableMapping` from bytes to bytes, plus keys that
 expire (``put(key, value, ttl=seconds)``, ``ttl``), batches, ordered range and
-prefix scans (of items, keys or values: ``yields=``), ``sync``, ``merge``,
-``backup``, ``stats`` and ``close``.
+prefix scans (of items, keys or values: ``yields=``), snapshots (``snapshot``),
+``sync``, ``merge``, ``backup``, ``stats`` and ``close``.
 
 Keys and values
     are bytes. Any bytes-like object (``bytes``, ``bytearray``, ``memoryview``,
@@ -23,7 +23,8 @@ Threads
     A handle may be shared by any number of threads. Every call that can do I/O,
     wait for a lock or wait for an fsync releases the GIL, so reads run in
     parallel and concurrent writers are merged into one append and one fsync
-    (group commit). Iterators see a live view (see :meth:`Bitcask.range`).
+    (group commit). Iterators read a consistent view as of their creation (see
+    :meth:`Bitcask.range`).
 
 Iterators
     Every iterator the package returns (``iter(db)``, ``iter(db.keys())``,
@@ -35,6 +36,12 @@ Iterators
     Do not use a handle in a child process after ``fork``: open the database
     again there (after the parent closed it, since one writer is allowed).
 
+Snapshots
+    ``with db.snapshot() as snap:`` gives a :class:`Snapshot`, a read-only
+    :class:`collections.abc.Mapping` of the database as of one moment, whatever
+    is written, deleted or merged meanwhile. :meth:`Bitcask.close` ends those
+    still live, as it ends iterators.
+
 Errors
     every engine error is a subclass of :class:`Error`; see ``bitcask._errors``.
     Using a closed handle raises :class:`ClosedError`.
@@ -43,13 +50,21 @@ Errors
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, ItemsView, KeysView, MutableMapping, ValuesView
+from collections.abc import Callable, ItemsView, KeysView, Mapping, MutableMapping, ValuesView
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Literal, Optional, TypeVar, Union, overload
 
-from ._bitcask import FORMAT_VERSION, OpenProgress, __version__, _Bitcask, _Iter, _WriteBatch
+from ._bitcask import (
+    FORMAT_VERSION,
+    OpenProgress,
+    __version__,
+    _Bitcask,
+    _Iter,
+    _Snapshot,
+    _WriteBatch,
+)
 from ._errors import (
     BadFormatError,
     BatchTooLargeError,
@@ -74,6 +89,7 @@ __all__ = [
     "open",
     "Bitcask",
     "Iter",
+    "Snapshot",
     "WriteBatch",
     "Stats",
     "FileStats",
@@ -121,12 +137,15 @@ _T = TypeVar("_T")
 #: The iterator of every scan: ``Iter[bytes]`` for keys or values,
 #: ``Iter[tuple[bytes, bytes]]`` for items. An :class:`~collections.abc.Iterator`
 #: that can be closed: ``close()`` (idempotent) lets go of what the scan holds
-#: (read-ahead values, references to data files, the handle) at once, and its
-#: next step raises ``StopIteration``; as a context manager it closes on exit.
-#: :meth:`Bitcask.close` ends every iterator still live on the handle: their
-#: next step raises :class:`ClosedError` (one already exhausted or closed keeps
-#: raising ``StopIteration``), and they no longer hold the database, so the
-#: directory can be opened again while they are still referenced.
+#: (read-ahead values, references to data files, its view, the handle) at once,
+#: and its next step raises ``StopIteration``; as a context manager it closes on
+#: exit. Every iterator reads from a snapshot: one of its own, taken when it is
+#: made, or the :class:`Snapshot` it was made from. :meth:`Bitcask.close` ends
+#: every iterator still live on the handle, and :meth:`Snapshot.close` those of
+#: the snapshot: their next step raises :class:`ClosedError` (one already
+#: exhausted or closed keeps raising ``StopIteration``), and they no longer hold
+#: the database, so the directory can be opened again while they are still
+#: referenced.
 Iter = _Iter
 
 
@@ -210,6 +229,13 @@ class Stats:
     #: Appends those writes were committed in: with ``write_merging``, concurrent
     #: writes share one append and one fdatasync, so this is below ``writes``.
     write_groups: int
+    #: Snapshots alive: those of :meth:`Bitcask.snapshot`, and the one each live
+    #: iterator reads from.
+    snapshots: int
+    #: Versions the engine keeps for them: one per key changed since the oldest
+    #: was taken (at most one per key and snapshot), about 60 bytes each; 0 once
+    #: none is alive.
+    snapshot_versions: int
 
 
 class Bitcask(MutableMapping[bytes, bytes]):
@@ -382,9 +408,10 @@ class Bitcask(MutableMapping[bytes, bytes]):
 
         Not atomic: each batch is, the whole is not. A crash, an error or a
         ``KeyboardInterrupt`` (checked between batches) part-way leaves a prefix
-        of the keys, in key order, deleted, batch by batch. It is one pass over a
-        live view: a key another thread writes meanwhile, behind the pass's
-        position, survives. The GIL is released throughout.
+        of the keys, in key order, deleted, batch by batch. Each batch takes the
+        keys that follow the previous one's as they are when the batch starts:
+        a key another thread writes meanwhile, behind the pass's position,
+        survives. The GIL is released throughout.
         """
         self._db.clear()
 
@@ -476,8 +503,11 @@ class Bitcask(MutableMapping[bytes, bytes]):
 
             for key in db.range(b"a", b"m", yields="keys"): ...
 
-        The view is live: every key present for the iterator's whole life is seen
-        once; a key written or deleted meanwhile may or may not be.
+        The iterator reads a consistent view of the database as of its
+        creation: writes, deletes and merges made meanwhile, by any thread, do
+        not change what it yields. Until it ends (exhausted, closed or
+        collected), the engine keeps what those writes replace (see
+        :meth:`snapshot`).
 
         The result is an :class:`Iter`: ``it.close()`` ends it early, and
         ``with db.range(a, b) as it:`` closes it on exit.
@@ -503,6 +533,15 @@ class Bitcask(MutableMapping[bytes, bytes]):
         ``reverse``), yielded as ``yields`` says (see :meth:`range`): e.g.
         ``db.prefix(b"user:", yields="keys")`` reads no data file."""
         return self._db.prefix(prefix, reverse, yields=yields)
+
+    def snapshot(self) -> Snapshot:
+        """A read-only view of the database as of now: see :class:`Snapshot`.
+
+        Taking one copies nothing. Close it when done (``with db.snapshot() as
+        snap:`` does): while it lives, every write keeps what it replaces, so
+        that the snapshot can still read it.
+        """
+        return Snapshot(self._db.snapshot())
 
     def sync(self) -> None:
         """Flushes buffered writes and fdatasyncs the active data file."""
@@ -544,13 +583,14 @@ class Bitcask(MutableMapping[bytes, bytes]):
         return self._db.backup(path)
 
     def close(self) -> None:
-        """Ends the handle's live iterators, flushes and syncs outstanding
-        writes and releases the directory lock.
+        """Ends the handle's live iterators and snapshots, flushes and syncs
+        outstanding writes and releases the directory lock.
 
         Idempotent. Any later use of the handle raises :class:`ClosedError`, and
-        so does the next step of every iterator it ended (see :class:`Iter`);
-        those iterators let go of the database, so the directory can be opened
-        again while they are still referenced.
+        so does the next step of every iterator it ended (see :class:`Iter`) and
+        any later read of a snapshot it ended (see :class:`Snapshot`); those let
+        go of the database, so the directory can be opened again while they are
+        still referenced.
         """
         self._db.close()
 
@@ -599,6 +639,189 @@ class _ItemsView(ItemsView[bytes, bytes]):
 
     def __iter__(self) -> Iter[tuple[bytes, bytes]]:
         return self._mapping._db.range(yields="items")
+
+
+class Snapshot(Mapping[bytes, bytes]):
+    """A read-only view of the database as of one moment, from
+    :meth:`Bitcask.snapshot`: a :class:`collections.abc.Mapping` from bytes to
+    bytes that sees exactly the writes made before it was taken, whatever is
+    written, deleted or merged afterwards, by any thread::
+
+        with db.snapshot() as snap:
+            snap[b"k"], b"k" in snap, len(snap), dict(snap.items())
+            for key, value in snap.range(b"a", b"m"): ...
+
+    Reads are those of :class:`Bitcask` (``snap[k]`` raises ``KeyError`` when
+    absent; :meth:`range` and :meth:`prefix` take the same arguments), run with
+    the GIL released; a snapshot may be shared by threads. Taking one copies
+    nothing, but while it lives every write keeps what it replaces (about 60
+    bytes a key changed, and the data files those values lie in, even once a
+    merge has removed them: ``Stats.snapshot_versions``). :meth:`close` lets go
+    of all that at once, and so does leaving the ``with`` block; otherwise it
+    goes when the snapshot, and every iterator made from it, is garbage
+    collected. :meth:`Bitcask.close` ends live snapshots too. Any read of a
+    closed snapshot, and the next step of a live iterator made from it, raises
+    :class:`ClosedError`. Keys with a TTL expire in a snapshot as they do in
+    the database, by the clock.
+    """
+
+    def __init__(self, snap: _Snapshot) -> None:
+        self._snap = snap
+
+    def __getitem__(self, key: BytesLike) -> bytes:
+        value = self._snap.get(key)
+        if value is None:
+            raise KeyError(key)
+        return value
+
+    def __contains__(self, key: object) -> bool:
+        # Answered from memory: no disk read.
+        return self._snap.contains(key)  # type: ignore[arg-type]
+
+    def __len__(self) -> int:
+        """Keys the snapshot sees, expired ones not counted. No disk read."""
+        return self._snap.len()
+
+    def __iter__(self) -> Iter[bytes]:
+        """Keys in ascending order, from memory: no data file is read."""
+        return self._snap.range(yields="keys")
+
+    def keys(self) -> KeysView[bytes]:
+        """Keys in key order, from memory (no data file is read)."""
+        return _SnapshotKeysView(self)
+
+    def values(self) -> ValuesView[bytes]:
+        """Values in key order, each read once (not a lookup per key)."""
+        return _SnapshotValuesView(self)
+
+    def items(self) -> ItemsView[bytes, bytes]:
+        """``(key, value)`` pairs in key order, read by one scan."""
+        return _SnapshotItemsView(self)
+
+    @overload
+    def get(self, key: BytesLike) -> Optional[bytes]: ...
+    @overload
+    def get(self, key: BytesLike, default: Union[bytes, _T]) -> Union[bytes, _T]: ...
+    def get(self, key: BytesLike, default: object = None) -> object:
+        """The value ``key`` had, or ``default`` when it had none."""
+        value = self._snap.get(key)
+        return default if value is None else value
+
+    @overload
+    def range(
+        self,
+        start: Optional[BytesLike] = None,
+        stop: Optional[BytesLike] = None,
+        reverse: bool = False,
+        *,
+        yields: Literal["items"] = "items",
+    ) -> Iter[tuple[bytes, bytes]]: ...
+    @overload
+    def range(
+        self,
+        start: Optional[BytesLike] = None,
+        stop: Optional[BytesLike] = None,
+        reverse: bool = False,
+        *,
+        yields: Literal["keys", "values"],
+    ) -> Iter[bytes]: ...
+    @overload
+    def range(
+        self,
+        start: Optional[BytesLike] = None,
+        stop: Optional[BytesLike] = None,
+        reverse: bool = False,
+        *,
+        yields: Yields,
+    ) -> Iter[Union[bytes, tuple[bytes, bytes]]]: ...
+    def range(
+        self,
+        start: Optional[BytesLike] = None,
+        stop: Optional[BytesLike] = None,
+        reverse: bool = False,
+        *,
+        yields: Yields = "items",
+    ) -> Iter[Union[bytes, tuple[bytes, bytes]]]:
+        """The keys ``start <= key < stop`` as of the snapshot, in key order
+        (descending when ``reverse``); None leaves that side open. As
+        :meth:`Bitcask.range`: ``yields`` says what comes out, and the result is
+        an :class:`Iter`, ended by :meth:`close` (the snapshot's or its own)."""
+        return self._snap.range(start, stop, reverse, yields=yields)
+
+    @overload
+    def prefix(
+        self, prefix: BytesLike, reverse: bool = False, *, yields: Literal["items"] = "items"
+    ) -> Iter[tuple[bytes, bytes]]: ...
+    @overload
+    def prefix(
+        self, prefix: BytesLike, reverse: bool = False, *, yields: Literal["keys", "values"]
+    ) -> Iter[bytes]: ...
+    @overload
+    def prefix(
+        self, prefix: BytesLike, reverse: bool = False, *, yields: Yields
+    ) -> Iter[Union[bytes, tuple[bytes, bytes]]]: ...
+    def prefix(
+        self, prefix: BytesLike, reverse: bool = False, *, yields: Yields = "items"
+    ) -> Iter[Union[bytes, tuple[bytes, bytes]]]:
+        """The keys that start with ``prefix`` as of the snapshot, in key order
+        (descending when ``reverse``), as :meth:`Bitcask.prefix`."""
+        return self._snap.prefix(prefix, reverse, yields=yields)
+
+    @property
+    def seq(self) -> int:
+        """The sequence number of the last write the snapshot sees (0 before
+        any; a batch is one write): a snapshot taken later has one as large or
+        larger, and an equal one when nothing was written in between. Known even
+        once closed."""
+        return self._snap.seq
+
+    def close(self) -> None:
+        """Releases the snapshot: the engine drops what it kept for it, and the
+        iterators made from it that are still live end (their next step raises
+        :class:`ClosedError`). Idempotent. Any later read raises
+        :class:`ClosedError`."""
+        self._snap.close()
+
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`close`, or the handle's, was called."""
+        return self._snap.closed
+
+    def __enter__(self) -> Snapshot:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: Optional[type[BaseException]],
+        exc: Optional[BaseException],
+        tb: Optional[TracebackType],
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        state = "closed" if self.closed else "open"
+        return f"<bitcask.Snapshot seq={self.seq} {state}>"
+
+
+class _SnapshotKeysView(KeysView[bytes]):
+    _mapping: Snapshot
+
+    def __iter__(self) -> Iter[bytes]:
+        return self._mapping._snap.range(yields="keys")
+
+
+class _SnapshotValuesView(ValuesView[bytes]):
+    _mapping: Snapshot
+
+    def __iter__(self) -> Iter[bytes]:
+        return self._mapping._snap.range(yields="values")
+
+
+class _SnapshotItemsView(ItemsView[bytes, bytes]):
+    _mapping: Snapshot
+
+    def __iter__(self) -> Iter[tuple[bytes, bytes]]:
+        return self._mapping._snap.range(yields="items")
 
 
 class WriteBatch:

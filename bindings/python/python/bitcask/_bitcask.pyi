@@ -110,6 +110,8 @@ class _Bitcask:
     def prefix(
         self, prefix: _BytesLike, reverse: bool = False, *, yields: _Yields
     ) -> _Iter[Union[bytes, tuple[bytes, bytes]]]: ...
+    # A read view as of the last write made; see _Snapshot.
+    def snapshot(self) -> _Snapshot: ...
     def stats(self) -> dict[str, Any]: ...
     def merge(self) -> dict[str, Any]: ...
     def backup(self, path: Union[str, os.PathLike[str]]) -> int: ...
@@ -125,11 +127,75 @@ class _Iter(Iterator[_T_co]):
     def __iter__(self) -> _Iter[_T_co]: ...
     def __next__(self) -> _T_co:
         """The next item; StopIteration once exhausted or closed, ClosedError
-        once the handle's ``close`` has ended it."""
+        once the ``close`` of the handle (or of the snapshot it was made from)
+        has ended it."""
     def close(self) -> None:
         """Ends the iterator at once (idempotent): its next step raises
-        StopIteration, or ClosedError if the handle's ``close`` ended it first."""
+        StopIteration, or ClosedError if the handle's (or the snapshot's)
+        ``close`` ended it first."""
     def __enter__(self) -> _Iter[_T_co]: ...
+    def __exit__(
+        self,
+        exc_type: Optional[type[BaseException]],
+        exc: Optional[BaseException],
+        tb: Optional[TracebackType],
+    ) -> bool: ...
+
+class _Snapshot:
+    """A read view as of one sequence number (``bitcask.Snapshot`` wraps it).
+    Every read raises ClosedError once it is closed, by its ``close`` or the
+    handle's."""
+
+    def get(self, key: _BytesLike) -> Optional[bytes]: ...
+    def contains(self, key: _BytesLike) -> bool: ...
+    def len(self) -> int: ...
+    # As _Bitcask.range and _Bitcask.prefix, as of the snapshot.
+    @overload
+    def range(
+        self,
+        start: Optional[_BytesLike] = None,
+        stop: Optional[_BytesLike] = None,
+        reverse: bool = False,
+        yields: Literal["items"] = "items",
+    ) -> _Iter[tuple[bytes, bytes]]: ...
+    @overload
+    def range(
+        self,
+        start: Optional[_BytesLike] = None,
+        stop: Optional[_BytesLike] = None,
+        reverse: bool = False,
+        *,
+        yields: Literal["keys", "values"],
+    ) -> _Iter[bytes]: ...
+    @overload
+    def range(
+        self,
+        start: Optional[_BytesLike] = None,
+        stop: Optional[_BytesLike] = None,
+        reverse: bool = False,
+        *,
+        yields: _Yields,
+    ) -> _Iter[Union[bytes, tuple[bytes, bytes]]]: ...
+    @overload
+    def prefix(
+        self, prefix: _BytesLike, reverse: bool = False, yields: Literal["items"] = "items"
+    ) -> _Iter[tuple[bytes, bytes]]: ...
+    @overload
+    def prefix(
+        self, prefix: _BytesLike, reverse: bool = False, *, yields: Literal["keys", "values"]
+    ) -> _Iter[bytes]: ...
+    @overload
+    def prefix(
+        self, prefix: _BytesLike, reverse: bool = False, *, yields: _Yields
+    ) -> _Iter[Union[bytes, tuple[bytes, bytes]]]: ...
+    def close(self) -> None:
+        """Releases the snapshot and ends its live iterators (their next step
+        raises ClosedError). Idempotent."""
+    @property
+    def seq(self) -> int: ...
+    @property
+    def closed(self) -> bool: ...
+    def __enter__(self) -> _Snapshot: ...
     def __exit__(
         self,
         exc_type: Optional[type[BaseException]],
