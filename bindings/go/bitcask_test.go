@@ -570,8 +570,8 @@ func TestUseAfterClose(t *testing.T) {
 	errs["Sync"] = db.Sync()
 	errs["Merge"] = db.Merge()
 	_, errs["Backup"] = db.Backup(filepath.Join(t.TempDir(), "backup"))
-	errs["Fold"] = db.Fold(func(k, v []byte) error { return nil })
-	errs["Scan"] = db.Scan(nil, func(k, v []byte) error { return nil })
+	errs["Walk"] = db.Walk(func(k, v []byte) error { return nil })
+	errs["WalkPrefix"] = db.WalkPrefix(nil, func(k, v []byte) error { return nil })
 	// The loops must yield the error: an empty loop would leave nil here.
 	errs["All"], errs["Keys"] = nil, nil
 	for e, err := range db.All() {
@@ -667,7 +667,7 @@ func TestCloseRacingCalls(t *testing.T) {
 						err = db.Put(k, []byte("new"))
 					case 3:
 						n := 0
-						err = db.Scan(nil, func(k, v []byte) error { n++; return nil })
+						err = db.Walk(func(k, v []byte) error { n++; return nil })
 						wrong = err == nil && n != keys
 					case 4:
 						var n int

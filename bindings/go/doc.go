@@ -61,6 +61,14 @@
 // iter.Seq2[T, error]: a loop with a single variable, for e := range
 // db.All(), compiles and drops the error, so always write two.
 //
+// Walk and WalkPrefix are the callback form: f(key, value) for each entry,
+// stopping at the first error f returns, which they return, as bbolt's
+// Bucket.ForEach. They were named Fold and Scan until those names were found
+// to mean something else in prologic/bitcask, the best known Go Bitcask,
+// whose Fold(func(key []byte) error) and Scan(prefix, func(key []byte) error)
+// call back with keys alone (Keys and KeysPrefix here); bbolt's name,
+// ForEach, is keys alone in prologic/bitcask v2.
+//
 // NewIterator is the explicit cursor, as pebble's Iterator or a bbolt Cursor:
 // First, Seek, Next and Prev, with Err to check after a loop that ends on
 // Valid. Every iteration reads the database as of its start: writes made

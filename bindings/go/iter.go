@@ -424,19 +424,24 @@ func each(newIter newIterFunc, o IterOptions, values bool, f func(k, v []byte) b
 	return it.Err()
 }
 
-// Fold calls f for every key and its value (copies), in key order. It stops
-// at the first error f returns and returns it.
-func (db *DB) Fold(f func(key, value []byte) error) error {
-	return scan(db.NewIterator, IterOptions{}, f)
+// Walk calls f for every key and its value (copies), in key order, and stops
+// at the first error f returns, which it returns; otherwise it returns the
+// error that ended the iteration, if any. f may use the DB, even write to it;
+// the walk reads the database as of its start.
+//
+// It is not prologic/bitcask's Fold, which calls f with keys alone: Keys is
+// that, as a sequence (see the package doc, Iteration).
+func (db *DB) Walk(f func(key, value []byte) error) error {
+	return walk(db.NewIterator, IterOptions{}, f)
 }
 
-// Scan calls f for every key that starts with prefix and its value (copies),
-// in key order. It stops at the first error f returns and returns it.
-func (db *DB) Scan(prefix []byte, f func(key, value []byte) error) error {
-	return scan(db.NewIterator, IterOptions{Prefix: prefix}, f)
+// WalkPrefix is Walk over the keys that start with prefix. It is not
+// prologic/bitcask's Scan, which calls f with keys alone: KeysPrefix is that.
+func (db *DB) WalkPrefix(prefix []byte, f func(key, value []byte) error) error {
+	return walk(db.NewIterator, IterOptions{Prefix: prefix}, f)
 }
 
-func scan(newIter newIterFunc, o IterOptions, f func(key, value []byte) error) error {
+func walk(newIter newIterFunc, o IterOptions, f func(key, value []byte) error) error {
 	var ferr error
 	err := each(newIter, o, true, func(k, v []byte) bool {
 		ferr = f(k, v)

@@ -235,30 +235,55 @@ func TestIterationSeesCloseAsError(t *testing.T) {
 	})
 }
 
-func TestFoldAndScan(t *testing.T) {
+// Walk and WalkPrefix call back with keys and values and return the first
+// error the callback returns (unlike prologic/bitcask's Fold and Scan, which
+// give keys alone: hence the names).
+func TestWalkAndWalkPrefix(t *testing.T) {
 	noLeakedIterators(t)
 	db := open(t, t.TempDir())
 	fill(t, db, "a", "p1", "p2", "q")
-	var keys []string
-	must(t, db.Fold(func(k, v []byte) error { keys = append(keys, string(k)); return nil }))
-	if !slices.Equal(keys, []string{"a", "p1", "p2", "q"}) {
-		t.Fatalf("Fold keys %q", keys)
+	var got []string
+	collect := func(k, v []byte) error { got = append(got, string(k)+"="+string(v)); return nil }
+	must(t, db.Walk(collect))
+	if !slices.Equal(got, []string{"a=va", "p1=vp1", "p2=vp2", "q=vq"}) {
+		t.Fatalf("Walk: %q", got)
 	}
-	keys = nil
-	must(t, db.Scan([]byte("p"), func(k, v []byte) error { keys = append(keys, string(k)); return nil }))
-	if !slices.Equal(keys, []string{"p1", "p2"}) {
-		t.Fatalf("Scan keys %q", keys)
+	got = nil
+	must(t, db.WalkPrefix([]byte("p"), collect))
+	if !slices.Equal(got, []string{"p1=vp1", "p2=vp2"}) {
+		t.Fatalf("WalkPrefix: %q", got)
+	}
+	got = nil
+	must(t, db.WalkPrefix(nil, collect))
+	if len(got) != 4 {
+		t.Fatalf("WalkPrefix(nil): %q", got)
 	}
 	stop := errors.New("stop")
 	n := 0
-	err := db.Fold(func(k, v []byte) error { n++; return stop })
+	err := db.Walk(func(k, v []byte) error { n++; return stop })
 	if err != stop || n != 1 {
-		t.Fatalf("Fold with a failing callback: %v after %d calls", err, n)
+		t.Fatalf("Walk with a failing callback: %v after %d calls", err, n)
 	}
-	// The callback may use the DB, even write to it.
-	must(t, db.Scan([]byte("p"), func(k, v []byte) error { return db.Put(append([]byte("copy-"), k...), v) }))
-	if ok, _ := db.Has([]byte("copy-p2")); !ok {
-		t.Fatal("write from a Scan callback lost")
+	n = 0
+	err = db.WalkPrefix([]byte("p"), func(k, v []byte) error {
+		n++
+		if string(k) == "p2" {
+			return stop
+		}
+		return nil
+	})
+	if err != stop || n != 2 {
+		t.Fatalf("WalkPrefix with a failing callback: %v after %d calls", err, n)
+	}
+	// The callback may use the DB, even write to it; the walk reads the
+	// database as of its start, so it does not see its own writes.
+	n = 0
+	must(t, db.WalkPrefix([]byte("p"), func(k, v []byte) error {
+		n++
+		return db.Put(append([]byte("p-copy-"), k...), v)
+	}))
+	if ok, _ := db.Has([]byte("p-copy-p2")); !ok || n != 2 {
+		t.Fatalf("write from a WalkPrefix callback lost, or seen by the walk (%d calls)", n)
 	}
 }
 

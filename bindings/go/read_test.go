@@ -426,13 +426,13 @@ func TestValueReadErrorsAreSurfaced(t *testing.T) {
 					t.Fatalf("seen %q, err %v; want [e d], ErrCorruption", seen, err)
 				}
 			})
-			t.Run("Fold and Scan", func(t *testing.T) {
+			t.Run("Walk and WalkPrefix", func(t *testing.T) {
 				n := 0
-				if err := db.Fold(func(k, v []byte) error { n++; return nil }); !errors.Is(err, ErrCorruption) || n != 2 {
-					t.Fatalf("Fold: %v after %d entries", err, n)
+				if err := db.Walk(func(k, v []byte) error { n++; return nil }); !errors.Is(err, ErrCorruption) || n != 2 {
+					t.Fatalf("Walk: %v after %d entries", err, n)
 				}
-				if err := db.Scan([]byte("c"), func(k, v []byte) error { return nil }); !errors.Is(err, ErrCorruption) {
-					t.Fatalf("Scan: %v", err)
+				if err := db.WalkPrefix([]byte("c"), func(k, v []byte) error { return nil }); !errors.Is(err, ErrCorruption) {
+					t.Fatalf("WalkPrefix: %v", err)
 				}
 			})
 			t.Run("keys only", func(t *testing.T) {
