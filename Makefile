@@ -23,7 +23,7 @@ CBINDGEN := $(shell [ "$$(cbindgen --version 2>/dev/null)" = "cbindgen $(CBINDGE
 
 .PHONY: soak fuzz fuzz-smoke fuzz-run
 .PHONY: all build demo test check-fmt clippy rust-test fmt clean header check-header \
-	c-test cpp-test c-valgrind example install install-test c-tools bench bench-smoke bench-clippy
+	c-test cpp-test c-valgrind example install install-test c-tools bench bench-smoke bench-clippy bench-snapshots
 PYTHON ?= python3
 VENV := .venv
 PYBIND := bindings/python
@@ -120,6 +120,17 @@ bench-smoke:
 	$(CARGO) build --release -p bench
 	./target/release/bench --smoke --dir $(BENCH_DIR)-smoke \
 		--out $(BENCH_DIR)-smoke/report.md
+	./target/release/snapshots --keys 20000 --runs 1 --dir $(BENCH_DIR)-smoke/snapshots
+
+# What snapshots cost at 1M keys (taking one; writes with 0, 1 and 10 open),
+# kept in bench/snapshots.md (with the hand-written bench/snapshots-why.md),
+# which `make bench` includes in docs/benchmarks.md.
+bench-snapshots:
+	$(CARGO) build --release -p bench --bin snapshots
+	{ echo '## Snapshots'; echo; echo 'Made by `make bench-snapshots` (`./target/release/snapshots --keys 1000000 --runs 3`), libbitcask alone:'; echo; \
+	  ./target/release/snapshots --keys 1000000 --runs 3 --dir $(BENCH_DIR)-snapshots; \
+	  echo; cat bench/snapshots-why.md; } > bench/snapshots.md.tmp
+	mv bench/snapshots.md.tmp bench/snapshots.md
 
 bench-clippy:
 	$(CARGO) clippy -p bench --all-targets -- -D warnings

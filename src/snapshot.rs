@@ -17,9 +17,101 @@
 use crate::datafile::DataFile;
 use crate::db::Inner;
 use crate::keydir::Loc;
+use std::borrow::Borrow;
+use std::cmp::Ordering;
+use std::collections::btree_map::Entry;
 use std::collections::BTreeMap;
 use std::ops::Bound;
 use std::sync::Arc;
+
+/// A kept key with its first 8 bytes inline (big-endian, zero-padded): most
+/// comparisons of a search are settled by them without touching the key's heap
+/// bytes, which would be a cache miss each (measured: writes with a snapshot
+/// open spent a fifth of their time comparing boxed keys).
+struct VKey {
+    head: u64,
+    key: Box<[u8]>,
+}
+
+fn head(k: &[u8]) -> u64 {
+    let mut b = [0u8; 8];
+    let n = k.len().min(8);
+    b[..n].copy_from_slice(&k[..n]);
+    u64::from_be_bytes(b)
+}
+
+/// A key as the map compares it: owned (`VKey`) or borrowed for a lookup
+/// (`Probe`). Ordered as its bytes are: zero padding keeps a prefix first.
+trait KeyRef {
+    fn parts(&self) -> (u64, &[u8]);
+}
+
+struct Probe<'a>(u64, &'a [u8]);
+
+impl<'a> Probe<'a> {
+    fn new(k: &'a [u8]) -> Probe<'a> {
+        Probe(head(k), k)
+    }
+}
+
+impl KeyRef for Probe<'_> {
+    fn parts(&self) -> (u64, &[u8]) {
+        (self.0, self.1)
+    }
+}
+
+impl KeyRef for VKey {
+    fn parts(&self) -> (u64, &[u8]) {
+        (self.head, &self.key)
+    }
+}
+
+impl Ord for dyn KeyRef + '_ {
+    fn cmp(&self, other: &Self) -> Ordering {
+        let ((h1, k1), (h2, k2)) = (self.parts(), other.parts());
+        h1.cmp(&h2).then_with(|| k1.cmp(k2))
+    }
+}
+
+impl PartialOrd for dyn KeyRef + '_ {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl PartialEq for dyn KeyRef + '_ {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == Ordering::Equal
+    }
+}
+
+impl Eq for dyn KeyRef + '_ {}
+
+impl<'a> Borrow<dyn KeyRef + 'a> for VKey {
+    fn borrow(&self) -> &(dyn KeyRef + 'a) {
+        self
+    }
+}
+
+impl Ord for VKey {
+    fn cmp(&self, other: &Self) -> Ordering {
+        (self as &dyn KeyRef).cmp(other as &dyn KeyRef)
+    }
+}
+
+impl PartialOrd for VKey {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl PartialEq for VKey {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == Ordering::Equal
+    }
+}
+
+impl Eq for VKey {}
 
 /// What a key held before a write changed it: a value's location and its file,
 /// or nothing (absent, or a tombstone).
@@ -79,7 +171,7 @@ pub(crate) struct Versions {
     /// sequence order, so the first entry is the oldest snapshot.
     live: BTreeMap<u64, u64>,
     next_id: u64,
-    old: BTreeMap<Box<[u8]>, Chain>,
+    old: BTreeMap<VKey, Chain>,
 }
 
 impl Versions {
@@ -125,11 +217,17 @@ impl Versions {
         let Some((_, &newest)) = self.live.last_key_value() else {
             return;
         };
-        match self.old.get_mut(key) {
-            Some(c) if c.last_seq() > newest => {}
-            Some(c) => c.push(seq, old()),
-            None => {
-                self.old.insert(key.into(), Chain::One(seq, old()));
+        // One search: a key new to the map (the common case) is inserted where
+        // it was looked for; one already there wastes the allocation.
+        let k = VKey {
+            head: head(key),
+            key: key.into(),
+        };
+        match self.old.entry(k) {
+            Entry::Occupied(mut c) if c.get().last_seq() <= newest => c.get_mut().push(seq, old()),
+            Entry::Occupied(_) => {}
+            Entry::Vacant(v) => {
+                v.insert(Chain::One(seq, old()));
             }
         }
     }
@@ -137,7 +235,7 @@ impl Versions {
     /// What `key` held at `seq`, if a write since changed it; `None` when the
     /// keydir's entry stands.
     pub fn at(&self, key: &[u8], seq: u64) -> Option<&Old> {
-        self.old.get(key)?.at(seq)
+        self.old.get(&Probe::new(key) as &dyn KeyRef)?.at(seq)
     }
 
     /// Keys in `(lower, upper)` changed since `seq`, in order (descending when
@@ -153,10 +251,11 @@ impl Versions {
         if self.old.is_empty() || crate::db::empty_range(lower, upper) {
             return Vec::new();
         }
+        let (lower, upper) = (lower.map(Probe::new), upper.map(Probe::new));
         let it = self
             .old
-            .range::<[u8], _>((lower, upper))
-            .filter_map(|(k, c)| c.at(seq).map(|o| (&**k, o)));
+            .range::<dyn KeyRef, _>((as_key(&lower), as_key(&upper)))
+            .filter_map(|(k, c)| c.at(seq).map(|o| (&*k.key, o)));
         if reverse {
             it.rev().take(limit).collect()
         } else {
@@ -168,9 +267,17 @@ impl Versions {
     pub fn each_changed(&self, seq: u64, mut f: impl FnMut(&[u8], &Old)) {
         for (k, c) in &self.old {
             if let Some(o) = c.at(seq) {
-                f(k, o);
+                f(&k.key, o);
             }
         }
+    }
+}
+
+fn as_key<'p>(b: &'p Bound<Probe<'_>>) -> Bound<&'p dyn KeyRef> {
+    match b {
+        Bound::Included(p) => Bound::Included(p),
+        Bound::Excluded(p) => Bound::Excluded(p),
+        Bound::Unbounded => Bound::Unbounded,
     }
 }
 
@@ -211,7 +318,7 @@ impl Drop for Pin {
 /// every iterator made from it see exactly the writes up to [`Snapshot::seq`],
 /// whatever writes and merges happen while it lives. Taking one copies nothing.
 /// While any snapshot (or iterator, which reads from one of its own) is alive,
-/// each write also keeps what it replaced, about 60 bytes per key changed, and
+/// each write also keeps what it replaced, about 130 bytes per key changed, and
 /// the data files those versions lie in stay open, and on disk, after a merge
 /// removes them; all of it is released when the snapshot is dropped. Keys that
 /// expire do so in a snapshot too, by the clock.

@@ -340,6 +340,10 @@ pub fn write(
             writeln!(w, "{}\n", a.trim_end())?;
         }
     }
+    // `make bench-snapshots` keeps its figures here; each report carries them.
+    if let Ok(snap) = std::fs::read_to_string("bench/snapshots.md") {
+        writeln!(w, "{}\n", snap.trim_end())?;
+    }
     writeln!(w, "## Python and Go bindings\n")?;
     writeln!(w, "Measured separately: [benchmarks-bindings.md](benchmarks-bindings.md) (the Python and Go bindings against their languages' usual embedded stores).\n")?;
     std::fs::write(out, md)?;
