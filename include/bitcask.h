@@ -1237,7 +1237,7 @@ bitcask_status_t bitcask_options_set_slow_sync_ms(bitcask_options_t *opts, int64
  * Takes a snapshot of `db` as of its last write and stores it in `*out`. It
  * copies nothing, so it is cheap (a lock and a map insert). While a snapshot (or
  * an iterator, which reads from one of its own) is alive, each write also keeps
- * what it replaced, about 100 bytes per key changed, and data files a merge
+ * what it replaced, about 130 bytes per key changed, and data files a merge
  * removes stay open, and their space in use, until no snapshot can read them;
  * `bitcask_snapshot_destroy` releases all of it. The caller owns the snapshot.
  * Returns `BITCASK_OK`; `BITCASK_INVALID_ARGUMENT` when `db` or `out` is NULL;
