@@ -4,18 +4,32 @@ package bitcask
 #include <stdlib.h>
 #include <bitcask.h>
 
-// bitcask_get with its out-parameter returned by value: an out-parameter on
-// the Go side would escape to the heap, an allocation for every Get.
+// bitcask_get (or bitcask_snapshot_get when snap is not NULL) with its
+// out-parameter returned by value: an out-parameter on the Go side would
+// escape to the heap, an allocation for every Get.
 typedef struct {
 	bitcask_status_t status;
 	size_t len;
 } bk_get_result;
 
-static bk_get_result bk_get(const bitcask_t *db, const uint8_t *key, size_t key_len,
-                            uint8_t *buf, size_t buf_len) {
+static bk_get_result bk_get(const bitcask_t *db, const bitcask_snapshot_t *snap,
+                            const uint8_t *key, size_t key_len, uint8_t *buf, size_t buf_len) {
 	bk_get_result r = {BITCASK_OK, 0};
-	r.status = bitcask_get(db, key, key_len, buf, buf_len, &r.len);
+	if (snap != NULL) {
+		r.status = bitcask_snapshot_get(snap, key, key_len, buf, buf_len, &r.len);
+	} else {
+		r.status = bitcask_get(db, key, key_len, buf, buf_len, &r.len);
+	}
 	return r;
+}
+
+// bitcask_contains, or bitcask_snapshot_contains when snap is not NULL.
+static bitcask_status_t bk_contains(const bitcask_t *db, const bitcask_snapshot_t *snap,
+                                    const uint8_t *key, size_t key_len) {
+	if (snap != NULL) {
+		return bitcask_snapshot_contains(snap, key, key_len);
+	}
+	return bitcask_contains(db, key, key_len);
 }
 */
 import "C"
@@ -157,7 +171,7 @@ func (db *DB) Get(key []byte) ([]byte, error) {
 	var out []byte
 	err := db.read(func(h *C.bitcask_t) C.bitcask_status_t {
 		var s C.bitcask_status_t
-		out, s = db.get(h, key)
+		out, s = getValue(&db.getSize, h, nil, key)
 		return s
 	})
 	return out, err
@@ -169,18 +183,19 @@ const getScratchSize = 4 << 10
 
 var getScratch = sync.Pool{New: func() any { return new([getScratchSize]byte) }}
 
-// get copies the value of key into Go memory with bitcask_get, which allocates
-// nothing: first into a pooled buffer (or, when the last value Get saw was
-// larger than that, a fresh buffer of that size), then, only if the value did
-// not fit, into a fresh buffer of the size the library reported. The slice
-// returned is the caller's alone, with its length as capacity; a fresh buffer
-// more than twice the value's size is copied from rather than kept.
-func (db *DB) get(h *C.bitcask_t, key []byte) ([]byte, C.bitcask_status_t) {
+// getValue copies the value of key into Go memory with bitcask_get (or, when
+// sh is not nil, bitcask_snapshot_get), which allocates nothing: first into a
+// pooled buffer (or, when the last value Get saw was larger than that, a fresh
+// buffer of that size, *guess), then, only if the value did not fit, into a
+// fresh buffer of the size the library reported. The slice returned is the
+// caller's alone, with its length as capacity; a fresh buffer more than twice
+// the value's size is copied from rather than kept.
+func getValue(guess *atomic.Int64, h *C.bitcask_t, sh *C.bitcask_snapshot_t, key []byte) ([]byte, C.bitcask_status_t) {
 	kp, kn := bytesPtr(key), C.size_t(len(key))
-	size := int(db.getSize.Load())
+	size := int(guess.Load())
 	if size == 0 {
 		sp := getScratch.Get().(*[getScratchSize]byte)
-		r := C.bk_get(h, kp, kn, (*C.uint8_t)(unsafe.Pointer(&sp[0])), getScratchSize)
+		r := C.bk_get(h, sh, kp, kn, (*C.uint8_t)(unsafe.Pointer(&sp[0])), getScratchSize)
 		var out []byte
 		if r.status == C.BITCASK_OK {
 			out = make([]byte, int(r.len))
@@ -191,7 +206,7 @@ func (db *DB) get(h *C.bitcask_t, key []byte) ([]byte, C.bitcask_status_t) {
 			return out, r.status
 		}
 		size = int(r.len)
-	} else if s := C.bitcask_contains(h, kp, kn); s != C.BITCASK_OK {
+	} else if s := C.bk_contains(h, sh, kp, kn); s != C.BITCASK_OK {
 		// No buffer of the guessed size for a key that has no value (the
 		// lookup reads no data file).
 		return nil, s
@@ -199,11 +214,11 @@ func (db *DB) get(h *C.bitcask_t, key []byte) ([]byte, C.bitcask_status_t) {
 	// A loop: the value may be overwritten by a larger one between two calls.
 	for {
 		buf := make([]byte, size)
-		r := C.bk_get(h, kp, kn, bytesPtr(buf), C.size_t(size))
+		r := C.bk_get(h, sh, kp, kn, bytesPtr(buf), C.size_t(size))
 		switch r.status {
 		case C.BITCASK_OK:
 			n := int(r.len)
-			db.noteGetSize(n)
+			noteGetSize(guess, n)
 			if n < size/2 {
 				out := make([]byte, n)
 				copy(out, buf)
@@ -222,12 +237,12 @@ func (db *DB) get(h *C.bitcask_t, key []byte) ([]byte, C.bitcask_status_t) {
 // pooled buffers, as the guess for the next Get: a database of large values
 // then reads each one once (with pread, a value that does not fit is read
 // twice). It writes the shared word only when the guess changes.
-func (db *DB) noteGetSize(n int) {
+func noteGetSize(guess *atomic.Int64, n int) {
 	if n <= getScratchSize {
 		n = 0
 	}
-	if int64(n) != db.getSize.Load() {
-		db.getSize.Store(int64(n))
+	if int64(n) != guess.Load() {
+		guess.Store(int64(n))
 	}
 }
 
@@ -372,7 +387,7 @@ func (db *DB) write(b *Batch, sync bool) error {
 	})
 }
 
-// Stats is a snapshot of the database's counters.
+// Stats holds the database's counters, read at one moment.
 type Stats struct {
 	Keys                int   // live keys (expired ones not included)
 	KeydirBytes         int64 // approximate heap bytes of the in-memory keydir
@@ -412,6 +427,13 @@ type Stats struct {
 	// WithWriteMerging, concurrent writes share one append and one fdatasync,
 	// so it is below Writes.
 	WriteGroups uint64
+	// Snapshots counts the snapshots alive: those of DB.Snapshot not yet
+	// closed and those of open iterators, each of which reads from one.
+	Snapshots int
+	// SnapshotVersions counts the versions writes kept for them: one per key
+	// changed since the oldest was taken, at most one per key and snapshot;
+	// 0 once none is alive.
+	SnapshotVersions int64
 	// Files is the space use of every data file, in ascending ID order (the
 	// last is the active file): what a merge of each would reclaim. Read in a
 	// separate step from the counters above, so a write, rotation or merge
@@ -485,6 +507,8 @@ func (db *DB) Stats() (Stats, error) {
 		st.Syncs = uint64(get(C.BITCASK_STAT_SYNCS))
 		st.Writes = uint64(get(C.BITCASK_STAT_WRITES))
 		st.WriteGroups = uint64(get(C.BITCASK_STAT_WRITE_GROUPS))
+		st.Snapshots = int(get(C.BITCASK_STAT_SNAPSHOTS))
+		st.SnapshotVersions = get(C.BITCASK_STAT_SNAPSHOT_VERSIONS)
 		var fs C.bitcask_status_t
 		if st.Files, fs = fileStats(h); fs != C.BITCASK_OK && failed == C.BITCASK_OK {
 			failed = fs
@@ -543,7 +567,8 @@ func fileStats(h *C.bitcask_t) ([]FileStats, C.bitcask_status_t) {
 // Close flushes and syncs outstanding writes, stops background work and
 // releases the directory's lock. It waits for calls in progress on other
 // goroutines; calls after it fail with ErrClosed. Closing again is a no-op that
-// returns nil. Iterators still open report ErrClosed and must still be closed.
+// returns nil. Iterators and snapshots still open report ErrClosed and must
+// still be closed.
 func (db *DB) Close() error {
 	// bitcask_close may run beside other calls (only destroy may not), so it is
 	// done under the shared lock: a long Merge elsewhere is told to stop rather

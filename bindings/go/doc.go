@@ -74,6 +74,17 @@
 // Valid. Every iteration reads the database as of its start: writes made
 // during the loop, by the loop or elsewhere, are not seen.
 //
+// # Snapshots
+//
+// DB.Snapshot takes a read view as of the last write, copying nothing: the
+// Snapshot's Get, Has, Len and iterations (the DB's, with the same signatures)
+// see exactly the writes up to its Seq, whatever writes and merges follow. It
+// is safe for concurrent use, outlives its DB (reads then fail with
+// ErrClosed) and must be closed: while it is open, writes keep what they
+// replace for it (Stats.SnapshotVersions) and merged-away files stay open.
+// Every iteration of a DB reads from a snapshot of its own, taken as it
+// starts.
+//
 // # Durable writes
 //
 // With WithSync(SyncAlways), or a batch written with WriteSync, a write returns

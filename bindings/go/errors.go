@@ -65,7 +65,8 @@ var (
 	ErrLocked = errors.New("bitcask: database locked")
 	// ErrReadOnly: a write on a database opened WithReadOnly.
 	ErrReadOnly = errors.New("bitcask: database is read-only")
-	// ErrClosed: the DB (or the iterator's DB) was closed.
+	// ErrClosed: the DB (or the iterator's or snapshot's DB) was closed, or
+	// the Snapshot was.
 	ErrClosed = errors.New("bitcask: database closed")
 	// ErrWritesRefused: an earlier write or fsync failed, so the state on disk is
 	// unknown; writes are refused until the database is reopened.

@@ -169,3 +169,48 @@ func ExampleDB_All() {
 	// 3 <nil>
 	// 0 true
 }
+
+func ExampleDB_Snapshot() {
+	dir, err := os.MkdirTemp("", "bitcask-example")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+
+	db, err := bitcask.Open(filepath.Join(dir, "db"))
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer db.Close()
+
+	if err := db.Put([]byte("user:1"), []byte("alice")); err != nil {
+		log.Fatal(err)
+	}
+	snap, err := db.Snapshot()
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer snap.Close()
+
+	// Writes after the snapshot are not in it.
+	if err := db.Put([]byte("user:1"), []byte("alice v2")); err != nil {
+		log.Fatal(err)
+	}
+	if err := db.Put([]byte("user:2"), []byte("bob")); err != nil {
+		log.Fatal(err)
+	}
+	for e, err := range snap.Prefix([]byte("user:")) {
+		if err != nil {
+			log.Fatal(err)
+		}
+		fmt.Printf("snapshot %d: %s = %s\n", snap.Seq(), e.Key, e.Value)
+	}
+	n, err := db.Len()
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println("keys now:", n)
+	// Output:
+	// snapshot 1: user:1 = alice
+	// keys now: 2
+}

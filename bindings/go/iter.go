@@ -44,10 +44,10 @@ type IterOptions struct {
 }
 
 // Iterator is a cursor over keys in order, with their values. It reads the
-// database as of its creation, through a snapshot of its own: writes made
-// meanwhile are not seen, in either direction or after a seek. While it is
-// open, writes keep what they replace for it (see the C header's
-// bitcask_snapshot_create), so close it when done.
+// database as of its creation, through a snapshot of its own (or, made by
+// Snapshot.NewIterator, as of that snapshot): writes made meanwhile are not
+// seen, in either direction or after a seek. While it is open, writes keep
+// what they replace for it, as for a Snapshot, so close it when done.
 //
 // It is the explicit form of iteration, as in pebble or LevelDB: a loop that
 // ends on Valid turning false must check Err, which says whether the range
@@ -80,35 +80,58 @@ var emptyKey [1]byte
 // NewIterator returns an iterator positioned on the first entry of o's range
 // (check Valid). The bounds are copied.
 func (db *DB) NewIterator(o IterOptions) (*Iterator, error) {
-	if len(o.Prefix) > 0 && (len(o.Start) > 0 || o.End != nil) {
-		return nil, goError(CodeInvalidArgument, "IterOptions: Prefix may not be combined with Start or End")
+	if err := o.check(); err != nil {
+		return nil, err
 	}
 	var h *C.bitcask_iterator_t
-	err := db.call(func(dh *C.bitcask_t) C.bitcask_status_t {
-		rev := C.bool(o.Reverse)
-		if len(o.Prefix) > 0 {
-			return C.bitcask_iter_create_prefix(dh, bytesPtr(o.Prefix), C.size_t(len(o.Prefix)), rev, &h)
-		}
-		end := bytesPtr(o.End)
-		if o.End != nil && len(o.End) == 0 {
-			// C takes NULL for no bound: the empty key needs a pointer.
-			end = (*C.uint8_t)(unsafe.Pointer(&emptyKey[0]))
-		}
-		return C.bitcask_iter_create_range(dh, bytesPtr(o.Start), C.size_t(len(o.Start)),
-			end, C.size_t(len(o.End)), rev, &h)
-	})
+	err := db.call(func(dh *C.bitcask_t) C.bitcask_status_t { return createIter(dh, nil, o, &h) })
 	if err != nil {
 		return nil, err
 	}
-	// The C iterator holds the engine's internals itself, so it needs no lock
-	// of the DB: it outlives Close and then reports ErrClosed.
+	return newIterator(h, db.closing), nil
+}
+
+func (o *IterOptions) check() error {
+	if len(o.Prefix) > 0 && (len(o.Start) > 0 || o.End != nil) {
+		return goError(CodeInvalidArgument, "IterOptions: Prefix may not be combined with Start or End")
+	}
+	return nil
+}
+
+// createIter makes the C iterator of o over the database dh or, when sh is not
+// nil, over the snapshot sh, and stores it in *out.
+func createIter(dh *C.bitcask_t, sh *C.bitcask_snapshot_t, o IterOptions, out **C.bitcask_iterator_t) C.bitcask_status_t {
+	rev := C.bool(o.Reverse)
+	if len(o.Prefix) > 0 {
+		p, n := bytesPtr(o.Prefix), C.size_t(len(o.Prefix))
+		if sh != nil {
+			return C.bitcask_snapshot_iter_create_prefix(sh, p, n, rev, out)
+		}
+		return C.bitcask_iter_create_prefix(dh, p, n, rev, out)
+	}
+	start, startLen := bytesPtr(o.Start), C.size_t(len(o.Start))
+	end, endLen := bytesPtr(o.End), C.size_t(len(o.End))
+	if o.End != nil && len(o.End) == 0 {
+		// C takes NULL for no bound: the empty key needs a pointer.
+		end = (*C.uint8_t)(unsafe.Pointer(&emptyKey[0]))
+	}
+	if sh != nil {
+		return C.bitcask_snapshot_iter_create_range(sh, start, startLen, end, endLen, rev, out)
+	}
+	return C.bitcask_iter_create_range(dh, start, startLen, end, endLen, rev, out)
+}
+
+// newIterator wraps a new C iterator. It holds the engine's internals itself,
+// so it needs no lock of its DB or snapshot: it outlives their Close and then
+// reports ErrClosed (after the DB's) or reads on (after the snapshot's).
+func newIterator(h *C.bitcask_iterator_t, closing *atomic.Bool) *Iterator {
 	openIterators.Add(1)
-	it := &Iterator{h: h, closing: db.closing}
+	it := &Iterator{h: h, closing: closing}
 	it.cleanup = runtime.AddCleanup(it, func(h *C.bitcask_iterator_t) {
 		C.bitcask_iter_destroy(h)
 		openIterators.Add(-1)
 	}, h)
-	return it, nil
+	return it
 }
 
 // move runs one C move and records its error; it reports Valid.
@@ -361,7 +384,7 @@ func (db *DB) KeysPrefix(prefix []byte, opts ...ScanOption) iter.Seq2[[]byte, er
 	return keys(db.NewIterator, IterOptions{Prefix: bytes.Clone(prefix)}, opts)
 }
 
-// newIterFunc makes an Iterator: DB.NewIterator (or, later, another source's).
+// newIterFunc makes an Iterator: DB.NewIterator or Snapshot.NewIterator.
 type newIterFunc func(IterOptions) (*Iterator, error)
 
 func scanOptions(o *IterOptions, opts []ScanOption) {
