@@ -37,12 +37,11 @@ func main() {
 	if err := db.Write(&batch); err != nil {
 		log.Fatal(err)
 	}
-	var iterErr error
-	for k, v := range db.Prefix([]byte("user:"), bitcask.ErrorTo(&iterErr)) {
-		fmt.Printf("%s -> %s\n", k, v)
-	}
-	if iterErr != nil {
-		log.Fatal(iterErr)
+	for e, err := range db.Prefix([]byte("user:")) {
+		if err != nil {
+			log.Fatal(err)
+		}
+		fmt.Printf("%s -> %s\n", e.Key, e.Value)
 	}
 	if err := db.Close(); err != nil {
 		log.Fatal(err)
