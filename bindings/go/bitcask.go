@@ -56,6 +56,8 @@ type DB struct {
 	mu      sync.RWMutex
 	h       *C.bitcask_t
 	cleanup runtime.Cleanup
+	// events is the handle of WithLogger's listener, or 0; released with h.
+	events cgo.Handle
 	// closing is set before bitcask_close. The engine empties its keydir when
 	// closing, so a read racing with Close can see "not found" (or an iteration
 	// its end) instead of BITCASK_CLOSED; reads that see closing report
@@ -115,27 +117,53 @@ func Open(dir string, opts ...Option) (*DB, error) {
 			return nil, statusError(s)
 		}
 	}
+	var events cgo.Handle
+	if cfg.logger != nil {
+		// The library may call the listener until the database is destroyed,
+		// so the handle is released with the DB (by Close or the cleanup), or
+		// as a failed open returns.
+		events = cgo.NewHandle(&eventLogger{logger: cfg.logger})
+		if s := setEventListener(co, events); s != C.BITCASK_OK {
+			err := statusError(s)
+			releaseEvents(events)
+			return nil, err
+		}
+	}
 	var h *C.bitcask_t
 	s := C.bitcask_open(cdir, co, &h)
 	panicErr := progress.err()
 	switch {
 	case s != C.BITCASK_OK && panicErr != nil:
-		return nil, errors.Join(panicErr, statusError(s))
+		err := errors.Join(panicErr, statusError(s))
+		releaseEvents(events)
+		return nil, err
 	case s != C.BITCASK_OK:
-		return nil, statusError(s)
+		err := statusError(s)
+		releaseEvents(events)
+		return nil, err
 	case panicErr != nil:
 		// The caller gets no handle to close, and the directory's lock must
 		// be released for the open to be retried.
 		C.bitcask_close(h)
 		C.bitcask_destroy(h)
+		releaseEvents(events)
 		return nil, panicErr
 	}
-	db := &DB{h: h, closing: new(atomic.Bool)}
+	db := &DB{h: h, closing: new(atomic.Bool), events: events}
 	// Only a safety net: a DB dropped without Close still releases its lock and
 	// memory eventually. It cannot run while a method runs, since the method
 	// keeps db reachable.
-	db.cleanup = runtime.AddCleanup(db, func(h *C.bitcask_t) { C.bitcask_destroy(h) }, h)
+	db.cleanup = runtime.AddCleanup(db, func(r dbResources) {
+		C.bitcask_destroy(r.h)
+		releaseEvents(r.events)
+	}, dbResources{h, events})
 	return db, nil
+}
+
+// dbResources is what a DB's cleanup frees.
+type dbResources struct {
+	h      *C.bitcask_t
+	events cgo.Handle
 }
 
 // call runs f with the handle, on a locked OS thread so that a failure's
@@ -591,6 +619,10 @@ func (db *DB) Close() error {
 		db.cleanup.Stop()
 		C.bitcask_destroy(db.h)
 		db.h = nil
+		// Every event has been delivered: bitcask_close waited for the
+		// background thread, and the exclusive lock for the other calls.
+		releaseEvents(db.events)
+		db.events = 0
 	}
 	return err
 }

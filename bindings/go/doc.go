@@ -103,6 +103,19 @@
 // TTL and less than one second more. TTL reports the time left, NoExpiry for
 // a key without a TTL, and ErrNotFound for a key that is absent or expired.
 //
+// # Events
+//
+// WithLogger logs what the database does on its own or finds at open on a
+// log/slog logger: completed merges (INFO), failed ones, bytes dropped or
+// salvaged at open and slow fdatasyncs (WARN), and writes refused after a
+// failed write or fdatasync (ERROR). Each record's message is the event's
+// name, with the attributes event, file, offset, bytes, duration and error
+// (an *Error matching its sentinel) when the event has them; records come from
+// the library's threads, all before Close returns. WithSlowSyncThreshold sets
+// what counts as a slow fdatasync (default 1s).
+//
+//	db, err := bitcask.Open(dir, bitcask.WithLogger(slog.Default()))
+//
 // # Errors
 //
 // Failures are *Error values carrying the library's message; each matches one

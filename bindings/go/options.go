@@ -16,11 +16,23 @@ static void bk_open_progress(const bitcask_progress_t *p, void *user_data) {
 static bitcask_status_t bk_set_open_progress(bitcask_options_t *o, uintptr_t h) {
 	return bitcask_options_set_open_progress(o, bk_open_progress, (void *)h);
 }
+
+// Exported by events.go, as goOpenProgress is by progress.go.
+extern void goEvent(bitcask_event_t *e, uintptr_t h);
+
+static void bk_event(const bitcask_event_t *e, void *user_data) {
+	goEvent((bitcask_event_t *)e, (uintptr_t)user_data);
+}
+
+static bitcask_status_t bk_set_event_listener(bitcask_options_t *o, uintptr_t h) {
+	return bitcask_options_set_event_listener(o, bk_event, (void *)h);
+}
 */
 import "C"
 
 import (
 	"fmt"
+	"log/slog"
 	"runtime/cgo"
 	"time"
 )
@@ -37,6 +49,9 @@ type config struct {
 	// progress is kept apart from the setters: its handle must live exactly as
 	// long as one bitcask_open call, which only Open sees.
 	progress func(Progress)
+	// logger is kept apart too: its handle must live as long as the database,
+	// which only Open and Close see. nil installs no listener.
+	logger *slog.Logger
 }
 
 func (c *config) set(f func(*C.bitcask_options_t)) { c.setters = append(c.setters, f) }
@@ -304,6 +319,65 @@ func WithDefaultTTL(d time.Duration) Option {
 // panic value when it is an error; the directory can be opened again.
 func WithOpenProgress(fn func(Progress)) Option {
 	return func(c *config) { c.progress = fn }
+}
+
+// WithLogger logs the database's events on logger: merges that completed or
+// failed, writes refused after a failed write or fdatasync, bytes dropped (a
+// torn tail) or salvaged (WithSalvage) at open, and fdatasyncs of the active
+// file slower than WithSlowSyncThreshold. A nil logger removes an earlier
+// one; without one (the default) no listener is installed and events cost
+// nothing.
+//
+// Each event is one record whose message is the event's name
+// ("dropped_at_open", "merge_completed", "merge_failed", "writes_refused",
+// "salvaged_at_open", "slow_sync"), at a level that follows it:
+// slog.LevelInfo for merge_completed, slog.LevelError for writes_refused and
+// slog.LevelWarn for the others. Its attributes are those the event has:
+//
+//	event     string         the name again, for handlers that filter on attributes
+//	file      string         the data file concerned
+//	offset    uint64         a byte offset in file
+//	bytes     uint64         bytes dropped, salvaged or given back by a merge
+//	duration  time.Duration  of a merge or an fdatasync (microsecond precision)
+//	error     error          an *Error matching its sentinel with errors.Is
+//	                         (errors.Is(err, ErrCorruption)); it carries no errno
+//
+// An attribute the event does not have is left out. Use logger.With to tell
+// databases apart (logger.With("db", dir)).
+//
+// Records are made on whichever thread the library reports from (its
+// background thread; the goroutine calling Open, for what Open finds). They
+// come one at a time per database and may arrive shortly after the call that caused them, but all
+// have been handled when Close returns. The logger's handler runs while the
+// library waits, so a slow one (a network write) delays the hint files and
+// SyncEvery syncs queued behind it; such a handler should hand records off. A
+// panic in the handler is recovered and the record dropped; the handler must
+// not call runtime.Goexit.
+func WithLogger(logger *slog.Logger) Option {
+	return func(c *config) { c.logger = logger }
+}
+
+// WithSlowSyncThreshold sets how long an fdatasync of the active file must
+// take to be logged as a slow_sync event by WithLogger (default 1s); d is
+// rounded up to whole milliseconds, 0 reports every such fdatasync and a
+// negative d none.
+func WithSlowSyncThreshold(d time.Duration) Option {
+	return func(c *config) {
+		ms := int64(-1)
+		if d >= 0 {
+			ms = int64(d / time.Millisecond)
+			if d%time.Millisecond != 0 {
+				ms++
+			}
+		}
+		c.set(func(o *C.bitcask_options_t) { C.bitcask_options_set_slow_sync_ms(o, C.int64_t(ms)) })
+	}
+}
+
+// setEventListener points the options' event listener at h (goEvent). It is
+// here because only this file's preamble defines the C shim.
+func setEventListener(o *C.bitcask_options_t, h cgo.Handle) C.bitcask_status_t {
+	return C.bk_set_event_listener(o, C.uintptr_t(h))
 }
 
 // setOpenProgress points the options' progress callback at h. It is here
