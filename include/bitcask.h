@@ -209,7 +209,8 @@ enum bitcask_event_kind_t
    */
   BITCASK_EVENT_MERGE_COMPLETED = 0,
   /**
-   * A merge failed (`error`, `error_message`); an automatic one backs off.
+   * A merge failed (`error`, `error_message`, and `file` when the error names
+   * one); an automatic one backs off.
    */
   BITCASK_EVENT_MERGE_FAILED = 1,
   /**

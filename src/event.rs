@@ -20,7 +20,8 @@ use std::time::Duration;
 pub enum EventKind {
     /// A merge finished and removed files: `bytes` given back, `duration`.
     MergeCompleted,
-    /// A merge failed (`error`); an automatic one backs off before retrying.
+    /// A merge failed (`error`, and `file` when the error names one); an
+    /// automatic one backs off before retrying.
     MergeFailed,
     /// A write or fdatasync failed (`error`, `file`): writes are refused until
     /// the database is reopened.

@@ -488,7 +488,8 @@ pub unsafe extern "C" fn bitcask_options_set_open_progress(
 pub enum bitcask_event_kind_t {
     /// A merge finished and removed files: `bytes` given back, `duration_us`.
     BITCASK_EVENT_MERGE_COMPLETED = 0,
-    /// A merge failed (`error`, `error_message`); an automatic one backs off.
+    /// A merge failed (`error`, `error_message`, and `file` when the error names
+    /// one); an automatic one backs off.
     BITCASK_EVENT_MERGE_FAILED = 1,
     /// A write or fdatasync failed (`error`, `file`): writes are refused until
     /// the database is reopened.
