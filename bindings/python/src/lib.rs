@@ -9,18 +9,19 @@
 //! released.
 
 use bitcask::{
-    Bitcask, Error, Iter, KeyTtl, Keys, MergeStats, OpenProgress, Options, Progress, Snapshot,
-    Stats, SyncPolicy, WriteBatch, WriteOptions,
+    Bitcask, Error, Event, EventListener, Iter, KeyTtl, Keys, MergeStats, OpenProgress, Options,
+    Progress, Snapshot, Stats, SyncPolicy, WriteBatch, WriteOptions,
 };
-use pyo3::exceptions::{PyKeyError, PyRuntimeError, PyTypeError};
+use pyo3::exceptions::{PyKeyError, PyKeyboardInterrupt, PyRuntimeError, PyTypeError};
 use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
 use pyo3::types::{
     PyBool, PyByteArray, PyBytes, PyDict, PyFloat, PyInt, PyList, PyMemoryView, PyString, PyTuple,
     PyType,
 };
 use std::borrow::Cow;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock, Weak};
 use std::time::Duration;
 
@@ -276,9 +277,184 @@ fn seconds(
     )))
 }
 
+/// `slow_sync_threshold`: seconds, as `seconds_opt`, or `math.inf` for no
+/// report at all (no sync is that slow). The package passes its `None` as
+/// `math.inf`, since None here keeps the engine's default, as for every option.
+fn threshold_opt(py: Python<'_>, v: &Bound<'_, PyAny>) -> PyResult<Option<Duration>> {
+    if v.is_instance_of::<PyFloat>() && v.extract::<f64>()? == f64::INFINITY {
+        return Ok(None);
+    }
+    seconds_opt(py, "slow_sync_threshold", v).map(Some)
+}
+
 /// The `ttl` argument of a put, in seconds; None keeps the default TTL, if any.
 fn ttl_arg(py: Python<'_>, ttl: Option<&Bound<'_, PyAny>>) -> PyResult<Option<Duration>> {
     ttl.map(|v| seconds(py, "ttl", "ttl", v)).transpose()
+}
+
+// ---------------------------------------------------------------------------
+// Events
+
+/// Set by the `atexit` hook: events are no longer logged. A thread other than
+/// the main one that waits for the GIL when the interpreter starts finalizing
+/// never gets it (CPython ends it; PyO3 parks it for ever instead), so a
+/// background thread caught there could never be joined by the close that
+/// finalization does when it collects a handle left open. The hook
+/// (`_interpreter_exiting`) shuts listeners out before finalization starts,
+/// then waits, without the GIL, for those already in (`IN_FLIGHT`).
+static EXITING: AtomicBool = AtomicBool::new(false);
+/// Listeners past the `EXITING` check, taking or holding the GIL. Atomics
+/// rather than a lock, so that a `fork` child, which has none of the parent's
+/// threads, can be given a count of 0 whatever they were doing.
+static IN_FLIGHT: AtomicUsize = AtomicUsize::new(0);
+
+/// A listener's passage, counted in `IN_FLIGHT` until dropped.
+struct Passage;
+
+impl Passage {
+    /// None once the interpreter is exiting. Sequentially consistent, against
+    /// the hook's store then load: either the listener sees `EXITING`, or the
+    /// hook sees it in flight and waits for it.
+    fn enter() -> Option<Passage> {
+        IN_FLIGHT.fetch_add(1, Ordering::SeqCst);
+        let passage = Passage;
+        (!EXITING.load(Ordering::SeqCst)).then_some(passage)
+    }
+}
+
+impl Drop for Passage {
+    fn drop(&mut self) {
+        IN_FLIGHT.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// Registered with `atexit` by the module's init, so it runs before
+/// finalization (after the exit hooks registered later): no event is logged
+/// from here on, and those being logged are let finish, the GIL released.
+#[pyfunction]
+fn _interpreter_exiting(py: Python<'_>) {
+    EXITING.store(true, Ordering::SeqCst);
+    py.detach(|| {
+        while IN_FLIGHT.load(Ordering::SeqCst) > 0 {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    });
+}
+
+/// Registered with `os.register_at_fork`: the child has none of the parent's
+/// threads, so none of its listeners.
+#[pyfunction]
+fn _after_fork_in_child() {
+    IN_FLIGHT.store(0, Ordering::SeqCst);
+}
+
+/// `logging.getLogger("bitcask")`, looked up once.
+static LOGGER: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+
+/// The engine listener of every database opened from Python: each event goes
+/// to the `bitcask` logger. Called from the database's background thread (or,
+/// without one, as read-only or once closing has stopped it, from the thread
+/// that saw the event), with no lock of the engine held and without the GIL,
+/// which it takes: so no thread may wait for the background thread while
+/// holding the GIL (see `PyBitcask::close` and `Drop for PyBitcask`).
+fn event_listener() -> EventListener {
+    EventListener(Arc::new(|e: &Event| {
+        let Some(_passage) = Passage::enter() else {
+            return;
+        };
+        // Gives up, rather than attach, when the interpreter is not running.
+        let _ = Python::try_attach(|py| {
+            if let Err(err) = log_event(py, e) {
+                report_log_failure(py, err, e);
+            }
+        });
+    }))
+}
+
+/// The `logging` level of an event's level (logging has no TRACE: 5).
+fn logging_level(e: &Event) -> u32 {
+    match e.kind.level().as_str() {
+        "ERROR" => 40,
+        "WARN" => 30,
+        "INFO" => 20,
+        "DEBUG" => 10,
+        _ => 5,
+    }
+}
+
+/// Logs `e` on the `bitcask` logger: its one-line text as the message, its
+/// fields in `extra` (`event`, `file`, `offset`, `bytes`, `duration`,
+/// `error`). Nothing is built when the logger does not take the level.
+fn log_event(py: Python<'_>, e: &Event) -> PyResult<()> {
+    let logger = LOGGER
+        .get_or_try_init(py, || {
+            py.import("logging")?
+                .call_method1("getLogger", ("bitcask",))
+                .map(Bound::unbind)
+        })?
+        .bind(py);
+    let level = logging_level(e);
+    if !logger.call_method1("isEnabledFor", (level,))?.is_truthy()? {
+        return Ok(());
+    }
+    let extra = PyDict::new(py);
+    extra.set_item("event", e.kind.name())?;
+    // A str, decoded as os.fsdecode does.
+    extra.set_item("file", e.file.as_deref().map(|p| p.as_os_str()))?;
+    extra.set_item("offset", e.offset)?;
+    extra.set_item("bytes", e.bytes)?;
+    extra.set_item("duration", e.duration.map(|d| d.as_secs_f64()))?;
+    let error = e
+        .error
+        .as_ref()
+        .map(|err| build_error(py, err).map(|x| x.into_value(py)))
+        .transpose()?;
+    extra.set_item("error", error)?;
+    let kwargs = PyDict::new(py);
+    kwargs.set_item("extra", extra)?;
+    logger.call_method("log", (level, e.to_string()), Some(&kwargs))?;
+    Ok(())
+}
+
+/// What `logging.Handler.handleError` does with a handler's exception, for
+/// one raised while logging an event (by a filter, a handler outside its
+/// `emit`, a logger subclass): with `logging.raiseExceptions` (the default),
+/// the traceback on `sys.stderr`; without, nothing. It goes no further: the
+/// background thread must live on. A KeyboardInterrupt (only the main thread
+/// gets one, when it delivers an event itself: a read-only open, a close) is
+/// not lost: it is raised again at the thread's next check.
+fn report_log_failure(py: Python<'_>, err: PyErr, e: &Event) {
+    if err.is_instance_of::<PyKeyboardInterrupt>(py) {
+        // SAFETY: called with the GIL held; sets the flag SIGINT would.
+        unsafe { pyo3::ffi::PyErr_SetInterrupt() };
+        return;
+    }
+    let report = || -> PyResult<()> {
+        if !py
+            .import("logging")?
+            .getattr("raiseExceptions")?
+            .is_truthy()?
+        {
+            return Ok(());
+        }
+        let stderr = py.import("sys")?.getattr("stderr")?;
+        if stderr.is_none() {
+            return Ok(());
+        }
+        stderr.call_method1("write", ("--- Logging error ---\n",))?;
+        let kwargs = PyDict::new(py);
+        kwargs.set_item("file", &stderr)?;
+        py.import("traceback")?.call_method(
+            "print_exception",
+            (err.get_type(py), err.value(py), err.traceback(py)),
+            Some(&kwargs),
+        )?;
+        stderr.call_method1("write", (format!("While logging bitcask event: {e}\n"),))?;
+        Ok(())
+    };
+    if let Err(again) = report() {
+        again.write_unraisable(py, None);
+    }
 }
 
 // ---------------------------------------------------------------------------
@@ -398,6 +574,23 @@ struct PyBitcask {
     children: Children,
 }
 
+impl Drop for PyBitcask {
+    /// The last reference went (garbage collection, `del`, an iterator or a
+    /// snapshot letting go) without a `close`: the engine's drop would close
+    /// the database with the GIL held, joining the background thread while it
+    /// may be waiting for the GIL to log an event, a deadlock. So the close
+    /// is done here, with the GIL released, and the engine's drop finds it
+    /// done. No child is live: each keeps the handle alive.
+    fn drop(&mut self) {
+        let db = &self.db;
+        // Dropped with the GIL held, from `tp_dealloc`; without it (never
+        // expected) there is nothing to release.
+        if Python::try_attach(|py| py.detach(|| db.close())).is_none() {
+            let _ = db.close();
+        }
+    }
+}
+
 /// What a `close` ends besides its own object: an iterator, or a snapshot
 /// (which ends its own iterators in turn).
 trait EndByClose: Send + Sync {
@@ -509,7 +702,7 @@ impl PyBitcask {
         merge_trigger_fragmentation=None, merge_trigger_dead_bytes=None,
         merge_trigger_total_dead_bytes=None, merge_threshold_fragmentation=None,
         merge_threshold_dead_bytes=None, merge_bytes_per_sec=None, default_ttl=None,
-        progress=None,
+        progress=None, slow_sync_threshold=None,
     ))]
     #[allow(clippy::too_many_arguments)]
     fn new(
@@ -537,6 +730,7 @@ impl PyBitcask {
         merge_bytes_per_sec: Option<Bound<'_, PyAny>>,
         default_ttl: Option<Bound<'_, PyAny>>,
         progress: Option<Bound<'_, PyAny>>,
+        slow_sync_threshold: Option<Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
         let mut o = Options::default();
         if let Some(v) = &sync {
@@ -575,6 +769,10 @@ impl PyBitcask {
         if let Some(v) = &default_ttl {
             o.default_ttl = Some(seconds_opt(py, "default_ttl", v)?);
         }
+        if let Some(v) = &slow_sync_threshold {
+            o.slow_sync_threshold = threshold_opt(py, v)?;
+        }
+        o.event_listener = Some(event_listener());
         let hook = match &progress {
             Some(f) if !f.is_callable() => {
                 return Err(PyTypeError::new_err(format!(
@@ -1325,6 +1523,20 @@ impl PyWriteBatch {
     }
 }
 
+/// Registers the hooks of the event listener's gate (see `EXITING`).
+fn register_gate_hooks(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    let py = m.py();
+    let exiting = wrap_pyfunction!(_interpreter_exiting, m)?;
+    py.import("atexit")?.call_method1("register", (exiting,))?;
+    // Where there is no fork (Windows), there is no os.register_at_fork.
+    if let Ok(at_fork) = py.import("os")?.getattr("register_at_fork") {
+        let kwargs = PyDict::new(py);
+        kwargs.set_item("after_in_child", wrap_pyfunction!(_after_fork_in_child, m)?)?;
+        at_fork.call((), Some(&kwargs))?;
+    }
+    Ok(())
+}
+
 #[pymodule]
 fn _bitcask(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
@@ -1334,5 +1546,6 @@ fn _bitcask(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PySnapshot>()?;
     m.add_class::<PyWriteBatch>()?;
     m.add_class::<PyOpenProgress>()?;
+    register_gate_hooks(m)?;
     Ok(())
 }

@@ -101,6 +101,8 @@ def main(path: str) -> None:
         print(len(db4))
     bitcask.open(path, progress=lambda p: p.files_done).close()
     bitcask.open(path, progress=None).close()
+    bitcask.open(path, slow_sync_threshold=0.25).close()
+    bitcask.open(path, slow_sync_threshold=None, sync="always").close()
 
 
 if __name__ == "__main__":

@@ -45,10 +45,28 @@ Snapshots
 Errors
     every engine error is a subclass of :class:`Error`; see ``bitcask._errors``.
     Using a closed handle raises :class:`ClosedError`.
+
+Events
+    what the engine does by itself, or finds at open, is logged on the standard
+    logger ``logging.getLogger("bitcask")``: merges completed (INFO), merges
+    failed, bytes dropped or salvaged at open and slow fdatasyncs (WARNING), and
+    writes refused after a failed write (ERROR). The message is one line (e.g.
+    ``slow_sync file=/db/000003.data duration_ms=1204.113``) and each record
+    carries the event's fields as attributes, for handlers and formatters:
+    ``event`` (its name: ``"merge_completed"``, ``"merge_failed"``,
+    ``"writes_refused"``, ``"dropped_at_open"``, ``"salvaged_at_open"``,
+    ``"slow_sync"``), ``file`` (a str), ``offset``, ``bytes`` (ints),
+    ``duration`` (seconds, a float) and ``error`` (the :class:`Error` instance
+    of a failure, not raised), each None when the event has none. Records come
+    from the database's background thread, a moment after the fact (with
+    ``read_only``, which has none, from the thread that saw the event, the
+    opening one for what an open finds); :meth:`Bitcask.close` delivers those
+    still queued. See the ``slow_sync_threshold`` option.
 """
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Callable, ItemsView, KeysView, Mapping, MutableMapping, ValuesView
 from dataclasses import dataclass
@@ -290,6 +308,11 @@ class Bitcask(MutableMapping[bytes, bytes]):
       open: later calls are skipped, the open finishes loading, closes the
       database again (releasing its lock) and raises that exception. A
       non-callable raises ``TypeError`` before anything is opened.
+    - ``slow_sync_threshold``: an fdatasync of the active data file that takes
+      at least this many seconds (int or float) is logged as a ``slow_sync``
+      event (see Events in the package's documentation): 1.0 by default; 0
+      logs every one; None (unlike for the other options, where None keeps the
+      default) or ``math.inf`` logs none.
 
     A value out of range raises :class:`InvalidOptionError` (a ``ValueError``) whose
     ``option`` names the keyword; a value of the wrong type raises ``TypeError``; an
@@ -323,6 +346,7 @@ class Bitcask(MutableMapping[bytes, bytes]):
         merge_bytes_per_sec: Optional[int] = None,
         default_ttl: Optional[float] = None,
         progress: Optional[Callable[[OpenProgress], object]] = None,
+        slow_sync_threshold: Optional[float] = 1.0,
     ) -> None:
         self._db = _Bitcask(
             path,
@@ -348,6 +372,9 @@ class Bitcask(MutableMapping[bytes, bytes]):
             merge_bytes_per_sec=merge_bytes_per_sec,
             default_ttl=default_ttl,
             progress=progress,
+            # None keeps the engine's default in _Bitcask: no report is an
+            # infinite threshold.
+            slow_sync_threshold=math.inf if slow_sync_threshold is None else slow_sync_threshold,
         )
 
     # -- the mapping protocol -------------------------------------------------
