@@ -1214,8 +1214,8 @@ bitcask_status_t bitcask_options_set_open_progress(bitcask_options_t *opts,
  * failed and completed merges, writes refused after a failed write or fsync,
  * bytes dropped or salvaged at open, slow fdatasyncs (see
  * `bitcask_event_kind_t`). Calls come from any thread (the database's
- * background thread, or the opening thread during `bitcask_open`), one at a
- * time per database, never with a lock of the library held; a slow listener
+ * background thread; for a read-only database, the opening thread during
+ * `bitcask_open`), one at a time per database, never with a lock of the library held; a slow listener
  * delays the hint files and `BITCASK_SYNC_EVERY_MS` syncs queued behind it.
  * `user_data` must stay valid, and usable from any thread, until the database
  * is closed or destroyed. A NULL `listener` removes it (the default).

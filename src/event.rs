@@ -3,9 +3,9 @@
 //!
 //! Every event goes to the `log` facade (target `bitcask`, with its fields as
 //! key-values) and to the listener set in `Options::event_listener`. Both are
-//! reached from the database's background thread (at open, from the opening
-//! thread; without a background thread, as with `read_only`, from the thread
-//! that saw it), never with a lock of the engine held: a listener may take its
+//! reached from the database's background thread (without one, as with
+//! `read_only`, from the thread that saw the event: the opening thread, before
+//! open returns), never with a lock of the engine held: a listener may take its
 //! time, and may even call into the database, though a slow one delays the
 //! hint files and `EveryMs` syncs queued behind it.
 
