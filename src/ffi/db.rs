@@ -193,13 +193,6 @@ pub unsafe extern "C" fn bitcask_destroy(db: *mut bitcask_t) {
     })
 }
 
-/// Looks up `key` on behalf of `bitcask_get_alloc`.
-unsafe fn lookup(db: *const bitcask_t, key: *const u8, key_len: usize) -> Result<Vec<u8>, Failure> {
-    // SAFETY: the caller promises a live handle and a readable key.
-    let (h, k) = unsafe { (handle(db, "db")?, key_slice(key, key_len)?) };
-    h.db.get(k)?.ok_or_else(Failure::not_found)
-}
-
 /// Copies the value of `key` into the caller's buffer `buf` of `buf_len` bytes,
 /// straight from where it lies (the data file's map): the call allocates nothing.
 ///
@@ -279,18 +272,51 @@ pub unsafe extern "C" fn bitcask_get_alloc(
     value_len: *mut usize,
 ) -> bitcask_status_t {
     guard(|| {
-        let value = out_ptr(value, "value")?;
-        let value_len = out_ptr(value_len, "value_len")?;
-        // SAFETY: forwarded caller promise.
-        let v = unsafe { lookup(db, key, key_len) }?;
-        let p = malloc_copy(&v)?;
-        // SAFETY: both non-NULL, and the caller promises they are writable.
-        unsafe {
-            value.write(p);
-            value_len.write(v.len());
-        }
-        Ok(())
+        // SAFETY: the caller promises a live handle and a readable key.
+        let (h, k) = unsafe { (handle(db, "db")?, key_slice(key, key_len)?) };
+        // SAFETY: the caller promises writable out-parameters.
+        unsafe { alloc_value(value, value_len, || h.db.get(k)) }
     })
+}
+
+/// The body of `bitcask_get_alloc` and `bitcask_snapshot_get_alloc`: the value
+/// `get` finds, in a new buffer at `*value`.
+///
+/// Safety: `value` and `value_len` are NULL or writable.
+pub(crate) unsafe fn alloc_value(
+    value: *mut *mut u8,
+    value_len: *mut usize,
+    get: impl FnOnce() -> crate::Result<Option<Vec<u8>>>,
+) -> Result<(), Failure> {
+    let value = out_ptr(value, "value")?;
+    let value_len = out_ptr(value_len, "value_len")?;
+    let v = get()?.ok_or_else(Failure::not_found)?;
+    let p = malloc_copy(&v)?;
+    // SAFETY: both non-NULL, and the caller promises they are writable.
+    unsafe {
+        value.write(p);
+        value_len.write(v.len());
+    }
+    Ok(())
+}
+
+/// `BITCASK_OK` for a key that exists, `BITCASK_NOT_FOUND` for one that does not.
+pub(crate) fn found(exists: crate::Result<bool>) -> Result<(), Failure> {
+    match exists? {
+        true => Ok(()),
+        false => Err(Failure::not_found()),
+    }
+}
+
+/// Stores a count in `*count`.
+///
+/// Safety: `count` is NULL or writable.
+pub(crate) unsafe fn write_count(count: *mut u64, n: crate::Result<usize>) -> Result<(), Failure> {
+    let count = out_ptr(count, "count")?;
+    let n = n? as u64;
+    // SAFETY: non-NULL, and the caller promises it is writable.
+    unsafe { count.write(n) };
+    Ok(())
 }
 
 /// Returns `BITCASK_OK` when `key` has a value and `BITCASK_NOT_FOUND` when not,
@@ -305,11 +331,7 @@ pub unsafe extern "C" fn bitcask_contains(
     guard(|| {
         // SAFETY: the caller promises a live handle and a readable key.
         let (h, k) = unsafe { (handle(db, "db")?, key_slice(key, key_len)?) };
-        if h.db.contains(k)? {
-            Ok(())
-        } else {
-            Err(Failure::not_found())
-        }
+        found(h.db.contains(k))
     })
 }
 
@@ -482,11 +504,8 @@ pub unsafe extern "C" fn bitcask_count(db: *const bitcask_t, count: *mut u64) ->
     guard(|| {
         // SAFETY: the caller promises a live handle.
         let h = unsafe { handle(db, "db") }?;
-        let count = out_ptr(count, "count")?;
-        let n = h.db.len()? as u64;
-        // SAFETY: non-NULL, and the caller promises it is writable.
-        unsafe { count.write(n) };
-        Ok(())
+        // SAFETY: the caller promises a writable `count`.
+        unsafe { write_count(count, h.db.len()) }
     })
 }
 

@@ -1,10 +1,8 @@
 //! `bitcask_snapshot_t`: a read view of a database as of one sequence number.
 
-use super::db::{bitcask_t, copy_value};
+use super::db::{alloc_value, bitcask_t, copy_value, found, write_count};
 use super::iter::{self, bitcask_iterator_t, Source};
-use super::{
-    bitcask_status_t, guard, guard_value, handle, key_slice, malloc_copy, out_ptr, slice, Failure,
-};
+use super::{bitcask_status_t, guard, guard_value, handle, key_slice, out_ptr, slice};
 use crate::snapshot::Snapshot;
 
 /// A consistent read view of a database as of one sequence number: reads and
@@ -96,18 +94,10 @@ pub unsafe extern "C" fn bitcask_snapshot_get_alloc(
     value_len: *mut usize,
 ) -> bitcask_status_t {
     guard(|| {
-        let value = out_ptr(value, "value")?;
-        let value_len = out_ptr(value_len, "value_len")?;
         // SAFETY: the caller promises a live handle and a readable key.
         let (h, k) = unsafe { (handle(snap, "snapshot")?, key_slice(key, key_len)?) };
-        let v = h.snap.get(k)?.ok_or_else(Failure::not_found)?;
-        let p = malloc_copy(&v)?;
-        // SAFETY: both non-NULL, and the caller promises they are writable.
-        unsafe {
-            value.write(p);
-            value_len.write(v.len());
-        }
-        Ok(())
+        // SAFETY: the caller promises writable out-parameters.
+        unsafe { alloc_value(value, value_len, || h.snap.get(k)) }
     })
 }
 
@@ -123,11 +113,7 @@ pub unsafe extern "C" fn bitcask_snapshot_contains(
     guard(|| {
         // SAFETY: the caller promises a live handle and a readable key.
         let (h, k) = unsafe { (handle(snap, "snapshot")?, key_slice(key, key_len)?) };
-        if h.snap.contains(k)? {
-            Ok(())
-        } else {
-            Err(Failure::not_found())
-        }
+        found(h.snap.contains(k))
     })
 }
 
@@ -142,11 +128,8 @@ pub unsafe extern "C" fn bitcask_snapshot_count(
     guard(|| {
         // SAFETY: the caller promises a live handle.
         let h = unsafe { handle(snap, "snapshot") }?;
-        let count = out_ptr(count, "count")?;
-        let n = h.snap.len()? as u64;
-        // SAFETY: non-NULL, and the caller promises it is writable.
-        unsafe { count.write(n) };
-        Ok(())
+        // SAFETY: the caller promises a writable `count`.
+        unsafe { write_count(count, h.snap.len()) }
     })
 }
 
