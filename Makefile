@@ -23,7 +23,8 @@ CBINDGEN := $(shell [ "$$(cbindgen --version 2>/dev/null)" = "cbindgen $(CBINDGE
 
 .PHONY: soak fuzz fuzz-smoke fuzz-run
 .PHONY: all build demo test check-fmt clippy rust-test fmt clean header check-header \
-	c-test cpp-test c-valgrind example install install-test c-tools bench bench-smoke bench-clippy bench-snapshots
+	c-test cpp-test c-valgrind example install install-test c-tools bench bench-smoke bench-clippy bench-snapshots \
+	raft-test
 PYTHON ?= python3
 VENV := .venv
 PYBIND := bindings/python
@@ -39,7 +40,7 @@ demo:
 	$(CARGO) run --release --example demo
 
 test: check-fmt clippy rust-test fuzz-smoke check-header c-test cpp-test c-valgrind install-test example \
-	python-test go-test bench-smoke bench-bindings-smoke dist-test
+	python-test go-test raft-test bench-smoke bench-bindings-smoke dist-test
 	@echo "make test: all checks passed"
 
 check-fmt:
@@ -53,6 +54,12 @@ clippy:
 # fault-injection builds the in-memory, failing file layer for tests/faults.rs.
 rust-test:
 	$(CARGO) test --release --features fault-injection
+
+# Replication stores over libbitcask (issue 21): the openraft crate (openraft's
+# own storage suite, a SIGKILL crash test, a cluster in one process).
+raft-test:
+	$(CARGO) clippy -p bitcask-openraft --all-targets -- -D warnings
+	$(CARGO) test -p bitcask-openraft
 
 fmt:
 	$(CARGO) fmt --all
