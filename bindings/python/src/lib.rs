@@ -12,7 +12,9 @@ use bitcask::{
     Bitcask, Error, Event, EventListener, Iter, KeyTtl, Keys, MergeStats, OpenProgress, Options,
     Progress, Snapshot, Stats, SyncPolicy, WriteBatch, WriteOptions,
 };
-use pyo3::exceptions::{PyKeyError, PyKeyboardInterrupt, PyRuntimeError, PyTypeError};
+use pyo3::exceptions::{
+    PyBaseException, PyKeyError, PyKeyboardInterrupt, PyRuntimeError, PyTypeError,
+};
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{
@@ -118,6 +120,13 @@ fn build_error(py: Python<'_>, e: &Error) -> PyResult<PyErr> {
     };
     let value = errors.getattr(class)?.call1((msg,))?;
     finish(py, value, attrs)
+}
+
+/// The exception of `e`, if any, as an instance (not raised): an event's
+/// `error`, `Stats.last_merge_error`.
+fn error_value(py: Python<'_>, e: Option<&Error>) -> PyResult<Option<Py<PyBaseException>>> {
+    e.map(|e| build_error(py, e).map(|err| err.into_value(py)))
+        .transpose()
 }
 
 fn finish(
@@ -356,7 +365,7 @@ static LOGGER: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 /// without one, as read-only or once closing has stopped it, from the thread
 /// that saw the event), with no lock of the engine held and without the GIL,
 /// which it takes: so no thread may wait for the background thread while
-/// holding the GIL (see `PyBitcask::close` and `Drop for PyBitcask`).
+/// holding the GIL (see `PyBitcask::close` and `Drop for DbCore`).
 fn event_listener() -> EventListener {
     EventListener(Arc::new(|e: &Event| {
         let Some(_passage) = Passage::enter() else {
@@ -404,12 +413,7 @@ fn log_event(py: Python<'_>, e: &Event) -> PyResult<()> {
     extra.set_item("offset", e.offset)?;
     extra.set_item("bytes", e.bytes)?;
     extra.set_item("duration", e.duration.map(|d| d.as_secs_f64()))?;
-    let error = e
-        .error
-        .as_ref()
-        .map(|err| build_error(py, err).map(|x| x.into_value(py)))
-        .transpose()?;
-    extra.set_item("error", error)?;
+    extra.set_item("error", error_value(py, e.error.as_ref())?)?;
     let kwargs = PyDict::new(py);
     kwargs.set_item("extra", extra)?;
     logger.call_method("log", (level, e.to_string()), Some(&kwargs))?;
@@ -562,25 +566,186 @@ fn write<T>(m: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
 }
 
 // ---------------------------------------------------------------------------
+// Reads
+
+/// The reads of `_Bitcask` and `_Snapshot`, written once: the base class of
+/// both, over the database or one of its snapshots. Not made from Python.
+#[pyclass(frozen, subclass, name = "_Reader", module = "bitcask._bitcask")]
+struct PyReader {
+    source: Source,
+}
+
+/// What a `_Reader` reads.
+enum Source {
+    /// The database (a `_Bitcask`): each read sees the writes made before it.
+    Db(Arc<DbCore>),
+    /// One of its snapshots (a `_Snapshot`): ClosedError once it is closed.
+    Snap(Arc<SnapCore>),
+}
+
+impl Source {
+    /// `f` on the engine's reads, without the GIL. A closed handle's reads
+    /// raise ClosedError themselves; a closed snapshot has none left.
+    fn with<R>(&self, f: impl FnOnce(&dyn Reads) -> bitcask::Result<R>) -> bitcask::Result<R> {
+        match self {
+            Source::Db(core) => f(&core.db),
+            Source::Snap(core) => match &*read(&core.snap) {
+                Some(s) => f(s),
+                None => Err(Error::Closed),
+            },
+        }
+    }
+
+    /// Where the iterators made from it register, for its owner's `close`.
+    fn children(&self) -> &Children {
+        match self {
+            Source::Db(core) => &core.children,
+            Source::Snap(core) => &core.children,
+        }
+    }
+}
+
+/// The engine's reads, which `Bitcask` and `Snapshot` both have.
+trait Reads {
+    /// The value of `key`, taken by `Value::take`.
+    fn get(&self, key: &[u8]) -> bitcask::Result<Option<PyResult<Value>>>;
+    fn contains(&self, key: &[u8]) -> bitcask::Result<bool>;
+    fn len(&self) -> bitcask::Result<usize>;
+    fn range(&self, bounds: KeyBounds, reverse: bool) -> bitcask::Result<Iter>;
+    fn prefix(&self, prefix: &[u8], reverse: bool) -> bitcask::Result<Iter>;
+}
+
+/// `Reads` for the engine's types, by their methods of the same names (an
+/// inherent method comes before a trait's).
+macro_rules! impl_reads {
+    ($($ty:ty),*) => {$(
+        impl Reads for $ty {
+            fn get(&self, key: &[u8]) -> bitcask::Result<Option<PyResult<Value>>> {
+                self.get_with(key, Value::take)
+            }
+            fn contains(&self, key: &[u8]) -> bitcask::Result<bool> {
+                self.contains(key)
+            }
+            fn len(&self) -> bitcask::Result<usize> {
+                self.len()
+            }
+            fn range(&self, bounds: KeyBounds, reverse: bool) -> bitcask::Result<Iter> {
+                self.range::<Vec<u8>>(bounds, reverse)
+            }
+            fn prefix(&self, prefix: &[u8], reverse: bool) -> bitcask::Result<Iter> {
+                self.prefix(prefix, reverse)
+            }
+        }
+    )*};
+}
+
+impl_reads!(Bitcask, Snapshot);
+
+#[pymethods]
+impl PyReader {
+    /// The value of `key`, or None.
+    ///
+    /// The lookup and the read run with the GIL released, and a value is never
+    /// copied out of a data file's map with the GIL held (the copy may fault pages
+    /// in from disk). Below `ONE_COPY_MIN` bytes the value is copied into a `Vec`
+    /// without the GIL, then into its `bytes` with it; from there up, the `bytes`
+    /// is allocated (the GIL taken again just for that) and filled straight from
+    /// the map without the GIL. Measured on 2 CPUs: the extra GIL round trip made
+    /// 100-byte gets 5-15% slower than two copies, broke even at a few KiB, and
+    /// made gets 20-35% faster from 256 KiB.
+    fn get<'py>(
+        &self,
+        py: Python<'py>,
+        key: &Bound<'py, PyAny>,
+    ) -> PyResult<Option<Bound<'py, PyBytes>>> {
+        let key = bytes_arg(key, "key")?;
+        let v = py.detach(|| self.source.with(|r| r.get(&key))).py(py)?;
+        Value::into_bytes(py, v)
+    }
+
+    fn contains(&self, py: Python<'_>, key: &Bound<'_, PyAny>) -> PyResult<bool> {
+        let key = bytes_arg(key, "key")?;
+        py.detach(|| self.source.with(|r| r.contains(&key))).py(py)
+    }
+
+    /// No I/O, but it takes the index lock, which a writer may hold (and a
+    /// snapshot's walks the versions kept since it was taken).
+    fn len(&self, py: Python<'_>) -> PyResult<usize> {
+        py.detach(|| self.source.with(|r| r.len())).py(py)
+    }
+
+    /// An iterator over `[start, stop)` in key order (descending when `reverse`).
+    #[pyo3(signature = (start=None, stop=None, reverse=false, yields="items"))]
+    fn range(
+        slf: &Bound<'_, Self>,
+        py: Python<'_>,
+        start: Option<&Bound<'_, PyAny>>,
+        stop: Option<&Bound<'_, PyAny>>,
+        reverse: bool,
+        yields: &str,
+    ) -> PyResult<PyIter> {
+        let what = Yield::parse(yields)?;
+        let bounds = range_bounds(start, stop)?;
+        Self::scan(slf, py, what, |r| r.range(bounds, reverse))
+    }
+
+    /// An iterator over the keys that start with `prefix`, in key order.
+    #[pyo3(signature = (prefix, reverse=false, yields="items"))]
+    fn prefix(
+        slf: &Bound<'_, Self>,
+        py: Python<'_>,
+        prefix: &Bound<'_, PyAny>,
+        reverse: bool,
+        yields: &str,
+    ) -> PyResult<PyIter> {
+        let what = Yield::parse(yields)?;
+        let p = bytes_arg(prefix, "prefix")?;
+        Self::scan(slf, py, what, |r| r.prefix(&p, reverse))
+    }
+}
+
+impl PyReader {
+    /// The iterator `open` makes (without the GIL: the database's takes a
+    /// snapshot, under the index lock a writer may hold), kept by `slf`'s
+    /// children, yielding `what`.
+    fn scan(
+        slf: &Bound<'_, Self>,
+        py: Python<'_>,
+        what: Yield,
+        open: impl FnOnce(&dyn Reads) -> bitcask::Result<Iter> + Send,
+    ) -> PyResult<PyIter> {
+        let source = &slf.get().source;
+        let it = py.detach(|| source.with(open)).py(py)?;
+        Ok(PyIter::new(slf.as_any(), source.children(), it, what))
+    }
+}
+
+// ---------------------------------------------------------------------------
 // The handle
 
 /// The engine handle. Shared freely between threads: it is `Sync`, and every call
-/// that may block runs with the GIL released.
-#[pyclass(frozen, name = "_Bitcask", module = "bitcask._bitcask")]
+/// that may block runs with the GIL released. Its reads are those of its base
+/// class, `_Reader`, which shares its `DbCore`.
+#[pyclass(frozen, extends = PyReader, name = "_Bitcask", module = "bitcask._bitcask")]
 struct PyBitcask {
+    core: Arc<DbCore>,
+}
+
+/// The database behind a `_Bitcask`, held by the handle and its `_Reader` part.
+struct DbCore {
     db: Bitcask,
     /// The iterators and snapshots made on this handle, for `close` to end
     /// those still live; its flag is the handle's `closed`.
     children: Children,
 }
 
-impl Drop for PyBitcask {
-    /// The last reference went (garbage collection, `del`, an iterator or a
-    /// snapshot letting go) without a `close`: the engine's drop would close
-    /// the database with the GIL held, joining the background thread while it
-    /// may be waiting for the GIL to log an event, a deadlock. So the close
-    /// is done here, with the GIL released, and the engine's drop finds it
-    /// done. No child is live: each keeps the handle alive.
+impl Drop for DbCore {
+    /// The handle's last reference went (garbage collection, `del`, an
+    /// iterator or a snapshot letting go) without a `close`: the engine's drop
+    /// would close the database with the GIL held, joining the background
+    /// thread while it may be waiting for the GIL to log an event, a deadlock.
+    /// So the close is done here, with the GIL released, and the engine's drop
+    /// finds it done. No child is live: each keeps the handle alive.
     fn drop(&mut self) {
         let db = &self.db;
         // Dropped with the GIL held, from `tp_dealloc`; without it (never
@@ -731,7 +896,7 @@ impl PyBitcask {
         default_ttl: Option<Bound<'_, PyAny>>,
         progress: Option<Bound<'_, PyAny>>,
         slow_sync_threshold: Option<Bound<'_, PyAny>>,
-    ) -> PyResult<Self> {
+    ) -> PyResult<PyClassInitializer<Self>> {
         let mut o = Options::default();
         if let Some(v) = &sync {
             o.sync = sync_opt(py, v)?;
@@ -795,40 +960,14 @@ impl PyBitcask {
             }
             return Err(err);
         }
-        let db = opened.py(py)?;
-        Ok(PyBitcask {
-            db,
+        let core = Arc::new(DbCore {
+            db: opened.py(py)?,
             children: Children::default(),
-        })
-    }
-
-    /// The value of `key`, or None.
-    ///
-    /// The lookup and the read run with the GIL released, and a value is never
-    /// copied out of a data file's map with the GIL held (the copy may fault pages
-    /// in from disk). Below `ONE_COPY_MIN` bytes the value is copied into a `Vec`
-    /// without the GIL, then into its `bytes` with it; from there up, the `bytes`
-    /// is allocated (the GIL taken again just for that) and filled straight from
-    /// the map without the GIL. Measured on 2 CPUs: the extra GIL round trip made
-    /// 100-byte gets 5-15% slower than two copies, broke even at a few KiB, and
-    /// made gets 20-35% faster from 256 KiB.
-    fn get<'py>(
-        &self,
-        py: Python<'py>,
-        key: &Bound<'py, PyAny>,
-    ) -> PyResult<Option<Bound<'py, PyBytes>>> {
-        let key = bytes_arg(key, "key")?;
-        let v = py.detach(|| self.db.get_with(&key, Value::take)).py(py)?;
-        Value::into_bytes(py, v)
-    }
-
-    fn contains(&self, py: Python<'_>, key: &Bound<'_, PyAny>) -> PyResult<bool> {
-        let key = bytes_arg(key, "key")?;
-        py.detach(|| self.db.contains(&key)).py(py)
-    }
-
-    fn len(&self, py: Python<'_>) -> PyResult<usize> {
-        py.detach(|| self.db.len()).py(py)
+        });
+        let reader = PyReader {
+            source: Source::Db(Arc::clone(&core)),
+        };
+        Ok(PyClassInitializer::from(reader).add_subclass(PyBitcask { core }))
     }
 
     /// Stores `value` under `key`, expiring `ttl` seconds from now when given (else
@@ -844,8 +983,8 @@ impl PyBitcask {
         let key = bytes_arg(key, "key")?;
         let value = bytes_arg(value, "value")?;
         match ttl_arg(py, ttl)? {
-            Some(ttl) => py.detach(|| self.db.put_with_ttl(&key, &value, ttl)),
-            None => py.detach(|| self.db.put(&key, &value)),
+            Some(ttl) => py.detach(|| self.core.db.put_with_ttl(&key, &value, ttl)),
+            None => py.detach(|| self.core.db.put(&key, &value)),
         }
         .py(py)
     }
@@ -855,7 +994,7 @@ impl PyBitcask {
     fn ttl(&self, py: Python<'_>, key: &Bound<'_, PyAny>) -> PyResult<Option<f64>> {
         let k = bytes_arg(key, "key")?;
         // No I/O, but it takes the index lock, which a writer may hold.
-        match py.detach(|| self.db.key_ttl(&k)).py(py)? {
+        match py.detach(|| self.core.db.key_ttl(&k)).py(py)? {
             KeyTtl::Missing => Err(PyKeyError::new_err(key.clone().unbind())),
             KeyTtl::Persistent => Ok(None),
             KeyTtl::Remaining(d) => Ok(Some(d.as_secs_f64())),
@@ -867,19 +1006,19 @@ impl PyBitcask {
 
     fn delete(&self, py: Python<'_>, key: &Bound<'_, PyAny>) -> PyResult<u64> {
         let key = bytes_arg(key, "key")?;
-        py.detach(|| self.db.delete(&key)).py(py)
+        py.detach(|| self.core.db.delete(&key)).py(py)
     }
 
     /// Applies a batch atomically; `sync` forces an fdatasync before returning.
     #[pyo3(signature = (batch, sync=false))]
     fn write(&self, py: Python<'_>, batch: PyRef<'_, PyWriteBatch>, sync: bool) -> PyResult<u64> {
         let b: &WriteBatch = &batch.batch;
-        py.detach(|| self.db.write_opt(b, WriteOptions { sync }))
+        py.detach(|| self.core.db.write_opt(b, WriteOptions { sync }))
             .py(py)
     }
 
     fn sync(&self, py: Python<'_>) -> PyResult<()> {
-        py.detach(|| self.db.sync()).py(py)
+        py.detach(|| self.core.db.sync()).py(py)
     }
 
     /// Deletes every key, in batches of at most `CLEAR_KEYS` deletes or
@@ -902,6 +1041,7 @@ impl PyBitcask {
                     None => B::Unbounded,
                 };
                 let keys = self
+                    .core
                     .db
                     .range::<&[u8]>((lower, B::Unbounded), false)
                     .map_err(engine)?
@@ -920,7 +1060,7 @@ impl PyBitcask {
                 }
                 // The iterator, and its snapshot, are gone by here.
                 if !batch.is_empty() {
-                    self.db.write(&batch).map_err(engine)?;
+                    self.core.db.write(&batch).map_err(engine)?;
                     written += 1;
                 }
                 if !full {
@@ -933,45 +1073,11 @@ impl PyBitcask {
         })
     }
 
-    /// An iterator over `[start, stop)` in key order (descending when `reverse`).
-    #[pyo3(signature = (start=None, stop=None, reverse=false, yields="items"))]
-    fn range(
-        slf: &Bound<'_, Self>,
-        py: Python<'_>,
-        start: Option<&Bound<'_, PyAny>>,
-        stop: Option<&Bound<'_, PyAny>>,
-        reverse: bool,
-        yields: &str,
-    ) -> PyResult<PyIter> {
-        let what = Yield::parse(yields)?;
-        let bounds = range_bounds(start, stop)?;
-        // Takes a snapshot, under the index lock a writer may hold.
-        let db = &slf.get().db;
-        let it = py.detach(|| db.range::<Vec<u8>>(bounds, reverse)).py(py)?;
-        Ok(PyIter::new(slf.as_any(), &slf.get().children, it, what))
-    }
-
-    /// An iterator over the keys that start with `prefix`, in key order.
-    #[pyo3(signature = (prefix, reverse=false, yields="items"))]
-    fn prefix(
-        slf: &Bound<'_, Self>,
-        py: Python<'_>,
-        prefix: &Bound<'_, PyAny>,
-        reverse: bool,
-        yields: &str,
-    ) -> PyResult<PyIter> {
-        let what = Yield::parse(yields)?;
-        let p = bytes_arg(prefix, "prefix")?;
-        let db = &slf.get().db;
-        let it = py.detach(|| db.prefix(&p, reverse)).py(py)?;
-        Ok(PyIter::new(slf.as_any(), &slf.get().children, it, what))
-    }
-
     /// A read view as of the last write made (see `PySnapshot`). O(1).
-    fn snapshot(slf: &Bound<'_, Self>, py: Python<'_>) -> PyResult<PySnapshot> {
-        let db = &slf.get().db;
+    fn snapshot(slf: &Bound<'_, Self>, py: Python<'_>) -> PyResult<Py<PySnapshot>> {
+        let db = &slf.get().core;
         // Takes the index lock, which a writer may hold.
-        let snap = py.detach(|| db.snapshot()).py(py)?;
+        let snap = py.detach(|| db.db.snapshot()).py(py)?;
         let seq = snap.seq();
         let core = Arc::new(SnapCore {
             snap: RwLock::new(Some(snap)),
@@ -979,19 +1085,22 @@ impl PyBitcask {
         });
         // Ending it here if the handle was closed meanwhile releases the
         // engine's registration, with the GIL released.
-        let children = &slf.get().children;
-        py.detach(|| children.register(&core));
-        Ok(PySnapshot {
+        py.detach(|| db.children.register(&core));
+        let reader = PyReader {
+            source: Source::Snap(Arc::clone(&core)),
+        };
+        let snapshot = PySnapshot {
             core,
             seq,
             db: Mutex::new(Some(slf.clone().unbind())),
-        })
+        };
+        Py::new(py, PyClassInitializer::from(reader).add_subclass(snapshot))
     }
 
     /// The engine's counters as a dict (the package turns it into `Stats`).
     fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         // Reads hint file sizes from disk.
-        let s: Stats = py.detach(|| self.db.stats()).py(py)?;
+        let s: Stats = py.detach(|| self.core.db.stats()).py(py)?;
         let d = PyDict::new(py);
         d.set_item("keys", s.keys)?;
         d.set_item("keydir_bytes", s.keydir_bytes)?;
@@ -1022,11 +1131,7 @@ impl PyBitcask {
         d.set_item("merges", s.merges)?;
         d.set_item("merge_failures", s.merge_failures)?;
         // The exception the failed merge raised, as an instance (not raised).
-        let last_merge_error = s
-            .last_merge_error
-            .as_ref()
-            .map(|e| build_error(py, e).map(|err| err.into_value(py)))
-            .transpose()?;
+        let last_merge_error = error_value(py, s.last_merge_error.as_ref())?;
         d.set_item("last_merge_error", last_merge_error)?;
         d.set_item("syncs", s.syncs)?;
         d.set_item("writes", s.writes)?;
@@ -1040,7 +1145,7 @@ impl PyBitcask {
     /// meanwhile. Returns the merge's counters as a dict.
     fn merge<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         // Rewrites files: seconds on a big database, so the GIL must be free.
-        let m = py.detach(|| self.db.merge()).py(py)?;
+        let m = py.detach(|| self.core.db.merge()).py(py)?;
         merge_dict(py, &m)
     }
 
@@ -1048,7 +1153,7 @@ impl PyBitcask {
     /// returns the sequence number the copy is as of.
     fn backup(&self, py: Python<'_>, path: PathBuf) -> PyResult<u64> {
         // Links and copies files: seconds on a big database, so the GIL must be free.
-        py.detach(|| self.db.backup(&path)).py(py)
+        py.detach(|| self.core.db.backup(&path)).py(py)
     }
 
     /// Ends the handle's live iterators and snapshots (their next use raises
@@ -1059,25 +1164,25 @@ impl PyBitcask {
             // The engine closes even when the final sync fails, so the
             // children are ended (and the flag set) first. Waits for a step or
             // a read in progress on another thread, if any.
-            self.children.close();
-            self.db.close()
+            self.core.children.close();
+            self.core.db.close()
         })
         .py(py)
     }
 
     #[getter]
     fn closed(&self) -> bool {
-        self.children.is_closed()
+        self.core.children.is_closed()
     }
 
     #[getter]
     fn path(&self) -> PathBuf {
-        self.db.path().to_path_buf()
+        self.core.db.path().to_path_buf()
     }
 }
 
 /// Values of at least this many bytes are read into their `bytes` directly (see
-/// `PyBitcask::get`).
+/// `PyReader::get`).
 const ONE_COPY_MIN: usize = 16 << 10;
 
 /// The largest batch `PyBitcask::clear` writes: this many deletes...
@@ -1085,7 +1190,7 @@ const CLEAR_KEYS: usize = 10_000;
 /// ...or this many bytes of log (keys are up to `max_key_size` long).
 const CLEAR_BYTES: usize = 8 << 20;
 
-/// A value read by `PyBitcask::get` (or `PySnapshot::get`) with the GIL released.
+/// A value read by `PyReader::get` with the GIL released.
 enum Value {
     /// Copied out, to become a `bytes` once the GIL is back.
     Copied(Vec<u8>),
@@ -1333,13 +1438,15 @@ impl PyIter {
 // Snapshots
 
 /// A read view of the database as of one sequence number (the engine's
-/// `Snapshot`), from `_Bitcask.snapshot`. Reads take its lock shared, with the
-/// GIL released, so threads read one snapshot in parallel; `close` (its own or
-/// the handle's) takes it exclusively to let go of the engine's snapshot,
-/// waiting for reads in progress. The handle keeps a weak reference to the
-/// core, so that its `close` can end the snapshot; the snapshot keeps weak
-/// references to its iterators, which its own end ends in turn.
-#[pyclass(frozen, name = "_Snapshot", module = "bitcask._bitcask")]
+/// `Snapshot`), from `_Bitcask.snapshot`. Its reads are those of its base
+/// class, `_Reader`, which shares its `SnapCore`: they take the core's lock
+/// shared, with the GIL released, so threads read one snapshot in parallel;
+/// `close` (its own or the handle's) takes it exclusively to let go of the
+/// engine's snapshot, waiting for reads in progress. The handle keeps a weak
+/// reference to the core, so that its `close` can end the snapshot; the
+/// snapshot keeps weak references to its iterators, which its own end ends in
+/// turn.
+#[pyclass(frozen, extends = PyReader, name = "_Snapshot", module = "bitcask._bitcask")]
 struct PySnapshot {
     core: Arc<SnapCore>,
     /// The snapshot's sequence number: still known once it is closed.
@@ -1357,16 +1464,6 @@ struct SnapCore {
     children: Children,
 }
 
-impl SnapCore {
-    /// `f` on the engine's snapshot, or ClosedError once it is closed.
-    fn with<R>(&self, f: impl FnOnce(&Snapshot) -> bitcask::Result<R>) -> bitcask::Result<R> {
-        match &*read(&self.snap) {
-            Some(s) => f(s),
-            None => Err(Error::Closed),
-        }
-    }
-}
-
 impl EndByClose for SnapCore {
     fn end_by_close(&self) {
         // Waits for reads in progress; an iterator being made from the snapshot
@@ -1378,64 +1475,6 @@ impl EndByClose for SnapCore {
 
 #[pymethods]
 impl PySnapshot {
-    /// The value `key` had, or None.
-    fn get<'py>(
-        &self,
-        py: Python<'py>,
-        key: &Bound<'py, PyAny>,
-    ) -> PyResult<Option<Bound<'py, PyBytes>>> {
-        let key = bytes_arg(key, "key")?;
-        let v = py
-            .detach(|| self.core.with(|s| s.get_with(&key, Value::take)))
-            .py(py)?;
-        Value::into_bytes(py, v)
-    }
-
-    fn contains(&self, py: Python<'_>, key: &Bound<'_, PyAny>) -> PyResult<bool> {
-        let key = bytes_arg(key, "key")?;
-        py.detach(|| self.core.with(|s| s.contains(&key))).py(py)
-    }
-
-    fn len(&self, py: Python<'_>) -> PyResult<usize> {
-        // Walks the versions kept since the snapshot, under the index lock.
-        py.detach(|| self.core.with(|s| s.len())).py(py)
-    }
-
-    /// An iterator over `[start, stop)` as of the snapshot, as `_Bitcask.range`.
-    #[pyo3(signature = (start=None, stop=None, reverse=false, yields="items"))]
-    fn range(
-        slf: &Bound<'_, Self>,
-        py: Python<'_>,
-        start: Option<&Bound<'_, PyAny>>,
-        stop: Option<&Bound<'_, PyAny>>,
-        reverse: bool,
-        yields: &str,
-    ) -> PyResult<PyIter> {
-        let what = Yield::parse(yields)?;
-        let bounds = range_bounds(start, stop)?;
-        let core = &slf.get().core;
-        let it = py
-            .detach(|| core.with(|s| s.range::<Vec<u8>>(bounds, reverse)))
-            .py(py)?;
-        Ok(PyIter::new(slf.as_any(), &core.children, it, what))
-    }
-
-    /// An iterator over the keys that start with `prefix`, as of the snapshot.
-    #[pyo3(signature = (prefix, reverse=false, yields="items"))]
-    fn prefix(
-        slf: &Bound<'_, Self>,
-        py: Python<'_>,
-        prefix: &Bound<'_, PyAny>,
-        reverse: bool,
-        yields: &str,
-    ) -> PyResult<PyIter> {
-        let what = Yield::parse(yields)?;
-        let p = bytes_arg(prefix, "prefix")?;
-        let core = &slf.get().core;
-        let it = py.detach(|| core.with(|s| s.prefix(&p, reverse))).py(py)?;
-        Ok(PyIter::new(slf.as_any(), &core.children, it, what))
-    }
-
     /// Releases the snapshot (and ends its live iterators, whose next step
     /// raises ClosedError) and lets go of the handle. Idempotent.
     fn close(&self, py: Python<'_>) {
@@ -1452,22 +1491,6 @@ impl PySnapshot {
     #[getter]
     fn closed(&self) -> bool {
         self.core.children.is_closed()
-    }
-
-    fn __enter__(slf: PyRef<'_, Self>) -> PyRef<'_, Self> {
-        slf
-    }
-
-    /// Closes the snapshot; exceptions propagate.
-    fn __exit__(
-        &self,
-        py: Python<'_>,
-        _exc_type: &Bound<'_, PyAny>,
-        _exc: &Bound<'_, PyAny>,
-        _tb: &Bound<'_, PyAny>,
-    ) -> bool {
-        self.close(py);
-        false
     }
 }
 
@@ -1541,6 +1564,7 @@ fn register_gate_hooks(m: &Bound<'_, PyModule>) -> PyResult<()> {
 fn _bitcask(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add("FORMAT_VERSION", bitcask::FORMAT_VERSION)?;
+    m.add_class::<PyReader>()?;
     m.add_class::<PyBitcask>()?;
     m.add_class::<PyIter>()?;
     m.add_class::<PySnapshot>()?;

@@ -4,14 +4,16 @@ iterators still live on the handle."""
 from __future__ import annotations
 
 import gc
-import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Union
+from typing import TYPE_CHECKING, Union
 
 import pytest
 
 import bitcask
+
+if TYPE_CHECKING:
+    from conftest import CloseWhileReading
 
 AnyIter = bitcask.Iter[Union[bytes, tuple[bytes, bytes]]]
 
@@ -180,27 +182,12 @@ def test_many_short_lived_iterators(db: bitcask.Bitcask) -> None:
     assert all(next(it) == b"k000" for it in live)
 
 
-def test_close_while_another_thread_iterates(path: Path) -> None:
+def test_close_while_another_thread_iterates(
+    path: Path, close_while_reading: CloseWhileReading
+) -> None:
     db = bitcask.open(path)
     fill(db, 500)
-    outcomes: list[str] = []
-    started = threading.Event()
-
-    def scan() -> None:
-        try:
-            while True:
-                for _ in db.range():
-                    started.set()
-        except bitcask.ClosedError:
-            outcomes.append("closed")
-
-    t = threading.Thread(target=scan)
-    t.start()
-    assert started.wait(10)
-    db.close()
-    t.join(10)
-    assert not t.is_alive()
-    assert outcomes == ["closed"]
+    close_while_reading(db, lambda: list(db.range()))
 
 
 def test_iter_is_generic_at_run_time() -> None:

@@ -11,11 +11,14 @@ import random
 import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import pytest
 
 import bitcask
+
+if TYPE_CHECKING:
+    from conftest import CloseWhileReading
 
 Model = dict[bytes, bytes]
 
@@ -490,29 +493,18 @@ def test_snapshot_of_a_closed_handle_raises(path: Path) -> None:
         db.snapshot()
 
 
-def test_db_close_while_another_thread_reads_a_snapshot(path: Path) -> None:
+def test_db_close_while_another_thread_reads_a_snapshot(
+    path: Path, close_while_reading: CloseWhileReading
+) -> None:
     db = bitcask.open(path)
     model: Model = {}
     fill(db, model, 500)
     snap = db.snapshot()
-    outcomes: list[str] = []
-    started = threading.Event()
 
     def read() -> None:
-        try:
-            while True:
-                assert dict(snap.items()) == model
-                started.set()
-        except bitcask.ClosedError:
-            outcomes.append("closed")
+        assert dict(snap.items()) == model
 
-    t = threading.Thread(target=read)
-    t.start()
-    assert started.wait(10)
-    db.close()
-    t.join(10)
-    assert not t.is_alive()
-    assert outcomes == ["closed"]
+    close_while_reading(db, read)
 
 
 def test_clear_keeps_no_versions_while_it_runs(db: bitcask.Bitcask) -> None:

@@ -68,6 +68,7 @@ from __future__ import annotations
 
 import math
 import os
+from abc import abstractmethod
 from collections.abc import Callable, ItemsView, KeysView, Mapping, MutableMapping, ValuesView
 from dataclasses import dataclass
 from pathlib import Path
@@ -80,6 +81,7 @@ from ._bitcask import (
     __version__,
     _Bitcask,
     _Iter,
+    _Reader,
     _Snapshot,
     _WriteBatch,
 )
@@ -151,6 +153,7 @@ Yields = Literal["items", "keys", "values"]
 StrPath = Union[str, "os.PathLike[str]"]
 
 _T = TypeVar("_T")
+_Self = TypeVar("_Self", bound="_Reads")
 
 #: The iterator of every scan: ``Iter[bytes]`` for keys or values,
 #: ``Iter[tuple[bytes, bytes]]`` for items. An :class:`~collections.abc.Iterator`
@@ -256,7 +259,155 @@ class Stats:
     snapshot_versions: int
 
 
-class Bitcask(MutableMapping[bytes, bytes]):
+class _Reads(Mapping[bytes, bytes]):
+    """The reads of :class:`Bitcask` and :class:`Snapshot`, written once, and
+    their ``with`` blocks, which close them on exit."""
+
+    #: What the reads go to: the extension's handle (a ``_Bitcask``), which
+    #: reads the database as of each call, or one of its snapshots (a
+    #: ``_Snapshot``), as of the snapshot. Both are ``_Reader``s, with the same
+    #: read methods.
+    _db: _Reader
+
+    def __getitem__(self, key: BytesLike) -> bytes:
+        value = self._db.get(key)
+        if value is None:
+            raise KeyError(key)
+        return value
+
+    def __contains__(self, key: object) -> bool:
+        # Answered from the in-memory keydir: no disk read.
+        return self._db.contains(key)  # type: ignore[arg-type]
+
+    def __len__(self) -> int:
+        """Keys, expired ones not counted (a snapshot's: those it sees). No
+        disk read."""
+        return self._db.len()
+
+    def __iter__(self) -> Iter[bytes]:
+        """Keys in ascending order, from memory: no data file is read (nor by
+        ``keys()``, whose view iterates with this). An :class:`Iter`, which can
+        be closed."""
+        return self._db.range(yields="keys")
+
+    def keys(self) -> KeysView[bytes]:
+        """Keys in key order, from memory (no data file is read)."""
+        return _KeysView(self)
+
+    def values(self) -> ValuesView[bytes]:
+        """Values in key order, each read once (not a lookup per key)."""
+        return _ValuesView(self)
+
+    def items(self) -> ItemsView[bytes, bytes]:
+        """``(key, value)`` pairs in key order, read by one scan."""
+        return _ItemsView(self)
+
+    @overload
+    def get(self, key: BytesLike) -> Optional[bytes]: ...
+    @overload
+    def get(self, key: BytesLike, default: Union[bytes, _T]) -> Union[bytes, _T]: ...
+    def get(self, key: BytesLike, default: object = None) -> object:
+        """The value of ``key`` (in a snapshot, the value it had as of the
+        snapshot), or ``default`` when it has none."""
+        value = self._db.get(key)
+        return default if value is None else value
+
+    @overload
+    def range(
+        self,
+        start: Optional[BytesLike] = None,
+        stop: Optional[BytesLike] = None,
+        reverse: bool = False,
+        *,
+        yields: Literal["items"] = "items",
+    ) -> Iter[tuple[bytes, bytes]]: ...
+    @overload
+    def range(
+        self,
+        start: Optional[BytesLike] = None,
+        stop: Optional[BytesLike] = None,
+        reverse: bool = False,
+        *,
+        yields: Literal["keys", "values"],
+    ) -> Iter[bytes]: ...
+    @overload
+    def range(
+        self,
+        start: Optional[BytesLike] = None,
+        stop: Optional[BytesLike] = None,
+        reverse: bool = False,
+        *,
+        yields: Yields,
+    ) -> Iter[Union[bytes, tuple[bytes, bytes]]]: ...
+    def range(
+        self,
+        start: Optional[BytesLike] = None,
+        stop: Optional[BytesLike] = None,
+        reverse: bool = False,
+        *,
+        yields: Yields = "items",
+    ) -> Iter[Union[bytes, tuple[bytes, bytes]]]:
+        """The keys ``start <= key < stop`` (in a snapshot, as of the
+        snapshot) in key order (descending when ``reverse``); None leaves that
+        side open.
+
+        ``yields`` says what comes out: ``"items"`` (the default), ``(key, value)``
+        pairs; ``"keys"``, keys alone, from the in-memory index without reading
+        any data file; ``"values"``, values alone. Values are read a chunk of keys
+        at a time, in file order. Any other ``yields`` raises ``ValueError``::
+
+            for key in db.range(b"a", b"m", yields="keys"): ...
+
+        The iterator reads a consistent view: a :class:`Snapshot`'s, the
+        snapshot; a :class:`Bitcask`'s, the database as of the iterator's
+        creation: writes, deletes and merges made meanwhile, by any thread, do
+        not change what it yields. Until it ends (exhausted, closed or
+        collected), the engine keeps what those writes replace (see
+        :meth:`Bitcask.snapshot`).
+
+        The result is an :class:`Iter`: ``it.close()`` ends it early, and
+        ``with db.range(a, b) as it:`` closes it on exit. The ``close`` of the
+        handle, or of the snapshot it was made from, ends it too.
+        """
+        return self._db.range(start, stop, reverse, yields=yields)
+
+    @overload
+    def prefix(
+        self, prefix: BytesLike, reverse: bool = False, *, yields: Literal["items"] = "items"
+    ) -> Iter[tuple[bytes, bytes]]: ...
+    @overload
+    def prefix(
+        self, prefix: BytesLike, reverse: bool = False, *, yields: Literal["keys", "values"]
+    ) -> Iter[bytes]: ...
+    @overload
+    def prefix(
+        self, prefix: BytesLike, reverse: bool = False, *, yields: Yields
+    ) -> Iter[Union[bytes, tuple[bytes, bytes]]]: ...
+    def prefix(
+        self, prefix: BytesLike, reverse: bool = False, *, yields: Yields = "items"
+    ) -> Iter[Union[bytes, tuple[bytes, bytes]]]:
+        """The keys that start with ``prefix`` (in a snapshot, as of the
+        snapshot), in key order (descending when ``reverse``), yielded as
+        ``yields`` says (see :meth:`range`): e.g. ``db.prefix(b"user:",
+        yields="keys")`` reads no data file."""
+        return self._db.prefix(prefix, reverse, yields=yields)
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+    def __enter__(self: _Self) -> _Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: Optional[type[BaseException]],
+        exc: Optional[BaseException],
+        tb: Optional[TracebackType],
+    ) -> None:
+        self.close()
+
+
+class Bitcask(_Reads, MutableMapping[bytes, bytes]):
     """An open database: a mutable mapping from bytes to bytes.
 
     Options are keywords; None (the default) keeps the engine's default:
@@ -320,6 +471,8 @@ class Bitcask(MutableMapping[bytes, bytes]):
     open of the same directory raises :class:`LockedError`.
     """
 
+    _db: _Bitcask
+
     def __init__(
         self,
         path: StrPath,
@@ -377,13 +530,7 @@ class Bitcask(MutableMapping[bytes, bytes]):
             slow_sync_threshold=math.inf if slow_sync_threshold is None else slow_sync_threshold,
         )
 
-    # -- the mapping protocol -------------------------------------------------
-
-    def __getitem__(self, key: BytesLike) -> bytes:
-        value = self._db.get(key)
-        if value is None:
-            raise KeyError(key)
-        return value
+    # -- the mapping protocol (its reads are those of _Reads) -----------------
 
     def __setitem__(self, key: BytesLike, value: BytesLike) -> None:
         self._db.put(key, value)
@@ -394,40 +541,6 @@ class Bitcask(MutableMapping[bytes, bytes]):
         if not self._db.contains(key):
             raise KeyError(key)
         self._db.delete(key)
-
-    def __contains__(self, key: object) -> bool:
-        # Answered from the in-memory keydir: no disk read.
-        return self._db.contains(key)  # type: ignore[arg-type]
-
-    def __len__(self) -> int:
-        return self._db.len()
-
-    def __iter__(self) -> Iter[bytes]:
-        """Keys in ascending order, from memory: no data file is read (nor by
-        ``keys()``, whose view iterates with this). An :class:`Iter`, which can
-        be closed."""
-        return self._db.range(yields="keys")
-
-    def keys(self) -> KeysView[bytes]:
-        """Keys in key order, from memory (no data file is read)."""
-        return _KeysView(self)
-
-    def values(self) -> ValuesView[bytes]:
-        """Values in key order, each read once (not a lookup per key)."""
-        return _ValuesView(self)
-
-    def items(self) -> ItemsView[bytes, bytes]:
-        """``(key, value)`` pairs in key order, read by one scan."""
-        return _ItemsView(self)
-
-    @overload
-    def get(self, key: BytesLike) -> Optional[bytes]: ...
-    @overload
-    def get(self, key: BytesLike, default: Union[bytes, _T]) -> Union[bytes, _T]: ...
-    def get(self, key: BytesLike, default: object = None) -> object:
-        """The value of ``key``, or ``default`` when it has none."""
-        value = self._db.get(key)
-        return default if value is None else value
 
     def clear(self) -> None:
         """Deletes every key, in batches of at most 10,000 keys (or 8 MiB of log)
@@ -484,82 +597,6 @@ class Bitcask(MutableMapping[bytes, bytes]):
         ``sync=True`` fdatasyncs before the write returns, whatever the sync policy.
         """
         return WriteBatch(self, sync=sync)
-
-    @overload
-    def range(
-        self,
-        start: Optional[BytesLike] = None,
-        stop: Optional[BytesLike] = None,
-        reverse: bool = False,
-        *,
-        yields: Literal["items"] = "items",
-    ) -> Iter[tuple[bytes, bytes]]: ...
-    @overload
-    def range(
-        self,
-        start: Optional[BytesLike] = None,
-        stop: Optional[BytesLike] = None,
-        reverse: bool = False,
-        *,
-        yields: Literal["keys", "values"],
-    ) -> Iter[bytes]: ...
-    @overload
-    def range(
-        self,
-        start: Optional[BytesLike] = None,
-        stop: Optional[BytesLike] = None,
-        reverse: bool = False,
-        *,
-        yields: Yields,
-    ) -> Iter[Union[bytes, tuple[bytes, bytes]]]: ...
-    def range(
-        self,
-        start: Optional[BytesLike] = None,
-        stop: Optional[BytesLike] = None,
-        reverse: bool = False,
-        *,
-        yields: Yields = "items",
-    ) -> Iter[Union[bytes, tuple[bytes, bytes]]]:
-        """The keys ``start <= key < stop`` in key order (descending when
-        ``reverse``); None leaves that side open.
-
-        ``yields`` says what comes out: ``"items"`` (the default), ``(key, value)``
-        pairs; ``"keys"``, keys alone, from the in-memory index without reading
-        any data file; ``"values"``, values alone. Values are read a chunk of keys
-        at a time, in file order. Any other ``yields`` raises ``ValueError``::
-
-            for key in db.range(b"a", b"m", yields="keys"): ...
-
-        The iterator reads a consistent view of the database as of its
-        creation: writes, deletes and merges made meanwhile, by any thread, do
-        not change what it yields. Until it ends (exhausted, closed or
-        collected), the engine keeps what those writes replace (see
-        :meth:`snapshot`).
-
-        The result is an :class:`Iter`: ``it.close()`` ends it early, and
-        ``with db.range(a, b) as it:`` closes it on exit.
-        """
-        return self._db.range(start, stop, reverse, yields=yields)
-
-    @overload
-    def prefix(
-        self, prefix: BytesLike, reverse: bool = False, *, yields: Literal["items"] = "items"
-    ) -> Iter[tuple[bytes, bytes]]: ...
-    @overload
-    def prefix(
-        self, prefix: BytesLike, reverse: bool = False, *, yields: Literal["keys", "values"]
-    ) -> Iter[bytes]: ...
-    @overload
-    def prefix(
-        self, prefix: BytesLike, reverse: bool = False, *, yields: Yields
-    ) -> Iter[Union[bytes, tuple[bytes, bytes]]]: ...
-    def prefix(
-        self, prefix: BytesLike, reverse: bool = False, *, yields: Yields = "items"
-    ) -> Iter[Union[bytes, tuple[bytes, bytes]]]:
-        """The keys that start with ``prefix``, in key order (descending when
-        ``reverse``), yielded as ``yields`` says (see :meth:`range`): e.g.
-        ``db.prefix(b"user:", yields="keys")`` reads no data file."""
-        return self._db.prefix(prefix, reverse, yields=yields)
 
     def snapshot(self) -> Snapshot:
         """A read-only view of the database as of now: see :class:`Snapshot`.
@@ -631,44 +668,33 @@ class Bitcask(MutableMapping[bytes, bytes]):
         """The database directory."""
         return Path(self._db.path)
 
-    def __enter__(self) -> Bitcask:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: Optional[type[BaseException]],
-        exc: Optional[BaseException],
-        tb: Optional[TracebackType],
-    ) -> None:
-        self.close()
-
     def __repr__(self) -> str:
         state = "closed" if self.closed else "open"
         return f"<bitcask.Bitcask {str(self._db.path)!r} {state}>"
 
 
 class _KeysView(KeysView[bytes]):
-    _mapping: Bitcask
+    _mapping: _Reads
 
     def __iter__(self) -> Iter[bytes]:
         return self._mapping._db.range(yields="keys")
 
 
 class _ValuesView(ValuesView[bytes]):
-    _mapping: Bitcask
+    _mapping: _Reads
 
     def __iter__(self) -> Iter[bytes]:
         return self._mapping._db.range(yields="values")
 
 
 class _ItemsView(ItemsView[bytes, bytes]):
-    _mapping: Bitcask
+    _mapping: _Reads
 
     def __iter__(self) -> Iter[tuple[bytes, bytes]]:
         return self._mapping._db.range(yields="items")
 
 
-class Snapshot(Mapping[bytes, bytes]):
+class Snapshot(_Reads):
     """A read-only view of the database as of one moment, from
     :meth:`Bitcask.snapshot`: a :class:`collections.abc.Mapping` from bytes to
     bytes that sees exactly the writes made before it was taken, whatever is
@@ -692,107 +718,10 @@ class Snapshot(Mapping[bytes, bytes]):
     the database, by the clock.
     """
 
+    _db: _Snapshot
+
     def __init__(self, snap: _Snapshot) -> None:
-        self._snap = snap
-
-    def __getitem__(self, key: BytesLike) -> bytes:
-        value = self._snap.get(key)
-        if value is None:
-            raise KeyError(key)
-        return value
-
-    def __contains__(self, key: object) -> bool:
-        # Answered from memory: no disk read.
-        return self._snap.contains(key)  # type: ignore[arg-type]
-
-    def __len__(self) -> int:
-        """Keys the snapshot sees, expired ones not counted. No disk read."""
-        return self._snap.len()
-
-    def __iter__(self) -> Iter[bytes]:
-        """Keys in ascending order, from memory: no data file is read."""
-        return self._snap.range(yields="keys")
-
-    def keys(self) -> KeysView[bytes]:
-        """Keys in key order, from memory (no data file is read)."""
-        return _SnapshotKeysView(self)
-
-    def values(self) -> ValuesView[bytes]:
-        """Values in key order, each read once (not a lookup per key)."""
-        return _SnapshotValuesView(self)
-
-    def items(self) -> ItemsView[bytes, bytes]:
-        """``(key, value)`` pairs in key order, read by one scan."""
-        return _SnapshotItemsView(self)
-
-    @overload
-    def get(self, key: BytesLike) -> Optional[bytes]: ...
-    @overload
-    def get(self, key: BytesLike, default: Union[bytes, _T]) -> Union[bytes, _T]: ...
-    def get(self, key: BytesLike, default: object = None) -> object:
-        """The value ``key`` had, or ``default`` when it had none."""
-        value = self._snap.get(key)
-        return default if value is None else value
-
-    @overload
-    def range(
-        self,
-        start: Optional[BytesLike] = None,
-        stop: Optional[BytesLike] = None,
-        reverse: bool = False,
-        *,
-        yields: Literal["items"] = "items",
-    ) -> Iter[tuple[bytes, bytes]]: ...
-    @overload
-    def range(
-        self,
-        start: Optional[BytesLike] = None,
-        stop: Optional[BytesLike] = None,
-        reverse: bool = False,
-        *,
-        yields: Literal["keys", "values"],
-    ) -> Iter[bytes]: ...
-    @overload
-    def range(
-        self,
-        start: Optional[BytesLike] = None,
-        stop: Optional[BytesLike] = None,
-        reverse: bool = False,
-        *,
-        yields: Yields,
-    ) -> Iter[Union[bytes, tuple[bytes, bytes]]]: ...
-    def range(
-        self,
-        start: Optional[BytesLike] = None,
-        stop: Optional[BytesLike] = None,
-        reverse: bool = False,
-        *,
-        yields: Yields = "items",
-    ) -> Iter[Union[bytes, tuple[bytes, bytes]]]:
-        """The keys ``start <= key < stop`` as of the snapshot, in key order
-        (descending when ``reverse``); None leaves that side open. As
-        :meth:`Bitcask.range`: ``yields`` says what comes out, and the result is
-        an :class:`Iter`, ended by :meth:`close` (the snapshot's or its own)."""
-        return self._snap.range(start, stop, reverse, yields=yields)
-
-    @overload
-    def prefix(
-        self, prefix: BytesLike, reverse: bool = False, *, yields: Literal["items"] = "items"
-    ) -> Iter[tuple[bytes, bytes]]: ...
-    @overload
-    def prefix(
-        self, prefix: BytesLike, reverse: bool = False, *, yields: Literal["keys", "values"]
-    ) -> Iter[bytes]: ...
-    @overload
-    def prefix(
-        self, prefix: BytesLike, reverse: bool = False, *, yields: Yields
-    ) -> Iter[Union[bytes, tuple[bytes, bytes]]]: ...
-    def prefix(
-        self, prefix: BytesLike, reverse: bool = False, *, yields: Yields = "items"
-    ) -> Iter[Union[bytes, tuple[bytes, bytes]]]:
-        """The keys that start with ``prefix`` as of the snapshot, in key order
-        (descending when ``reverse``), as :meth:`Bitcask.prefix`."""
-        return self._snap.prefix(prefix, reverse, yields=yields)
+        self._db = snap
 
     @property
     def seq(self) -> int:
@@ -800,55 +729,23 @@ class Snapshot(Mapping[bytes, bytes]):
         any; a batch is one write): a snapshot taken later has one as large or
         larger, and an equal one when nothing was written in between. Known even
         once closed."""
-        return self._snap.seq
+        return self._db.seq
 
     def close(self) -> None:
         """Releases the snapshot: the engine drops what it kept for it, and the
         iterators made from it that are still live end (their next step raises
         :class:`ClosedError`). Idempotent. Any later read raises
         :class:`ClosedError`."""
-        self._snap.close()
+        self._db.close()
 
     @property
     def closed(self) -> bool:
         """Whether :meth:`close`, or the handle's, was called."""
-        return self._snap.closed
-
-    def __enter__(self) -> Snapshot:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: Optional[type[BaseException]],
-        exc: Optional[BaseException],
-        tb: Optional[TracebackType],
-    ) -> None:
-        self.close()
+        return self._db.closed
 
     def __repr__(self) -> str:
         state = "closed" if self.closed else "open"
         return f"<bitcask.Snapshot seq={self.seq} {state}>"
-
-
-class _SnapshotKeysView(KeysView[bytes]):
-    _mapping: Snapshot
-
-    def __iter__(self) -> Iter[bytes]:
-        return self._mapping._snap.range(yields="keys")
-
-
-class _SnapshotValuesView(ValuesView[bytes]):
-    _mapping: Snapshot
-
-    def __iter__(self) -> Iter[bytes]:
-        return self._mapping._snap.range(yields="values")
-
-
-class _SnapshotItemsView(ItemsView[bytes, bytes]):
-    _mapping: Snapshot
-
-    def __iter__(self) -> Iter[tuple[bytes, bytes]]:
-        return self._mapping._snap.range(yields="items")
 
 
 class WriteBatch:
