@@ -24,7 +24,7 @@ CBINDGEN := $(shell [ "$$(cbindgen --version 2>/dev/null)" = "cbindgen $(CBINDGE
 .PHONY: soak fuzz fuzz-smoke fuzz-run
 .PHONY: all build demo test check-fmt clippy rust-test fmt clean header check-header \
 	c-test cpp-test c-valgrind example install install-test c-tools bench bench-smoke bench-clippy bench-snapshots \
-	raft-test
+	raft-test go-raftstore-test bench-raftstore
 PYTHON ?= python3
 VENV := .venv
 PYBIND := bindings/python
@@ -60,6 +60,23 @@ rust-test:
 raft-test:
 	$(CARGO) clippy -p bitcask-openraft --all-targets -- -D warnings
 	$(CARGO) test -p bitcask-openraft
+	$(MAKE) go-raftstore-test
+
+# The hashicorp/raft LogStore + StableStore (bindings/go/raftstore, its own
+# module): store contracts, a SIGKILL crash test, a 3-node cluster on loopback,
+# and one pass of its benchmarks (`make bench-raftstore` for the figures).
+go-raftstore-test: build
+	@cd $(GOBIND)/raftstore && test -z "$$(gofmt -l .)" || { gofmt -l $(GOBIND)/raftstore; exit 1; }
+	cd $(GOBIND)/raftstore && $(GO) mod tidy -diff
+	cd $(GOBIND)/raftstore && $(GO) vet ./...
+	cd $(GOBIND)/raftstore && $(GO) test -race ./...
+	cd $(GOBIND)/raftstore && GODEBUG=cgocheck=1 GOEXPERIMENT=cgocheck2 $(GO) test ./...
+	cd $(GOBIND)/raftstore && $(GO) test -run '^$$' -bench . -benchtime 1x ./...
+
+# The figures in docs/benchmarks-bindings.md, "Raft log stores": 5 rounds, both
+# stores in each, on the disk of /var/tmp (not tmpfs).
+bench-raftstore: build
+	cd $(GOBIND)/raftstore && for i in 1 2 3 4 5; do TMPDIR=/var/tmp $(GO) test -run '^$$' -bench . -benchtime 2s ./...; done
 
 fmt:
 	$(CARGO) fmt --all
