@@ -1240,7 +1240,9 @@ bitcask_status_t bitcask_options_set_slow_sync_ms(bitcask_options_t *opts, int64
  * an iterator, which reads from one of its own) is alive, each write also keeps
  * what it replaced, about 130 bytes per key changed, and data files a merge
  * removes stay open, and their space in use, until no snapshot can read them;
- * `bitcask_snapshot_destroy` releases all of it. The caller owns the snapshot.
+ * `bitcask_snapshot_destroy` releases what only this snapshot could read (at
+ * once when it is the oldest or the last, else once the versions kept have
+ * doubled since they were last swept). The caller owns the snapshot.
  * Returns `BITCASK_OK`; `BITCASK_INVALID_ARGUMENT` when `db` or `out` is NULL;
  * `BITCASK_CLOSED`.
  */

@@ -10,9 +10,10 @@
 //!
 //! What is kept is bounded by what some snapshot can see: a write keeps nothing
 //! for a key whose previous value is itself newer than every snapshot, so a key
-//! written again and again costs one entry per snapshot at most; entries no
-//! snapshot can see are dropped when the oldest snapshot goes, and all of them
-//! when the last one does.
+//! written again and again costs one entry per snapshot at most. Entries no
+//! live snapshot can read go by a sweep when the oldest snapshot goes, or when
+//! the map has doubled since the last sweep, and all of them when the last
+//! snapshot does.
 
 use crate::datafile::DataFile;
 use crate::db::Inner;
@@ -151,13 +152,24 @@ impl Chain {
         }
     }
 
-    /// Drops entries no snapshot at `min` or later reads; whether any is left.
-    fn retain_after(&mut self, min: u64) -> bool {
+    /// Keeps the entries a snapshot of `live` (ascending sequence numbers)
+    /// reads: entry `i` serves the snapshots from the previous entry's write
+    /// up to its own. Returns how many are left.
+    fn retain_read(&mut self, live: &[u64]) -> usize {
+        let read = |from: u64, to: u64| {
+            let i = live.partition_point(|&s| s < from);
+            live.get(i).is_some_and(|&s| s < to)
+        };
         match self {
-            Chain::One(s, _) => *s > min,
+            Chain::One(s, _) => read(0, *s) as usize,
             Chain::Many(v) => {
-                v.retain(|e| e.0 > min);
-                !v.is_empty()
+                let mut from = 0;
+                v.retain(|e| {
+                    let keep = read(from, e.0);
+                    from = e.0;
+                    keep
+                });
+                v.len()
             }
         }
     }
@@ -172,6 +184,10 @@ pub(crate) struct Versions {
     live: BTreeMap<u64, u64>,
     next_id: u64,
     old: BTreeMap<VKey, Chain>,
+    /// Entries in `old`, and the count past which a release that is not the
+    /// oldest snapshot's sweeps them (twice what the last sweep left).
+    entries: usize,
+    sweep_at: usize,
 }
 
 impl Versions {
@@ -182,11 +198,7 @@ impl Versions {
 
     /// Snapshots alive, and versions kept.
     pub fn counts(&self) -> (u64, u64) {
-        let versions = self.old.values().map(|c| match c {
-            Chain::One(..) => 1,
-            Chain::Many(v) => v.len() as u64,
-        });
-        (self.live.len() as u64, versions.sum())
+        (self.live.len() as u64, self.entries as u64)
     }
 
     pub fn register(&mut self, seq: u64) -> u64 {
@@ -196,17 +208,30 @@ impl Versions {
         id
     }
 
+    /// Unregisters a snapshot and drops the versions no snapshot left can
+    /// read: all of them with the last snapshot; a sweep of the map when the
+    /// oldest goes (the versions only it read are the ones usually held), or
+    /// once the map has doubled since the last sweep, so that memory held for
+    /// snapshots that went stays within twice what the live ones read. A sweep
+    /// is a walk of the map under the index lock.
     pub fn release(&mut self, id: u64) {
         let oldest = self.live.first_key_value().map(|(&i, _)| i);
         if self.live.remove(&id).is_none() {
             return;
         }
-        match self.live.first_key_value() {
-            None => self.old.clear(),
-            Some((_, &min)) if oldest == Some(id) => {
-                self.old.retain(|_, c| c.retain_after(min));
-            }
-            Some(_) => {}
+        if self.live.is_empty() {
+            self.old.clear();
+            (self.entries, self.sweep_at) = (0, 0);
+        } else if oldest == Some(id) || self.entries >= self.sweep_at {
+            let live: Vec<u64> = self.live.values().copied().collect();
+            let mut left = 0;
+            self.old.retain(|_, c| {
+                let n = c.retain_read(&live);
+                left += n;
+                n > 0
+            });
+            self.entries = left;
+            self.sweep_at = (2 * left).max(4096);
         }
     }
 
@@ -224,10 +249,14 @@ impl Versions {
             key: key.into(),
         };
         match self.old.entry(k) {
-            Entry::Occupied(mut c) if c.get().last_seq() <= newest => c.get_mut().push(seq, old()),
+            Entry::Occupied(mut c) if c.get().last_seq() <= newest => {
+                c.get_mut().push(seq, old());
+                self.entries += 1;
+            }
             Entry::Occupied(_) => {}
             Entry::Vacant(v) => {
                 v.insert(Chain::One(seq, old()));
+                self.entries += 1;
             }
         }
     }
@@ -320,8 +349,10 @@ impl Drop for Pin {
 /// While any snapshot (or iterator, which reads from one of its own) is alive,
 /// each write also keeps what it replaced, about 130 bytes per key changed, and
 /// the data files those versions lie in stay open, and on disk, after a merge
-/// removes them; all of it is released when the snapshot is dropped. Keys that
-/// expire do so in a snapshot too, by the clock.
+/// removes them. Dropping a snapshot releases what only it could read: at once
+/// when it is the oldest (or the last) one, else once the versions kept have
+/// doubled since they were last swept. Keys that expire do so in a snapshot
+/// too, by the clock.
 ///
 /// Clones share one registration. `Send + Sync`.
 #[derive(Clone)]

@@ -366,3 +366,36 @@ fn snapshot_after_close_reports_closed() {
     let db = Bitcask::open(dir.path(), Options::default()).unwrap();
     assert_eq!(db.get(b"a").unwrap().as_deref(), Some(&b"1"[..]));
 }
+
+#[test]
+fn snapshot_versions_only_dropped_snapshots_read_are_released() {
+    let dir = TempDir::new("snap-release");
+    let db = Bitcask::open(dir.path(), small_files()).unwrap();
+    db.put(b"hot", b"0").unwrap();
+    let a = db.snapshot().unwrap();
+    let versions = || db.stats().unwrap().snapshot_versions;
+    // A short-lived snapshot between each pair of writes lets every write keep
+    // a version of the hot key while it lives; released, the version only it
+    // read goes at the next sweep, so what is held stays bounded while the
+    // oldest snapshot lives on.
+    let mut most = 0;
+    for round in 1..=10_000u32 {
+        db.put(b"hot", round.to_string().as_bytes()).unwrap();
+        let b = db.snapshot().unwrap();
+        db.put(b"hot", format!("{round}b").as_bytes()).unwrap();
+        assert_eq!(b.get(b"hot").unwrap(), Some(round.to_string().into_bytes()));
+        drop(b);
+        most = most.max(versions());
+    }
+    assert!(most <= 4097, "{most} versions held at most");
+    assert!(versions() < 4097);
+    assert_eq!(a.get(b"hot").unwrap().as_deref(), Some(&b"0"[..]));
+    // Releasing the oldest sweeps: only what the others read stays.
+    let c = db.snapshot().unwrap();
+    db.put(b"hot", b"last").unwrap();
+    drop(a);
+    assert_eq!(versions(), 1);
+    assert_eq!(c.get(b"hot").unwrap().as_deref(), Some(&b"10000b"[..]));
+    drop(c);
+    assert_eq!(versions(), 0);
+}
