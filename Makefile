@@ -127,6 +127,9 @@ fuzz-smoke:
 # Benchmarks against the peer engines (bench/, see bench/README.md). The full run
 # takes ~40 minutes on 2 cores; put BENCH_DIR on the disk you want to measure.
 BENCH_DIR ?= /tmp/bitcask-bench
+# The smoke run's own, inside the checkout: two checkouts testing at once on one
+# machine (a clone under CI beside a working tree) never share a database.
+BENCH_SMOKE_DIR ?= $(CURDIR)/target/bench-smoke
 BENCH_ARGS ?= --keys 1000000 --runs 3 --durable-ops 4000 --read-ops 500000 --mixed-ops 200000 \
 	--scale-keys 10000000 --scale-engines libbitcask,libbitcask-ttl,fjall,lmdb --scale-workloads open,memory,crash,hot
 
@@ -142,9 +145,9 @@ bench:
 bench-smoke:
 	@test -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf || { apt-get update && apt-get install -y fonts-dejavu-core; }
 	$(CARGO) build --release -p bench
-	./target/release/bench --smoke --dir $(BENCH_DIR)-smoke \
-		--out $(BENCH_DIR)-smoke/report.md
-	./target/release/snapshots --keys 20000 --runs 1 --dir $(BENCH_DIR)-smoke/snapshots
+	./target/release/bench --smoke --dir $(BENCH_SMOKE_DIR) \
+		--out $(BENCH_SMOKE_DIR)/report.md
+	./target/release/snapshots --keys 20000 --runs 1 --dir $(BENCH_SMOKE_DIR)/snapshots
 
 # What snapshots cost at 1M keys (taking one; writes with 0, 1 and 10 open),
 # kept in bench/snapshots.md (with the hand-written bench/snapshots-why.md),
