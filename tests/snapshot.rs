@@ -3,7 +3,7 @@
 
 mod common;
 
-use bitcask::{Bitcask, Options, Snapshot, WriteBatch};
+use bitcask::{Bitcask, Options, Snapshot, SyncPolicy, WriteBatch};
 use common::*;
 use std::collections::BTreeMap;
 use std::ops::Bound;
@@ -222,11 +222,35 @@ enum Op {
     Batch(Vec<(Vec<u8>, Option<Vec<u8>>)>),
 }
 
+/// Each sync policy users run, and the write buffer, with the defaults on
+/// (automatic merges racing the explicit ones).
+fn policies() -> Vec<(&'static str, Options)> {
+    let with = |sync: SyncPolicy, buffer: usize| {
+        let mut o = auto_merge_opts();
+        o.sync = sync;
+        o.write_buffer_size = buffer;
+        o
+    };
+    vec![
+        ("always", with(SyncPolicy::Always, 0)),
+        ("every-ms", with(SyncPolicy::EveryMs(5), 0)),
+        ("never", with(SyncPolicy::Never, 0)),
+        ("write-buffer", with(SyncPolicy::Never, 64 << 10)),
+    ]
+}
+
 #[test]
-fn snapshot_concurrent_writers_and_merges_match_the_model_at_their_seq() {
-    let dir = TempDir::new("snap-conc");
-    // The defaults, automatic merges racing the explicit ones.
-    let db = Arc::new(Bitcask::open(dir.path(), auto_merge_opts()).unwrap());
+fn snapshot_concurrent_writers_and_merges_match_the_model_under_every_sync_policy() {
+    for (name, o) in policies() {
+        concurrent_model(name, o);
+    }
+}
+
+/// Two writers, merges and readers of snapshots; what each snapshot read is
+/// checked against the model rebuilt from the writers' log at its sequence number.
+fn concurrent_model(name: &str, o: Options) {
+    let dir = TempDir::new(&format!("snap-conc-{name}"));
+    let db = Arc::new(Bitcask::open(dir.path(), o).unwrap());
     let log: Arc<Mutex<BTreeMap<u64, Op>>> = Arc::default();
     let stop = Arc::new(AtomicBool::new(false));
     let mut workers = Vec::new();
@@ -338,16 +362,16 @@ fn snapshot_concurrent_writers_and_merges_match_the_model_at_their_seq() {
             }
         }
         let want: Vec<_> = model.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
-        assert_eq!(scan, want, "scan of the snapshot at {seq}");
-        assert_eq!(len, model.len(), "len at {seq}");
+        assert_eq!(scan, want, "{name}: scan of the snapshot at {seq}");
+        assert_eq!(len, model.len(), "{name}: len at {seq}");
         for (k, v) in gets {
-            assert_eq!(v.as_ref(), model.get(&k), "get {k:?} at {seq}");
+            assert_eq!(v.as_ref(), model.get(&k), "{name}: get {k:?} at {seq}");
         }
         checked += 1;
     }
     assert_eq!(checked, 120);
     let s = db.stats().unwrap();
-    assert!(s.merges > 0, "merges ran meanwhile");
+    assert!(s.merges > 0, "{name}: merges ran meanwhile");
     assert_eq!((s.snapshots, s.snapshot_versions), (0, 0));
 }
 
