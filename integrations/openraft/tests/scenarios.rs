@@ -77,6 +77,20 @@ async fn fill(sm: &mut StateMachineStore, n: u64) {
     sm.apply(entries).await.unwrap();
 }
 
+/// Fills `sm` with `n` keys, builds a snapshot of it and reads it back.
+async fn filled_snapshot(
+    sm: &mut StateMachineStore,
+    n: u64,
+) -> (openraft::SnapshotMeta<u64, openraft::BasicNode>, Vec<u8>) {
+    fill(sm, n).await;
+    sm.get_snapshot_builder()
+        .await
+        .build_snapshot()
+        .await
+        .unwrap();
+    snapshot_bytes(sm).await
+}
+
 async fn snapshot_bytes(
     sm: &mut StateMachineStore,
 ) -> (openraft::SnapshotMeta<u64, openraft::BasicNode>, Vec<u8>) {
@@ -267,13 +281,7 @@ async fn a_snapshot_moves_the_whole_state_to_another_state_machine() {
 async fn a_damaged_or_mismatched_snapshot_is_refused_and_changes_nothing() {
     let (a_dir, b_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let mut a = open_sm(a_dir.path());
-    fill(&mut a, 20).await;
-    a.get_snapshot_builder()
-        .await
-        .build_snapshot()
-        .await
-        .unwrap();
-    let (meta, bytes) = snapshot_bytes(&mut a).await;
+    let (meta, bytes) = filled_snapshot(&mut a, 20).await;
 
     let mut b = open_sm(b_dir.path());
     b.apply([set(1, 0, "mine", "yes")]).await.unwrap();
@@ -308,13 +316,7 @@ async fn a_damaged_or_mismatched_snapshot_is_refused_and_changes_nothing() {
 async fn a_snapshot_load_cut_short_by_a_crash_is_redone_at_open() {
     let (a_dir, b_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let mut a = open_sm(a_dir.path());
-    fill(&mut a, 100).await;
-    a.get_snapshot_builder()
-        .await
-        .build_snapshot()
-        .await
-        .unwrap();
-    let (meta, bytes) = snapshot_bytes(&mut a).await;
+    let (meta, bytes) = filled_snapshot(&mut a, 100).await;
     {
         let mut b = open_sm(b_dir.path());
         install(&mut b, &meta, &bytes).await.unwrap();
@@ -371,13 +373,7 @@ async fn a_state_machine_behind_its_snapshot_reloads_it_at_open() {
 async fn a_build_never_replaces_a_newer_installed_snapshot() {
     let (a_dir, b_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let mut a = open_sm(a_dir.path());
-    fill(&mut a, 40).await;
-    a.get_snapshot_builder()
-        .await
-        .build_snapshot()
-        .await
-        .unwrap();
-    let (meta, bytes) = snapshot_bytes(&mut a).await;
+    let (meta, bytes) = filled_snapshot(&mut a, 40).await;
 
     let mut b = open_sm(b_dir.path());
     b.apply([set(1, 1, "old", "state")]).await.unwrap();
