@@ -886,23 +886,24 @@ impl Inner {
     }
 
     /// Reports an event from the background thread, which holds no lock of the
-    /// engine when it delivers (without one, as read-only, right here: the
-    /// callers hold none then).
+    /// engine when it delivers. A read-only database has no such thread: its
+    /// events come from open, which holds no lock then, and are delivered right
+    /// here. Once `close` has stopped the thread, an event (a write failing
+    /// under the writer lock meanwhile, say) is dropped rather than delivered
+    /// under a lock; the caller gets the error itself.
     pub(crate) fn emit(&self, e: Event) {
         if self.opts.event_listener.is_none()
             && !log::log_enabled!(target: "bitcask", e.kind.level())
         {
             return;
         }
-        let e = match self.background.lock().as_ref() {
-            Some((tx, _)) => match tx.send(Job::Event(Box::new(e))) {
-                Ok(()) => return,
-                Err(mpsc::SendError(Job::Event(e))) => *e,
-                Err(_) => return,
-            },
-            None => e,
-        };
-        deliver(self.opts.event_listener.as_ref(), &e);
+        if let Some((tx, _)) = self.background.lock().as_ref() {
+            let _ = tx.send(Job::Event(Box::new(e)));
+            return;
+        }
+        if self.opts.read_only {
+            deliver(self.opts.event_listener.as_ref(), &e);
+        }
     }
 
     /// fdatasyncs the active file, reporting a slow one.
